@@ -1,0 +1,49 @@
+// Autograd graph nodes.
+//
+// Every differentiable op records one Node for its output: the inputs it read and a closure that
+// maps the gradient of the output to one gradient per input (an undefined Tensor means "no
+// gradient"). Closures capture what forward saved; they must capture the output only through
+// detach(), so that a tensor never owns itself through its own grad_fn.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace minivlm {
+
+struct Node {
+  using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+  std::string op;              // "matmul", "rmsnorm", ...: shown in errors
+  std::vector<Tensor> inputs;  // the op's tensor inputs, in order
+  BackwardFn backward;
+};
+
+// Grad mode: ops record nodes only while it is enabled (thread-local, on by default).
+bool grad_enabled();
+
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// True when an op over `inputs` must record a node (grad mode on and any input requires grad).
+bool needs_grad(std::initializer_list<Tensor> inputs);
+bool needs_grad(const std::vector<Tensor>& inputs);
+
+// Attaches a node to `out` when needed; returns `out`. Inputs that do not require grad are skipped
+// by the engine (their gradient is never requested from the closure's result).
+Tensor record(Tensor out, const std::string& op, std::vector<Tensor> inputs,
+              Node::BackwardFn backward);
+
+// Runs backward from `root` with `grad_root`; accumulates into .grad of leaves that require grad.
+void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph);
+
+}  // namespace minivlm

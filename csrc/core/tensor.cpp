@@ -1,0 +1,199 @@
+#include "core/tensor.h"
+
+#include <cstring>
+
+#include "core/strided.h"
+
+namespace minivlm {
+
+Storage::~Storage() {
+  if (data != nullptr && owner == nullptr) allocator_for(device).deallocate(data);
+}
+
+std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
+  auto s = std::make_shared<Storage>();
+  s->data = allocator_for(device).allocate(nbytes);
+  s->nbytes = nbytes;
+  s->device = device;
+  return s;
+}
+
+std::shared_ptr<Storage> Storage::borrow(void* data, size_t nbytes, Device device,
+                                         std::shared_ptr<void> owner) {
+  MV_CHECK(owner != nullptr, "borrowed storage needs an owner");
+  auto s = std::make_shared<Storage>();
+  s->data = data;
+  s->nbytes = nbytes;
+  s->device = device;
+  s->owner = std::move(owner);
+  return s;
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t d : shape) MV_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage =
+      Storage::allocate(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  return full(shape, 0.0, dtype, device);
+}
+
+Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  t.fill_(value);
+  return t;
+}
+
+namespace {
+template <typename V>
+Tensor from_host_values(const std::vector<V>& v, const Shape& shape, DType dtype) {
+  MV_CHECK(static_cast<int64_t>(v.size()) == shape_numel(shape), "from_vector: ", v.size(),
+           " values do not fill shape ", shape_str(shape));
+  Tensor t = Tensor::empty(shape, dtype_of<V>::value);
+  if (!v.empty()) std::memcpy(t.raw_data(), v.data(), v.size() * sizeof(V));
+  return dtype == t.dtype() ? t : t.to(dtype);
+}
+}  // namespace
+
+Tensor Tensor::from_vector(const std::vector<float>& v, const Shape& shape, DType dtype) {
+  return from_host_values(v, shape, dtype);
+}
+Tensor Tensor::from_vector(const std::vector<double>& v, const Shape& shape, DType dtype) {
+  return from_host_values(v, shape, dtype);
+}
+Tensor Tensor::from_vector(const std::vector<int32_t>& v, const Shape& shape) {
+  return from_host_values(v, shape, DType::i32);
+}
+Tensor Tensor::from_vector(const std::vector<int64_t>& v, const Shape& shape) {
+  return from_host_values(v, shape, DType::i64);
+}
+
+Tensor Tensor::arange(int64_t n, DType dtype) {
+  std::vector<double> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<double>(i);
+  return from_vector(v, {n}, dtype);
+}
+
+bool Tensor::is_contiguous() const {
+  const auto& s = impl().shape;
+  const auto& st = impl().strides;
+  int64_t expect = 1;
+  for (size_t i = s.size(); i-- > 0;) {
+    if (s[i] == 1) continue;
+    if (st[i] != expect) return false;
+    expect *= s[i];
+  }
+  return true;
+}
+
+std::string Tensor::desc() const {
+  if (!defined()) return "undefined";
+  return detail::str_cat(dtype_name(dtype()), shape_str(shape()), " on ", device().str());
+}
+
+void* Tensor::raw_data() const {
+  return static_cast<char*>(impl().storage->data) +
+         impl().offset * static_cast<int64_t>(dtype_size(impl().dtype));
+}
+
+namespace {
+// A contiguous host copy of any tensor, in its own dtype.
+Tensor host_contiguous(const Tensor& t) {
+  if (t.device().is_cpu() && t.is_contiguous()) return t;
+  Tensor out = Tensor::empty(t.shape(), t.dtype(), kCPU);
+  out.copy_(t);
+  return out;
+}
+template <typename V>
+std::vector<V> host_values(const Tensor& t) {
+  Tensor c = Tensor::empty(t.shape(), dtype_of<V>::value, kCPU);
+  c.copy_(t);
+  return std::vector<V>(c.data<V>(), c.data<V>() + c.numel());
+}
+}  // namespace
+
+std::vector<float> Tensor::to_float_vector() const { return host_values<float>(*this); }
+std::vector<double> Tensor::to_double_vector() const { return host_values<double>(*this); }
+std::vector<int64_t> Tensor::to_int_vector() const { return host_values<int64_t>(*this); }
+
+double Tensor::item() const {
+  MV_CHECK(numel() == 1, "item() needs a one-element tensor, got ", desc());
+  return to_double_vector()[0];
+}
+
+void Tensor::copy_(const Tensor& src) {
+  MV_CHECK(src.shape() == shape(), "copy_: source ", src.desc(), " does not match destination ",
+           desc());
+  if (numel() == 0) return;
+  const bool same_layout = dtype() == src.dtype() && is_contiguous() && src.is_contiguous();
+  if (device().is_cpu() && src.device().is_cpu()) {
+    if (same_layout) {
+      std::memmove(raw_data(), src.raw_data(), nbytes());
+      return;
+    }
+    detail::strided_convert(src, *this);
+    return;
+  }
+  // At least one side is on a device: move contiguous bytes, converting on the host if needed.
+  if (same_layout) {
+    if (src.device().is_cpu()) {
+      allocator_for(device()).copy_from_host(raw_data(), src.raw_data(), nbytes());
+    } else if (device().is_cpu()) {
+      allocator_for(src.device()).copy_to_host(raw_data(), src.raw_data(), nbytes());
+    } else if (device() == src.device()) {
+      allocator_for(device()).copy_on_device(raw_data(), src.raw_data(), nbytes());
+    } else {
+      copy_(host_contiguous(src));
+    }
+    return;
+  }
+  Tensor h = Tensor::empty(shape(), dtype(), kCPU);
+  h.copy_(src.device().is_cpu() ? src : host_contiguous(src));
+  copy_(h);
+}
+
+void Tensor::fill_(double value) {
+  if (numel() == 0) return;
+  if (device().is_cpu()) {
+    detail::strided_fill(*this, value);
+    return;
+  }
+  Tensor h = Tensor::full(shape(), value, dtype(), kCPU);
+  copy_(h);
+}
+
+Tensor& Tensor::set_requires_grad(bool r) {
+  MV_CHECK(!r || is_floating(dtype()), "requires_grad on a non-floating tensor ", desc());
+  MV_CHECK(!r || is_leaf(), "set_requires_grad on a non-leaf tensor; use detach() first");
+  impl().requires_grad = r;
+  return *this;
+}
+
+Tensor Tensor::detach() const {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = this->impl().storage;
+  impl->offset = offset();
+  impl->shape = shape();
+  impl->strides = strides();
+  impl->dtype = dtype();
+  impl->name = name();
+  return Tensor(std::move(impl));
+}
+
+Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = base.storage();
+  impl->offset = offset;
+  impl->shape = shape;
+  impl->strides = strides;
+  impl->dtype = base.dtype();
+  return Tensor(std::move(impl));
+}
+
+}  // namespace minivlm

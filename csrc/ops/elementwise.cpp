@@ -1,0 +1,177 @@
+// Element-wise arithmetic with numpy broadcasting, and reductions.
+#include <omp.h>
+
+#include "autograd/node.h"
+#include "ops/dispatch.h"
+#include "ops/ops.h"
+
+namespace minivlm::ops {
+
+using detail::check_cpu;
+using detail::dispatch_float;
+
+namespace {
+
+Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {
+  const size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    MV_CHECK(da == db || da == 1 || db == 1, op, ": shapes ", shape_str(a), " and ", shape_str(b),
+             " cannot be broadcast together");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+enum class Binary { add, sub, mul };
+
+Tensor binary(Binary kind, const char* op, const Tensor& a, const Tensor& b) {
+  check_cpu(op, a);
+  check_cpu(op, b);
+  detail::check_same_dtype(op, a, b);
+  const Shape shape = broadcast_shape(op, a.shape(), b.shape());
+  const Tensor ac = (a.shape() == shape ? a : expand(a.detach(), shape)).contiguous();
+  const Tensor bc = (b.shape() == shape ? b : expand(b.detach(), shape)).contiguous();
+  Tensor out = Tensor::empty(shape, a.dtype());
+  dispatch_float(op, a, [&](auto zero) {
+    using T = decltype(zero);
+    const T* pa = ac.data<T>();
+    const T* pb = bc.data<T>();
+    T* po = out.data<T>();
+    const int64_t n = out.numel();
+#pragma omp parallel for if (n > 32768) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      switch (kind) {
+        case Binary::add:
+          po[i] = pa[i] + pb[i];
+          break;
+        case Binary::sub:
+          po[i] = pa[i] - pb[i];
+          break;
+        case Binary::mul:
+          po[i] = pa[i] * pb[i];
+          break;
+      }
+    }
+  });
+  const Shape sa = a.shape(), sb = b.shape();
+  const Tensor a_saved = kind == Binary::mul ? a.detach() : Tensor();
+  const Tensor b_saved = kind == Binary::mul ? b.detach() : Tensor();
+  return record(out, op, {a, b}, [=](const Tensor& g) {
+    switch (kind) {
+      case Binary::add:
+        return std::vector<Tensor>{reduce_to_shape(g, sa), reduce_to_shape(g, sb)};
+      case Binary::sub:
+        return std::vector<Tensor>{reduce_to_shape(g, sa), reduce_to_shape(scale(g, -1.0), sb)};
+      case Binary::mul:
+        return std::vector<Tensor>{reduce_to_shape(mul(g, b_saved), sa),
+                                   reduce_to_shape(mul(g, a_saved), sb)};
+    }
+    return std::vector<Tensor>{};
+  });
+}
+
+}  // namespace
+
+Tensor expand(const Tensor& a, const Shape& shape) {
+  MV_CHECK(shape.size() >= a.shape().size(), "expand: cannot expand ", shape_str(a.shape()), " to ",
+           shape_str(shape));
+  const size_t lead = shape.size() - a.shape().size();
+  Shape st(shape.size(), 0);
+  for (size_t i = 0; i < a.shape().size(); ++i) {
+    const int64_t d = a.shape()[i];
+    MV_CHECK(d == shape[lead + i] || d == 1, "expand: cannot expand ", shape_str(a.shape()), " to ",
+             shape_str(shape));
+    st[lead + i] = d == 1 ? 0 : a.strides()[i];
+  }
+  Tensor out = make_view(a, shape, st, a.offset());
+  const Shape in_shape = a.shape();
+  return record(out, "expand", {a}, [in_shape](const Tensor& g) {
+    return std::vector<Tensor>{reduce_to_shape(g, in_shape)};
+  });
+}
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary(Binary::add, "add", a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary(Binary::sub, "sub", a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary(Binary::mul, "mul", a, b); }
+
+Tensor scale(const Tensor& a, double s) {
+  check_cpu("scale", a);
+  const Tensor ac = a.contiguous();
+  Tensor out = Tensor::empty(a.shape(), a.dtype());
+  dispatch_float("scale", a, [&](auto zero) {
+    using T = decltype(zero);
+    const T* p = ac.data<T>();
+    T* o = out.data<T>();
+    const T f = static_cast<T>(s);
+    const int64_t n = out.numel();
+#pragma omp parallel for if (n > 32768) schedule(static)
+    for (int64_t i = 0; i < n; ++i) o[i] = p[i] * f;
+  });
+  return record(out, "scale", {a},
+                [s](const Tensor& g) { return std::vector<Tensor>{scale(g, s)}; });
+}
+
+Tensor reduce_to_shape(const Tensor& g, const Shape& shape) {
+  if (g.shape() == shape) return g;
+  Tensor r = g;
+  while (r.dim() > static_cast<int64_t>(shape.size())) r = sum(r, 0, false);
+  for (int64_t d = 0; d < r.dim(); ++d) {
+    if (shape[d] == 1 && r.shape()[d] != 1) r = sum(r, d, true);
+  }
+  MV_CHECK(r.shape() == shape, "reduce_to_shape: cannot reduce ", shape_str(g.shape()), " to ",
+           shape_str(shape));
+  return r;
+}
+
+Tensor sum(const Tensor& a, int64_t dim, bool keepdim) {
+  check_cpu("sum", a);
+  dim = wrap_dim(dim, a.dim());
+  const Tensor ac = a.contiguous();
+  int64_t outer = 1, inner = 1;
+  const int64_t n = a.shape()[dim];
+  for (int64_t i = 0; i < dim; ++i) outer *= a.shape()[i];
+  for (int64_t i = dim + 1; i < a.dim(); ++i) inner *= a.shape()[i];
+  Shape out_shape = a.shape();
+  out_shape[dim] = 1;
+  Tensor out = Tensor::empty(out_shape, a.dtype());
+  dispatch_float("sum", a, [&](auto zero) {
+    using T = decltype(zero);
+    const T* p = ac.data<T>();
+    T* o = out.data<T>();
+#pragma omp parallel for collapse(2) if (outer * inner > 4096) schedule(static)
+    for (int64_t i = 0; i < outer; ++i) {
+      for (int64_t j = 0; j < inner; ++j) {
+        double acc = 0;
+        for (int64_t k = 0; k < n; ++k) acc += p[(i * n + k) * inner + j];
+        o[i * inner + j] = static_cast<T>(acc);
+      }
+    }
+  });
+  if (!keepdim) out_shape.erase(out_shape.begin() + dim);
+  out = out.reshape(out_shape);
+  const Shape in_shape = a.shape();
+  return record(out, "sum", {a}, [=](const Tensor& g) {
+    Shape kept = in_shape;
+    kept[dim] = 1;
+    return std::vector<Tensor>{expand(g.reshape(kept), in_shape).contiguous()};
+  });
+}
+
+Tensor sum(const Tensor& a) {
+  const Tensor flat = a.reshape({a.numel()});
+  return sum(flat, 0, false);
+}
+
+Tensor mean(const Tensor& a) {
+  return scale(sum(a), 1.0 / static_cast<double>(std::max<int64_t>(a.numel(), 1)));
+}
+
+Tensor mean(const Tensor& a, int64_t dim, bool keepdim) {
+  const int64_t n = a.size(dim);
+  return scale(sum(a, dim, keepdim), 1.0 / static_cast<double>(std::max<int64_t>(n, 1)));
+}
+
+}  // namespace minivlm::ops

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the system packages minivlm needs to build and test (Debian). Idempotent: installs only
+# what is missing. Works as root or through sudo.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config ccache
+  libopenblas-dev           # CBLAS GEMM for the CPU back-end
+  libomp-dev                # OpenMP runtime headers (gcc uses libgomp; kept for clang builds)
+  nlohmann-json3-dev        # JSON (configs, safetensors headers, JSONL)
+  libstb-dev                # stb_image / stb_image_write
+  libgtest-dev libgmock-dev # GoogleTest
+  libopenmpi-dev openmpi-bin # MPI for data-parallel training
+  libboost-context-dev      # fibers for the SIMT emulator
+  clang-format
+  python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "setup: all ${#packages[@]} system packages present"
+  exit 0
+fi
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo_cmd=(sudo); else
+    echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1
+  fi
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
