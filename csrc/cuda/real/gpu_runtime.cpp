@@ -1,0 +1,83 @@
+// The real CUDA runtime: device discovery and device memory for the `cuda` device. cuBLAS and NCCL
+// versions are reported here too, so a build with MINIVLM_CUDA links all three libraries.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <cstdio>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "cuda/gpu.h"
+
+namespace minivlm {
+
+namespace {
+
+void cuda_check(cudaError_t e, const char* what) {
+  MV_CHECK(e == cudaSuccess, what, " failed: ", cudaGetErrorString(e));
+}
+
+struct CudaAllocator final : DeviceAllocator {
+  void* allocate(size_t n) override {
+    void* p = nullptr;
+    cuda_check(cudaMalloc(&p, n == 0 ? 1 : n), "cudaMalloc");
+    return p;
+  }
+  void deallocate(void* p) override { cudaFree(p); }
+  void copy_from_host(void* d, const void* s, size_t n) override {
+    cuda_check(cudaMemcpy(d, s, n, cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+  }
+  void copy_to_host(void* d, const void* s, size_t n) override {
+    cuda_check(cudaMemcpy(d, s, n, cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
+  }
+  void copy_on_device(void* d, const void* s, size_t n) override {
+    cuda_check(cudaMemcpy(d, s, n, cudaMemcpyDeviceToDevice), "cudaMemcpy D2D");
+  }
+};
+
+// cudaGetDeviceCount returns an error (e.g. cudaErrorInsufficientDriver) on machines without a
+// driver: that, like zero devices, means "no GPU".
+int device_count() {
+  static const int count = [] {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    return n;
+  }();
+  return count;
+}
+
+const bool registered = [] {
+  if (device_count() > 0) {
+    static CudaAllocator alloc;
+    register_allocator(DeviceType::cuda, &alloc);
+  }
+  return true;
+}();
+
+}  // namespace
+
+bool gpu_available() { return registered && device_count() > 0; }
+
+std::string gpu_summary() {
+  int cublas_version = 0;
+  cublasGetProperty(MAJOR_VERSION, &cublas_version);
+  int nccl_version = 0;
+  ncclGetVersion(&nccl_version);
+  char libs[96];
+  std::snprintf(libs, sizeof libs, "cuBLAS %d, NCCL %d", cublas_version, nccl_version);
+  if (device_count() == 0)
+    return std::string("no GPU: the CUDA driver reports no device (") + libs + ")";
+  cudaDeviceProp prop{};
+  cuda_check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+  char buf[640];
+  std::snprintf(buf, sizeof buf, "%d GPU(s); device 0: %s, %.1f GiB, sm_%d%d (%s)", device_count(),
+                prop.name, static_cast<double>(prop.totalGlobalMem) / (1 << 30), prop.major,
+                prop.minor, libs);
+  return buf;
+}
+
+}  // namespace minivlm
