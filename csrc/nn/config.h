@@ -1,0 +1,63 @@
+// Model configuration: config.json of SPEC §1.1 (unknown keys are an error, missing keys take the
+// defaults of the minimind2-small-v preset; derived sizes are computed once here).
+#pragma once
+#include <array>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace minivlm {
+
+struct LlmConfig {
+  int64_t vocab_size = 6400;
+  int64_t hidden_size = 512;
+  int64_t num_hidden_layers = 8;
+  int64_t num_attention_heads = 8;
+  int64_t num_key_value_heads = 2;
+  int64_t head_dim = 0;           // 0 in the file → hidden_size / num_attention_heads
+  int64_t intermediate_size = 0;  // 0 in the file → 64·ceil(hidden·8/3 / 64)
+  double rope_theta = 1e6;
+  double rms_norm_eps = 1e-5;
+  bool qk_norm = false;
+  bool tie_word_embeddings = true;
+  int64_t max_position_embeddings = 32768;
+};
+
+struct VisionConfig {
+  std::string type = "clip";
+  int64_t image_size = 224;
+  int64_t patch_size = 16;
+  int64_t num_channels = 3;
+  int64_t hidden_size = 768;
+  int64_t num_hidden_layers = 12;
+  int64_t num_attention_heads = 12;
+  int64_t intermediate_size = 3072;
+  double layer_norm_eps = 1e-5;
+  std::string hidden_act = "quick_gelu";
+  std::array<float, 3> image_mean{0.48145466f, 0.4578275f, 0.40821073f};
+  std::array<float, 3> image_std{0.26862954f, 0.26130258f, 0.27577711f};
+
+  int64_t grid() const { return image_size / patch_size; }
+};
+
+struct ProjectorConfig {
+  int64_t pixel_shuffle = 2;
+  bool bias = false;
+};
+
+struct ModelConfig {
+  LlmConfig llm;
+  VisionConfig vision;
+  ProjectorConfig projector;
+  std::string image_token = "<|image_pad|>";
+
+  // Image tokens per image: (G / r)².
+  int64_t tokens_per_image() const;
+  int64_t projector_in() const;  // D · r²
+
+  static ModelConfig from_json(const nlohmann::json& j, const std::string& origin);
+  static ModelConfig from_file(const std::string& path);
+  nlohmann::json to_json() const;  // every key, derived values filled in
+};
+
+}  // namespace minivlm

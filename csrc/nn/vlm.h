@@ -1,0 +1,65 @@
+// MiniMind-V: the frozen CLIP tower → pixel shuffle → projector, whose rows replace the image
+// tokens of the text embeddings (SPEC §1.5), then the MiniMind LM.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "nn/clip.h"
+#include "nn/config.h"
+#include "nn/llm.h"
+
+namespace minivlm {
+
+struct Projector {
+  Tensor weight, bias;  // [H, D·r²], [H] (bias only when configured)
+  explicit Projector(const ModelConfig& c);
+  void params(ParamList& out) const;
+};
+
+// One padded batch. Images are listed sample by sample in order of appearance.
+struct VlmBatch {
+  Tensor ids;                              // [B, T] i64, right-padded
+  Tensor label_mask;                       // [B, T] i64; 1 where the token is a supervised target
+  Tensor pixels;                           // [n_images, 3, S, S] f32, or undefined without images
+  std::vector<int64_t> images_per_sample;  // [B]
+  int64_t supervised_tokens() const;       // targets that carry loss (positions 1..T−1)
+};
+
+struct VlmOutput {
+  Tensor logits;  // [B, T, V]
+  Tensor loss;    // scalar: Σ token losses / denominator
+};
+
+class MiniMindVLM {
+ public:
+  MiniMindVLM(const ModelConfig& c, int64_t image_token_id);
+  const ModelConfig& config() const { return c_; }
+  int64_t image_token_id() const { return image_token_id_; }
+
+  // Every tensor with its SPEC §1.6 name, in a fixed order.
+  ParamList params() const;
+  ParamList trainable_params() const;  // the ones with requires_grad
+  void init(uint64_t seed);
+
+  // Text embeddings with image rows merged in. Throws minivlm::Error naming the sample when runs
+  // of image tokens do not match the images.
+  Tensor embed(const VlmBatch& batch) const;
+  // The projected image rows: pixels [n, 3, S, S] → [n·N, H] (vision tower without autograd).
+  Tensor image_rows(const Tensor& pixels) const;
+  // Logits and the masked loss. denominator > 0 divides the summed token loss by it (a global
+  // supervised-token count, SPEC §4.2); 0 divides by this batch's count.
+  VlmOutput forward(const VlmBatch& batch, double denominator = 0.0) const;
+
+  ClipVision vision;
+  Projector projector;
+  MiniMindLM llm;
+
+ private:
+  ModelConfig c_;
+  int64_t image_token_id_;
+};
+
+// Next-token targets: targets[b, t] = ids[b, t+1] where label_mask[b, t+1], else kIgnoreIndex.
+Tensor shifted_targets(const Tensor& ids, const Tensor& label_mask);
+
+}  // namespace minivlm
