@@ -32,12 +32,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   const double denom = denominator > 0 ? denominator : static_cast<double>(count);
   const Tensor lc = logits.detach().contiguous();
   Tensor lse = Tensor::empty({N}, logits.dtype());
-  double total = 0;
+  std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
   dispatch_float("cross_entropy", logits, [&](auto zero) {
     using T = decltype(zero);
     const T* px = lc.data<T>();
     T* pl = lse.data<T>();
-#pragma omp parallel for reduction(+ : total) if (N > 4) schedule(static)
+#pragma omp parallel for if (N > 4) schedule(static)
     for (int64_t i = 0; i < N; ++i) {
       if (tv[i] == ignore_index) continue;
       const T* row = px + i * V;
@@ -47,9 +47,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
       for (int64_t j = 0; j < V; ++j) s += std::exp(static_cast<double>(row[j] - mx));
       const double l = static_cast<double>(mx) + std::log(s);
       pl[i] = static_cast<T>(l);
-      total += l - static_cast<double>(row[tv[i]]);
+      row_loss[static_cast<size_t>(i)] = l - static_cast<double>(row[tv[i]]);
     }
   });
+  double total = 0;  // summed in row order: the same bits for every thread count
+  for (double l : row_loss) total += l;
   const double loss = denom > 0 ? total / denom : 0.0;
   Tensor out = Tensor::full({}, loss, logits.dtype());
   return record(out, "cross_entropy", {logits, targets}, [=](const Tensor& g) {
