@@ -1,0 +1,110 @@
+// Block barriers and warp operations, the only places where an emulated thread yields.
+//
+// Each call records its source line (std::source_location) so that the emulator can check that all
+// threads of a barrier wait at the same line and name the lines in its errors. Warp operations
+// follow PTX shfl.sync exactly: lanes form segments of `width`, a source lane outside the segment
+// leaves the caller its own value, and a value read from a lane outside `mask` is undefined (the
+// emulator returns all-ones bits). Every lane named in `mask` must exist, not have exited, and call
+// the same operation with the same mask.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <source_location>
+#include <type_traits>
+
+#include "keywords.h"
+
+#include "context.h"
+
+namespace simt::detail {
+
+enum class WarpOp : std::uint8_t { shfl, shfl_up, shfl_down, shfl_xor, ballot, any, all, syncwarp };
+
+int block_barrier(const char* name, int predicate, const std::source_location& where);
+std::uint64_t warp_collective(WarpOp op, unsigned mask, std::uint64_t value, int lane_arg,
+                              int width, const std::source_location& where);
+
+template <typename T>
+std::uint64_t to_bits(const T& value) {
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8,
+                "warp shuffles move trivially copyable values of at most 8 bytes");
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof(T));
+  return bits;
+}
+
+template <typename T>
+T from_bits(std::uint64_t bits) {
+  T value;
+  std::memcpy(&value, &bits, sizeof(T));
+  return value;
+}
+
+template <typename T>
+T shuffle(WarpOp op, unsigned mask, T var, int lane_arg, int width,
+          const std::source_location& where) {
+  return from_bits<T>(warp_collective(op, mask, to_bits(var), lane_arg, width, where));
+}
+
+}  // namespace simt::detail
+
+inline void __syncthreads(std::source_location where = std::source_location::current()) {
+  simt::detail::block_barrier("__syncthreads", 0, where);
+}
+inline int __syncthreads_count(int predicate,
+                               std::source_location where = std::source_location::current()) {
+  return simt::detail::block_barrier("__syncthreads_count", predicate, where);
+}
+inline int __syncthreads_and(int predicate,
+                             std::source_location where = std::source_location::current()) {
+  return simt::detail::block_barrier("__syncthreads_and", predicate, where) ==
+         static_cast<int>(blockDim.x * blockDim.y * blockDim.z);
+}
+inline int __syncthreads_or(int predicate,
+                            std::source_location where = std::source_location::current()) {
+  return simt::detail::block_barrier("__syncthreads_or", predicate, where) != 0;
+}
+
+template <typename T>
+T __shfl_sync(unsigned mask, T var, int src_lane, int width = warpSize,
+              std::source_location where = std::source_location::current()) {
+  return simt::detail::shuffle(simt::detail::WarpOp::shfl, mask, var, src_lane, width, where);
+}
+template <typename T>
+T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = warpSize,
+                 std::source_location where = std::source_location::current()) {
+  return simt::detail::shuffle(simt::detail::WarpOp::shfl_up, mask, var, static_cast<int>(delta),
+                               width, where);
+}
+template <typename T>
+T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = warpSize,
+                   std::source_location where = std::source_location::current()) {
+  return simt::detail::shuffle(simt::detail::WarpOp::shfl_down, mask, var, static_cast<int>(delta),
+                               width, where);
+}
+template <typename T>
+T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize,
+                  std::source_location where = std::source_location::current()) {
+  return simt::detail::shuffle(simt::detail::WarpOp::shfl_xor, mask, var, lane_mask, width, where);
+}
+
+inline unsigned __ballot_sync(unsigned mask, int predicate,
+                              std::source_location where = std::source_location::current()) {
+  return static_cast<unsigned>(simt::detail::warp_collective(simt::detail::WarpOp::ballot, mask,
+                                                             predicate != 0, 0, warpSize, where));
+}
+inline int __any_sync(unsigned mask, int predicate,
+                      std::source_location where = std::source_location::current()) {
+  return static_cast<int>(simt::detail::warp_collective(simt::detail::WarpOp::any, mask,
+                                                        predicate != 0, 0, warpSize, where));
+}
+inline int __all_sync(unsigned mask, int predicate,
+                      std::source_location where = std::source_location::current()) {
+  return static_cast<int>(simt::detail::warp_collective(simt::detail::WarpOp::all, mask,
+                                                        predicate != 0, 0, warpSize, where));
+}
+inline void __syncwarp(unsigned mask = 0xffffffffu,
+                       std::source_location where = std::source_location::current()) {
+  simt::detail::warp_collective(simt::detail::WarpOp::syncwarp, mask, 0, 0, warpSize, where);
+}
