@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -406,6 +407,30 @@ TEST(Synthetic, RejectsSizesOutOfRange) {
     o.eval_images = eval;
     EXPECT_THROW(build_dataset(o), minivlm::Error) << size << " " << train << " " << eval;
   }
+}
+
+TEST(Synthetic, MakeDatasetCommandWritesTheSameDataset) {
+  const std::string bin = MINIVLM_BIN_DIR "/minivlm";
+  ASSERT_TRUE(fs::exists(bin)) << bin << " is missing: build the minivlm target";
+  const fs::path dir = fresh_dir("cli");
+  const std::string log = dir.string() + ".log";
+  const std::string cmd = bin + " make-dataset --out " + dir.string() +
+                          " --seed 5 --image-size 48 --train-images 20 --eval-images 8 > " + log +
+                          " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << read_file(log);
+  Options o;
+  o.seed = 5;
+  o.image_size = 48;
+  o.train_images = 20;
+  o.eval_images = 8;
+  EXPECT_TRUE(all_files(dir) == all_files(make(o, "lib")));
+  EXPECT_NE(read_file(log).find("20 train + 8 eval images"), std::string::npos) << read_file(log);
+
+  const std::string bad =
+      bin + " make-dataset --out " + dir.string() + " --colour red > " + log + " 2>&1";
+  EXPECT_NE(std::system(bad.c_str()), 0);
+  EXPECT_NE(read_file(log).find("unknown option --colour"), std::string::npos) << read_file(log);
+  EXPECT_NE(read_file(log).find("--train-images"), std::string::npos) << read_file(log);
 }
 
 }  // namespace
