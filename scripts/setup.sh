@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config ccache
-  libopenblas-dev           # CBLAS GEMM for the CPU back-end
+  libopenblas-openmp-dev    # CBLAS GEMM for the CPU back-end (OpenMP threading)
   libomp-dev                # OpenMP runtime headers (gcc uses libgomp; kept for clang builds)
   nlohmann-json3-dev        # JSON (configs, safetensors headers, JSONL)
   libstb-dev                # stb_image / stb_image_write

@@ -2,9 +2,11 @@
 #include <cstdio>
 #include <exception>
 
+#include "core/process_env.h"
 #include "tools/command.h"
 
 int main(int argc, char** argv) {
+  minivlm::ensure_passive_openmp_wait(argv);
   using minivlm::cli::commands;
   if (argc < 2 || std::string(argv[1]) == "help" || std::string(argv[1]) == "--help") {
     std::printf("usage: minivlm <command> [options]\n\ncommands:\n");

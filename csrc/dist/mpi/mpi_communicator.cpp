@@ -1,5 +1,8 @@
 // MPI communicator for CPU tensors. MPI is initialised only when the process was started by an MPI
 // launcher (its environment says so); a plain run stays single-process without touching MPI.
+// The C API only: OpenMPI's C++ bindings would need libmpi_cxx.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
 #include <cstdio>

@@ -1,0 +1,40 @@
+// Checkpoints (SPEC §6): RUN/checkpoints/step_NNNNNNNN/{model.safetensors, optimizer.safetensors,
+// trainer_state.json, DONE}. Written into a hidden temporary directory, synced, renamed into place,
+// and DONE is written last: a kill at any instant leaves every earlier checkpoint intact, and a
+// directory without DONE is never loaded.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace minivlm {
+
+struct CheckpointData {
+  std::vector<std::pair<std::string, Tensor>> model;      // every model tensor
+  std::vector<std::pair<std::string, Tensor>> optimizer;  // AdamW moments
+  nlohmann::json state;                                   // trainer state
+};
+
+std::string checkpoint_name(int64_t step);  // "step_00000100"
+// Writes RUN/checkpoints/<name>/ atomically, then removes all but the newest `keep` complete ones.
+std::string save_checkpoint(const std::string& run_dir, int64_t step, const CheckpointData& data,
+                            int64_t keep);
+// The newest checkpoint directory with DONE, if any.
+std::optional<std::string> latest_checkpoint(const std::string& run_dir);
+// Reads a checkpoint directory; throws naming the directory if DONE or a file is missing.
+struct LoadedCheckpoint {
+  std::string dir;
+  std::string model_path;
+  std::map<std::string, Tensor> optimizer;
+  nlohmann::json state;
+};
+LoadedCheckpoint load_checkpoint(const std::string& dir);
+
+// Writes `text` to `path` through a synced temporary file and a rename.
+void write_file_atomic(const std::string& path, const std::string& text);
+
+}  // namespace minivlm

@@ -1,0 +1,210 @@
+#include "train/options.h"
+
+#include <fstream>
+
+#include "core/error.h"
+
+namespace minivlm {
+
+using nlohmann::json;
+
+json TrainOptions::to_json() const {
+  return json{{"model", model},
+              {"data", data},
+              {"images", images},
+              {"out", out},
+              {"eval", eval},
+              {"eval_images", eval_images},
+              {"resume", resume},
+              {"config", config},
+              {"epochs", epochs},
+              {"max_steps", max_steps},
+              {"batch_size", batch_size},
+              {"grad_accum", grad_accum},
+              {"warmup_steps", warmup_steps},
+              {"lr", lr},
+              {"min_lr_ratio", min_lr_ratio},
+              {"weight_decay", weight_decay},
+              {"grad_clip", grad_clip},
+              {"max_seq_len", max_seq_len},
+              {"seed", seed},
+              {"device", device},
+              {"dtype", dtype},
+              {"train", train},
+              {"log_every", log_every},
+              {"save_every", save_every},
+              {"keep_checkpoints", keep_checkpoints},
+              {"eval_every", eval_every},
+              {"num_workers", num_workers},
+              {"max_bad_fraction", max_bad_fraction},
+              {"max_nonfinite_steps", max_nonfinite_steps},
+              {"eval_batch_size", eval_batch_size}};
+}
+
+namespace {
+
+void from_json_checked(TrainOptions& o, const json& j) {
+  auto get = [&](const char* k, auto& field) {
+    if (j.contains(k)) field = j.at(k).get<std::decay_t<decltype(field)>>();
+  };
+  get("model", o.model);
+  get("data", o.data);
+  get("images", o.images);
+  get("out", o.out);
+  get("eval", o.eval);
+  get("eval_images", o.eval_images);
+  get("resume", o.resume);
+  get("config", o.config);
+  get("epochs", o.epochs);
+  get("max_steps", o.max_steps);
+  get("batch_size", o.batch_size);
+  get("grad_accum", o.grad_accum);
+  get("warmup_steps", o.warmup_steps);
+  get("lr", o.lr);
+  get("min_lr_ratio", o.min_lr_ratio);
+  get("weight_decay", o.weight_decay);
+  get("grad_clip", o.grad_clip);
+  get("max_seq_len", o.max_seq_len);
+  get("seed", o.seed);
+  get("device", o.device);
+  get("dtype", o.dtype);
+  get("train", o.train);
+  get("log_every", o.log_every);
+  get("save_every", o.save_every);
+  get("keep_checkpoints", o.keep_checkpoints);
+  get("eval_every", o.eval_every);
+  get("num_workers", o.num_workers);
+  get("max_bad_fraction", o.max_bad_fraction);
+  get("max_nonfinite_steps", o.max_nonfinite_steps);
+  get("eval_batch_size", o.eval_batch_size);
+}
+
+std::string valid_list(const json& defaults) {
+  std::string s;
+  for (const auto& [k, v] : defaults.items()) {
+    if (!s.empty()) s += ", ";
+    s += "--";
+    s += k;
+  }
+  return s;
+}
+
+// A flag's text converted to the JSON type of the option's default.
+json typed_value(const std::string& key, const std::string& text, const json& like) {
+  try {
+    size_t pos = 0;
+    if (like.is_number_integer()) {
+      const long long v = std::stoll(text, &pos);
+      if (pos == text.size()) return v;
+    } else if (like.is_number()) {
+      const double v = std::stod(text, &pos);
+      if (pos == text.size()) return v;
+    } else {
+      return text;
+    }
+  } catch (const std::exception&) {
+  }
+  MV_FAIL("option --", key, " expects ", like.is_number_integer() ? "an integer" : "a number",
+          ", got '", text, "'");
+}
+
+void validate(const TrainOptions& o) {
+  MV_CHECK(o.batch_size >= 1, "batch_size must be >= 1, got ", o.batch_size);
+  MV_CHECK(o.grad_accum >= 1, "grad_accum must be >= 1, got ", o.grad_accum);
+  MV_CHECK(o.epochs >= 1 || o.max_steps > 0, "epochs must be >= 1 (or set max_steps)");
+  MV_CHECK(o.lr > 0, "lr must be positive, got ", o.lr);
+  MV_CHECK(o.max_seq_len >= 8, "max_seq_len must be >= 8, got ", o.max_seq_len);
+  MV_CHECK(o.train == "projector" || o.train == "projector+last" || o.train == "all",
+           "train must be projector, projector+last or all, got '", o.train, "'");
+  MV_CHECK(o.dtype == "fp32" || o.dtype == "bf16", "dtype must be fp32 or bf16, got '", o.dtype,
+           "'");
+  MV_CHECK(o.log_every >= 1, "log_every must be >= 1");
+  MV_CHECK(o.max_bad_fraction >= 0 && o.max_bad_fraction <= 1,
+           "max_bad_fraction must be in [0, 1]");
+}
+
+}  // namespace
+
+void apply_options(TrainOptions& opts, const json& j, const std::string& origin) {
+  MV_CHECK(j.is_object(), origin, ": options must be a JSON object");
+  const json defaults = opts.to_json();
+  json merged = defaults;
+  for (const auto& [k, v] : j.items()) {
+    std::string key = k;
+    for (char& c : key)
+      if (c == '-') c = '_';
+    MV_CHECK(defaults.contains(key), origin, ": unknown option '", k,
+             "' (valid options: ", valid_list(defaults), ")");
+    const json& like = defaults.at(key);
+    const bool ok = (like.is_number_integer() && v.is_number_integer()) ||
+                    (like.is_number_float() && v.is_number()) ||
+                    (like.is_string() && v.is_string());
+    MV_CHECK(ok, origin, ": option '", k, "' has the wrong type: ", v.dump(), " (default ",
+             like.dump(), ")");
+    merged[key] = v;
+  }
+  from_json_checked(opts, merged);
+}
+
+TrainOptions default_options(Stage stage) {
+  TrainOptions o;
+  if (stage == Stage::pretrain) {
+    o.lr = 4e-4;
+    o.train = "projector";
+    o.max_seq_len = 640;
+    o.batch_size = 16;
+  } else {
+    o.lr = 5e-6;
+    o.train = "all";
+    o.max_seq_len = 1536;
+    o.batch_size = 4;
+  }
+  return o;
+}
+
+TrainOptions parse_train_options(Stage stage, const std::vector<std::string>& argv) {
+  TrainOptions opts = default_options(stage);
+  const json defaults = opts.to_json();
+  json flags = json::object();
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    MV_CHECK(a.rfind("--", 0) == 0, "unexpected argument '", a,
+             "' (options are --key value; valid options: ", valid_list(defaults), ")");
+    std::string key = a.substr(2), value;
+    const size_t eq = key.find('=');
+    if (eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key.resize(eq);
+    } else {
+      MV_CHECK(i + 1 < argv.size(), "option --", key, " needs a value");
+      value = argv[++i];
+    }
+    for (char& c : key)
+      if (c == '-') c = '_';
+    MV_CHECK(defaults.contains(key), "unknown option --", a.substr(2),
+             " (valid options: ", valid_list(defaults), ")");
+    flags[key] = typed_value(key, value, defaults.at(key));
+  }
+  // The config file first, then the flags on top of it.
+  if (flags.contains("config")) {
+    const std::string path = flags.at("config").get<std::string>();
+    std::ifstream f(path);
+    MV_CHECK(f.good(), "cannot open config ", path);
+    json j;
+    try {
+      j = json::parse(f);
+    } catch (const json::exception& e) {
+      MV_FAIL(path, ": not valid JSON: ", e.what());
+    }
+    apply_options(opts, j, path);
+  }
+  apply_options(opts, flags, "command line");
+  for (const char* required : {"model", "data", "images", "out"})
+    MV_CHECK(!opts.to_json().at(required).get<std::string>().empty(), "missing required option --",
+             required);
+  if (opts.eval_images.empty()) opts.eval_images = opts.images;
+  validate(opts);
+  return opts;
+}
+
+}  // namespace minivlm

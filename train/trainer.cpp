@@ -1,0 +1,362 @@
+#include "train/trainer.h"
+
+#include <csignal>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "cuda/gpu.h"
+#include "data/loader.h"
+#include "dist/communicator.h"
+#include "infer/evaluate.h"
+#include "io/model_io.h"
+#include "optim/adamw.h"
+#include "text/tokenizer.h"
+#include "train/checkpoint.h"
+#include "train/progress.h"
+
+namespace minivlm {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+// requires_grad per the stage's policy; the vision tower is always frozen.
+void apply_freeze_policy(const MiniMindVLM& model, const std::string& train) {
+  const std::string last =
+      "model.layers." + std::to_string(model.config().llm.num_hidden_layers - 1) + ".";
+  for (NamedTensor& p : model.params()) {
+    bool trainable = p.name.rfind("vision_proj.", 0) == 0;
+    if (train == "all")
+      trainable = trainable || p.name.rfind("model.", 0) == 0 || p.name == "lm_head.weight";
+    if (train == "projector+last") trainable = trainable || p.name.rfind(last, 0) == 0;
+    p.tensor.set_requires_grad(trainable);
+  }
+}
+
+struct Run {
+  TrainOptions opt;
+  std::unique_ptr<Communicator> comm;
+  LoadedModel m;
+  std::unique_ptr<JsonlDataset> train_set, eval_set;
+  std::unique_ptr<Loader> loader;
+  std::unique_ptr<AdamW> optim;
+  ParamList trainable;
+  int64_t step = 0, total_steps = 0;
+  int64_t nonfinite_in_row = 0, nonfinite_total = 0;
+  int64_t tokens_total = 0;
+  Rng rng;
+};
+
+void log(const Run& r, const std::string& line) {
+  if (r.comm->is_main()) std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+void append_metrics(const Run& r, const json& j) {
+  if (!r.comm->is_main()) return;
+  std::ofstream f(fs::path(r.opt.out) / "metrics.jsonl", std::ios::app);
+  f << j.dump() << "\n";
+}
+
+json trainer_state(Run& r) {
+  // Every rank's loader and RNG state (each rank restores its own).
+  json per_rank = json::array();
+  const json mine = {{"loader", r.loader->state().to_json()}, {"rng", r.rng.state()}};
+  for (const std::string& s : r.comm->all_gather(mine.dump())) per_rank.push_back(json::parse(s));
+  return json{{"step", r.step},
+              {"epoch", r.loader->state().epoch},
+              {"total_steps", r.total_steps},
+              {"world_size", r.comm->world_size()},
+              {"global_batch", r.loader->global_batch()},
+              {"lr", r.opt.lr},
+              {"warmup_steps", r.opt.warmup_steps},
+              {"min_lr_ratio", r.opt.min_lr_ratio},
+              {"optimizer_steps", r.optim->steps()},
+              {"nonfinite_steps", r.nonfinite_total},
+              {"tokens", r.tokens_total},
+              {"ranks", per_rank},
+              {"options", r.opt.to_json()}};
+}
+
+void save(Run& r) {
+  const json state = trainer_state(r);  // collective: every rank takes part
+  if (r.comm->is_main()) {
+    CheckpointData d;
+    for (const NamedTensor& p : r.m.model->params())
+      d.model.emplace_back(p.name, p.tensor.detach());
+    d.optimizer = r.optim->state_tensors();
+    d.state = state;
+    const std::string dir = save_checkpoint(r.opt.out, r.step, d, r.opt.keep_checkpoints);
+    std::fprintf(stderr, "saved checkpoint %s\n", dir.c_str());
+  }
+  r.comm->barrier();
+}
+
+void resume(Run& r, const std::string& dir) {
+  const LoadedCheckpoint c = load_checkpoint(dir);
+  load_weights(*r.m.model, c.model_path);
+  r.optim->load_state(c.optimizer, c.state.at("optimizer_steps").get<int64_t>());
+  r.step = c.state.at("step").get<int64_t>();
+  r.nonfinite_total = c.state.at("nonfinite_steps").get<int64_t>();
+  r.tokens_total = c.state.at("tokens").get<int64_t>();
+  const json& ranks = c.state.at("ranks");
+  const int saved_world = c.state.at("world_size").get<int>();
+  if (saved_world == r.comm->world_size()) {
+    const json& mine = ranks.at(static_cast<size_t>(r.comm->rank()));
+    r.loader->seek(LoaderState::from_json(mine.at("loader")));
+    r.rng.set_state(mine.at("rng").get<std::string>());
+  } else {
+    // Another world size: continue at the same sample position of the epoch (documented in README).
+    LoaderState s = LoaderState::from_json(ranks.at(0).at("loader"));
+    const int64_t samples = s.step_in_epoch * c.state.at("global_batch").get<int64_t>();
+    s.step_in_epoch = samples / r.loader->global_batch();
+    s.global_batch = r.loader->global_batch();
+    r.loader->seek(s);
+    log(r, "resuming a run of " + std::to_string(saved_world) + " processes on " +
+               std::to_string(r.comm->world_size()) + ": continuing at sample " +
+               std::to_string(samples) + " of epoch " + std::to_string(s.epoch));
+  }
+  log(r, "resumed from " + dir + " at step " + std::to_string(r.step));
+}
+
+void print_startup(const Run& r) {
+  if (!r.comm->is_main()) return;
+  int64_t total = 0, trainable = 0, vision = 0;
+  for (const NamedTensor& p : r.m.model->params()) {
+    total += p.tensor.numel();
+    if (p.tensor.requires_grad()) trainable += p.tensor.numel();
+    if (p.name.rfind("vision_encoder.", 0) == 0) vision += p.tensor.numel();
+  }
+  const double mb = 1.0 / (1 << 20);
+  std::fprintf(stderr,
+               "+-----------------------+----------------------------------------------+\n");
+  auto row = [](const std::string& k, const std::string& v) {
+    std::fprintf(stderr, "| %-21s | %-44s |\n", k.c_str(), v.c_str());
+  };
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "%.2fM (vision %.2fM, frozen)", total / 1e6, vision / 1e6);
+  row("parameters", buf);
+  std::snprintf(buf, sizeof buf, "%.3fM", trainable / 1e6);
+  row("trainable", buf);
+  std::snprintf(buf, sizeof buf, "weights %.1f MiB, grads+AdamW %.1f MiB", 4.0 * total * mb,
+                12.0 * trainable * mb);
+  row("memory plan (fp32)", buf);
+  row("processes", std::to_string(r.comm->world_size()) + " (" + r.comm->name() + ")");
+  row("global batch", std::to_string(r.loader->global_batch()) + " samples/step");
+  row("steps", std::to_string(r.total_steps) + " (" + std::to_string(r.loader->steps_per_epoch()) +
+                   " per epoch)");
+  const json options = r.opt.to_json();
+  for (const auto& [k, v] : options.items())
+    row(k, v.is_string() ? v.get<std::string>() : v.dump());
+  std::fprintf(stderr,
+               "+-----------------------+----------------------------------------------+\n");
+}
+
+void run_eval(Run& r) {
+  if (!r.eval_set) return;
+  const EvalResult e = evaluate_loss(*r.m.model, *r.eval_set, *r.comm, r.opt.eval_batch_size);
+  append_metrics(r, {{"step", r.step},
+                     {"eval_loss", e.loss()},
+                     {"eval_ppl", e.ppl()},
+                     {"eval_samples", e.samples}});
+  char buf[160];
+  std::snprintf(buf, sizeof buf,
+                "eval at step %lld: loss %.4f ppl %.2f over %lld samples (%lld skipped)",
+                static_cast<long long>(r.step), e.loss(), e.ppl(),
+                static_cast<long long>(e.samples), static_cast<long long>(e.skipped));
+  log(r, buf);
+}
+
+// One optimizer step. Returns false when the step was skipped for a non-finite loss or gradient.
+bool train_step(Run& r, const Step& s, double& loss_out, double& norm_out) {
+  // The global supervised-token count normalises every micro-batch's summed loss (SPEC §4.2).
+  std::vector<double> counts = {static_cast<double>(s.supervised_tokens())};
+  r.comm->all_reduce_sum(counts);
+  const double denom = counts[0];
+  double loss_sum = 0;
+  for (const MicroBatch& mb : s.micro) {
+    if (mb.empty() || denom <= 0) continue;
+    const VlmOutput out = r.m.model->forward(mb.batch, denom);
+    loss_sum += out.loss.item();
+    out.loss.backward();
+  }
+  // Parameters that received no gradient on this rank still take part in the reduction.
+  std::vector<Tensor> grads;
+  for (NamedTensor& p : r.trainable) {
+    if (!p.tensor.grad().defined()) p.tensor.set_grad(Tensor::zeros(p.tensor.shape()));
+    grads.push_back(p.tensor.grad());
+  }
+  std::vector<double> scalars = {loss_sum};
+  r.comm->all_reduce_sum(scalars);
+  r.comm->all_reduce_sum(grads);
+  loss_out = scalars[0];
+  norm_out = grad_norm(r.trainable);
+  if (!std::isfinite(loss_out) || !std::isfinite(norm_out)) {
+    r.optim->zero_grad();
+    return false;
+  }
+  clip_grads(r.trainable, norm_out, r.opt.grad_clip);
+  r.optim->step(lr_at(r.step, r.total_steps, r.opt.warmup_steps, r.opt.lr, r.opt.min_lr_ratio));
+  r.optim->zero_grad();
+  return true;
+}
+
+void write_run_json(const Run& r) {
+  if (!r.comm->is_main()) return;
+  json j = r.opt.to_json();
+  j["world_size"] = r.comm->world_size();
+  j["global_batch"] = r.loader->global_batch();
+  j["total_steps"] = r.total_steps;
+  write_file_atomic((fs::path(r.opt.out) / "run.json").string(), j.dump(2) + "\n");
+}
+
+int train(Run& r) {
+  const Device dev = r.opt.device == "auto" ? kCPU : parse_device(r.opt.device);
+  if (!dev.is_cpu()) {
+    log(r, "note: --device " + r.opt.device + " is not wired into training yet (" + gpu_summary() +
+               "); training on the cpu");
+  }
+  fs::create_directories(r.opt.out);
+  r.m = load_model_dir(r.opt.model);
+  apply_freeze_policy(*r.m.model, r.opt.train);
+  r.trainable = r.m.model->trainable_params();
+  MV_CHECK(!r.trainable.empty(), "nothing to train with --train ", r.opt.train);
+  {  // identical starting weights on every rank
+    std::vector<Tensor> ts;
+    for (const NamedTensor& p : r.trainable) ts.push_back(p.tensor.detach());
+    r.comm->broadcast(ts, 0);
+  }
+  const SampleFormat fmt = SampleFormat::for_model(r.m.config, r.opt.max_seq_len);
+  r.train_set = std::make_unique<JsonlDataset>(r.opt.data, r.opt.images, *r.m.tokenizer, fmt);
+  if (!r.opt.eval.empty())
+    r.eval_set = std::make_unique<JsonlDataset>(r.opt.eval, r.opt.eval_images, *r.m.tokenizer, fmt);
+  LoaderOptions lo;
+  lo.micro_batch = r.opt.batch_size;
+  lo.grad_accum = r.opt.grad_accum;
+  lo.world_size = r.comm->world_size();
+  lo.rank = r.comm->rank();
+  lo.seed = static_cast<uint64_t>(r.opt.seed);
+  lo.workers = static_cast<int>(std::max<int64_t>(1, r.opt.num_workers));
+  lo.max_bad_fraction = r.opt.max_bad_fraction;
+  r.loader = std::make_unique<Loader>(*r.train_set, lo);
+  r.total_steps =
+      r.opt.max_steps > 0 ? r.opt.max_steps : r.opt.epochs * r.loader->steps_per_epoch();
+  r.optim = std::make_unique<AdamW>(r.trainable, AdamWConfig{0.9, 0.999, 1e-8, r.opt.weight_decay});
+  r.rng.reseed(static_cast<uint64_t>(r.opt.seed) + static_cast<uint64_t>(r.comm->rank()));
+
+  if (!r.opt.resume.empty()) {
+    std::optional<std::string> dir;
+    if (r.opt.resume == "auto")
+      dir = latest_checkpoint(r.opt.out);
+    else
+      dir = r.opt.resume;
+    if (dir)
+      resume(r, *dir);
+    else
+      log(r, "no checkpoint in " + r.opt.out + "/checkpoints: starting from scratch");
+  }
+  write_run_json(r);
+  print_startup(r);
+
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  Progress progress(r.total_steps, r.step, r.opt.log_every);
+  auto t_last = std::chrono::steady_clock::now();
+  int64_t tokens_since = 0;
+  bool interrupted = false;
+  while (r.step < r.total_steps) {
+    const Step s = r.loader->next_step();
+    double loss = 0, norm = 0;
+    const bool ok = train_step(r, s, loss, norm);
+    std::vector<double> tok = {static_cast<double>(s.supervised_tokens())};
+    r.comm->all_reduce_sum(tok);
+    tokens_since += static_cast<int64_t>(tok[0]);
+    r.tokens_total += static_cast<int64_t>(tok[0]);
+    const double lr =
+        lr_at(r.step, r.total_steps, r.opt.warmup_steps, r.opt.lr, r.opt.min_lr_ratio);
+    if (!ok) {
+      ++r.nonfinite_total;
+      if (++r.nonfinite_in_row > r.opt.max_nonfinite_steps)
+        r.comm->abort(std::to_string(r.nonfinite_in_row) +
+                      " steps in a row had a non-finite loss or gradient "
+                      "(last loss " +
+                      std::to_string(loss) + ", gradient norm " + std::to_string(norm) +
+                      "); HINT: lower --lr or check the data");
+      progress.message("step " + std::to_string(r.step + 1) +
+                       ": non-finite loss or gradient, step skipped");
+    } else {
+      r.nonfinite_in_row = 0;
+    }
+    ++r.step;
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_last).count();
+    const double tps = secs > 0 ? static_cast<double>(tokens_since) / secs : 0.0;
+    if (r.comm->is_main()) progress.update(r.step, loss, lr, tps);
+    if (r.step % r.opt.log_every == 0 || r.step == r.total_steps) {
+      append_metrics(r, {{"step", r.step},
+                         {"epoch", s.epoch},
+                         {"loss", loss},
+                         {"lr", lr},
+                         {"grad_norm", norm},
+                         {"tokens_per_s", tps},
+                         {"skipped", r.loader->state().skipped_total}});
+      t_last = std::chrono::steady_clock::now();
+      tokens_since = 0;
+    }
+    if (s.epoch_end && r.comm->is_main()) progress.message(s.epoch_end->line());
+    if (r.opt.eval_every > 0 && r.step % r.opt.eval_every == 0 && r.step < r.total_steps) {
+      progress.finish();
+      run_eval(r);
+    }
+    // A signal on any rank stops every rank after this step.
+    std::vector<double> stop = {g_stop_signal != 0 ? 1.0 : 0.0};
+    r.comm->all_reduce_sum(stop);
+    if (stop[0] > 0) {
+      progress.finish();
+      log(r, "stop requested: saving a checkpoint at step " + std::to_string(r.step));
+      save(r);
+      interrupted = true;
+      break;
+    }
+    if (r.opt.save_every > 0 && r.step % r.opt.save_every == 0 && r.step < r.total_steps) {
+      progress.finish();
+      save(r);
+    }
+  }
+  progress.finish();
+  if (interrupted) return 0;
+  save(r);
+  run_eval(r);
+  if (r.comm->is_main()) {
+    const std::string final_dir = (fs::path(r.opt.out) / "final").string();
+    save_model_dir(*r.m.model, r.opt.model + "/tokenizer.json", final_dir);
+    std::fprintf(stderr, "wrote %s\n", final_dir.c_str());
+  }
+  r.comm->barrier();
+  return 0;
+}
+
+}  // namespace
+
+int train_main(Stage stage, int argc, char** argv) {
+  Run r;
+  r.comm = make_communicator();
+  const char* prog = stage == Stage::pretrain ? "train_pretrain" : "train_sft";
+  try {
+    r.opt = parse_train_options(stage, std::vector<std::string>(argv + 1, argv + argc));
+    return train(r);
+  } catch (const std::exception& e) {
+    if (r.comm->world_size() > 1) r.comm->abort(std::string(prog) + ": " + e.what());
+    std::fprintf(stderr, "%s: error: %s\n", prog, e.what());
+    return 1;
+  }
+}
+
+}  // namespace minivlm
