@@ -13,15 +13,23 @@ struct RgbImage {
   std::vector<uint8_t> pixels;
 };
 
-// Decodes JPEG/PNG/BMP/GIF (first frame) to RGB, compositing alpha over white.
-// Throws minivlm::Error naming the path and the decoder's reason.
+// Decodes JPEG/PNG/BMP/GIF (first frame) to RGB as Pillow + transformers' convert_to_rgb do: alpha
+// (or a transparency key) is composited over white with Image.alpha_composite's arithmetic, which
+// for every (c, a) equals round((c·a + 255·(255 − a)) / 255); JPEG pixels are identical to
+// libjpeg's. Throws minivlm::Error naming the path and the reason (missing file, corrupt or unknown
+// data).
 RgbImage load_rgb_image(const std::string& path);
 RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& what);
 
-// Pillow-compatible BICUBIC resize (antialiased when shrinking).
+// Pillow-compatible BICUBIC resize (antialiased when shrinking), bit-exact with Image.resize;
+// resizing to the same size returns an exact copy.
 RgbImage resize_bicubic(const RgbImage& img, int out_width, int out_height);
-// Shortest edge → size, keeping the aspect ratio as CLIPImageProcessor does.
+// Shortest edge → size, keeping the aspect ratio as CLIPImageProcessor does: the long edge becomes
+// int(size · long / short) (truncated). Returns {width, height}.
+std::array<int, 2> shortest_edge_size(int width, int height, int size);
 RgbImage resize_shortest_edge(const RgbImage& img, int size);
+// size×size window with top = floor((H − size) / 2), left = floor((W − size) / 2), as transformers'
+// center_crop: where the image is smaller than the window the outside is zero (black) padding.
 RgbImage center_crop(const RgbImage& img, int size);
 
 struct ClipNorm {
@@ -29,6 +37,7 @@ struct ClipNorm {
   std::array<float, 3> std{0.26862954f, 0.26130258f, 0.27577711f};
 };
 // resize_shortest_edge → center_crop → x/255 → (x − mean)/std; returns [3, size, size] planar.
-std::vector<float> clip_preprocess(const RgbImage& img, int size, const ClipNorm& norm);
+// Each value equals transformers' float32 arithmetic: float(v · (1/255)), then (x − mean) / std.
+std::vector<float> clip_preprocess(const RgbImage& img, int size, const ClipNorm& norm = {});
 
 }  // namespace minivlm

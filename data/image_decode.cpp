@@ -1,0 +1,150 @@
+// Image decoding (SPEC §2): stb_image for PNG/BMP/GIF and for parsing JPEG, libjpeg-compatible
+// pixel arithmetic for JPEG (data/image_jpeg.h), alpha composited over white.
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <memory>
+
+#include "core/error.h"
+#include "data/image.h"
+#include "data/image_jpeg.h"
+
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_GIF
+#define STBI_NO_STDIO
+#define STB_IMAGE_IMPLEMENTATION
+#pragma GCC diagnostic push
+#if defined(__clang__)
+#pragma GCC diagnostic ignored "-Wunknown-warning-option"
+#endif
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#include <stb_image.h>
+#pragma GCC diagnostic pop
+
+namespace minivlm {
+namespace {
+
+// Pillow's Image.alpha_composite of the image over an opaque white background, then convert("RGB")
+// (what transformers' convert_to_rgb does): Pillow's integer formula reduces, for every (c, a), to
+// round((c·a + 255·(255 − a)) / 255).
+uint8_t over_white(uint8_t c, uint8_t a) {
+  return static_cast<uint8_t>((c * a + 255 * (255 - a) + 127) / 255);
+}
+
+RgbImage rgb_from_rgba(const uint8_t* rgba, int width, int height) {
+  RgbImage img{width, height, std::vector<uint8_t>(static_cast<size_t>(width) * height * 3)};
+  const size_t n = static_cast<size_t>(width) * height;
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* p = rgba + 4 * i;
+    uint8_t* q = img.pixels.data() + 3 * i;
+    if (p[3] == 255) {
+      q[0] = p[0], q[1] = p[1], q[2] = p[2];
+    } else {
+      q[0] = over_white(p[0], p[3]), q[1] = over_white(p[1], p[3]), q[2] = over_white(p[2], p[3]);
+    }
+  }
+  return img;
+}
+
+RgbImage decode_with_stb(const uint8_t* bytes, int n, const std::string& what) {
+  int width = 0, height = 0, channels = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> rgba(
+      stbi_load_from_memory(bytes, n, &width, &height, &channels, 4), stbi_image_free);
+  MV_CHECK(rgba != nullptr, "cannot decode image ", what, ": ", stbi_failure_reason());
+  return rgb_from_rgba(rgba.get(), width, height);
+}
+
+struct JpegFree {
+  void operator()(stbi__jpeg* j) const {
+    stbi__free_jpeg_components(j, 4, 0);
+    std::free(j);
+  }
+};
+
+// libjpeg's choice of color space for 3-component files: JFIF means YCbCr; otherwise an Adobe
+// marker's transform flag decides; otherwise component ids 'R','G','B' mean RGB.
+bool jpeg_is_rgb(const stbi__jpeg& j) {
+  if (j.jfif) return false;
+  if (j.app14_color_transform >= 0) return j.app14_color_transform == 0;
+  return j.rgb == 3;
+}
+
+RgbImage decode_jpeg(const uint8_t* bytes, int n, const std::string& what) {
+  stbi__context ctx;
+  stbi__start_mem(&ctx, bytes, n);
+  // Zeroed: stbi__free_jpeg_components reads buffer pointers stb only sets on some paths.
+  std::unique_ptr<stbi__jpeg, JpegFree> j(
+      static_cast<stbi__jpeg*>(std::calloc(1, sizeof(stbi__jpeg))));
+  MV_CHECK(j != nullptr, "cannot decode image ", what, ": out of memory");
+  j->s = &ctx;
+  stbi__setup_jpeg(j.get());
+  j->idct_block_kernel = jpeg::idct_islow;
+  MV_CHECK(stbi__decode_jpeg_image(j.get()), "cannot decode image ", what, ": ",
+           stbi_failure_reason());
+  const int components = ctx.img_n;
+  // CMYK / YCCK: Pillow converts those with its own formulas; stb's are close but not identical.
+  if (components == 4) return decode_with_stb(bytes, n, what);
+  const int width = static_cast<int>(ctx.img_x), height = static_cast<int>(ctx.img_y);
+  std::vector<std::vector<uint8_t>> planes;
+  for (int k = 0; k < components; ++k) {
+    const auto& c = j->img_comp[k];
+    MV_CHECK(j->img_h_max % c.h == 0 && j->img_v_max % c.v == 0, "cannot decode image ", what,
+             ": unsupported JPEG sampling factors ", c.h, "x", c.v, " (max ", j->img_h_max, "x",
+             j->img_v_max, ")");
+    jpeg::Plane plane{c.data, c.x, c.y, c.w2};
+    planes.push_back(jpeg::upsample(plane, j->img_h_max / c.h, j->img_v_max / c.v, width, height));
+  }
+  RgbImage img{width, height, std::vector<uint8_t>(static_cast<size_t>(width) * height * 3)};
+  const int64_t count = static_cast<int64_t>(width) * height;
+  uint8_t* out = img.pixels.data();
+  if (components == 1) {
+    for (int64_t i = 0; i < count; ++i) out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = planes[0][i];
+  } else if (jpeg_is_rgb(*j)) {
+    for (int64_t i = 0; i < count; ++i)
+      for (int ch = 0; ch < 3; ++ch) out[3 * i + ch] = planes[ch][i];
+  } else {
+    jpeg::ycc_to_rgb(planes[0].data(), planes[1].data(), planes[2].data(), count, out);
+  }
+  return img;
+}
+
+}  // namespace
+
+RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& what) {
+  MV_CHECK(n > 0, "cannot decode image ", what, ": the file is empty");
+  MV_CHECK(n <= static_cast<size_t>(std::numeric_limits<int>::max()), "cannot decode image ", what,
+           ": ", n, " bytes is too large");
+  const int len = static_cast<int>(n);
+  const bool is_jpeg = n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
+  return is_jpeg ? decode_jpeg(bytes, len, what) : decode_with_stb(bytes, len, what);
+}
+
+RgbImage load_rgb_image(const std::string& path) {
+  std::error_code ec;
+  MV_CHECK(!std::filesystem::is_directory(path, ec), "cannot open image ", path,
+           ": is a directory");
+  std::ifstream file(path, std::ios::binary);
+  MV_CHECK(file.is_open(), "cannot open image ", path, ": ", std::strerror(errno));
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(file)),
+                             std::istreambuf_iterator<char>());
+  MV_CHECK(!file.bad(), "cannot read image ", path, ": ", std::strerror(errno));
+  return decode_rgb_image(bytes.data(), bytes.size(), path);
+}
+
+}  // namespace minivlm
