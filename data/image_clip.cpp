@@ -1,0 +1,54 @@
+// CLIPImageProcessor geometry and normalization (SPEC §2).
+#include <algorithm>
+
+#include "core/error.h"
+#include "data/image.h"
+
+namespace minivlm {
+
+std::array<int, 2> shortest_edge_size(int width, int height, int size) {
+  MV_CHECK(width > 0 && height > 0 && size > 0, "shortest_edge_size: invalid image ", width, "x",
+           height, " or size ", size);
+  const bool portrait = width <= height;
+  const int short_edge = portrait ? width : height, long_edge = portrait ? height : width;
+  // Python's int(size * long / short): an exact product, a correctly rounded division, truncation.
+  const int resized_long = static_cast<int>(static_cast<double>(int64_t{size} * long_edge) /
+                                            static_cast<double>(short_edge));
+  return portrait ? std::array<int, 2>{size, resized_long} : std::array<int, 2>{resized_long, size};
+}
+
+RgbImage resize_shortest_edge(const RgbImage& img, int size) {
+  const auto [width, height] = shortest_edge_size(img.width, img.height, size);
+  return resize_bicubic(img, width, height);
+}
+
+RgbImage center_crop(const RgbImage& img, int size) {
+  MV_CHECK(size > 0, "center_crop: invalid size ", size);
+  // Floor division, so a window larger than the image is centred with the odd pixel of padding
+  // at the top / left, as transformers pads.
+  auto floor_half = [](int d) { return d >= 0 ? d / 2 : -((-d + 1) / 2); };
+  const int top = floor_half(img.height - size), left = floor_half(img.width - size);
+  RgbImage out{size, size, std::vector<uint8_t>(static_cast<size_t>(size) * size * 3, 0)};
+  const int x0 = std::max(0, -left), x1 = std::min(size, img.width - left);
+  for (int y = std::max(0, -top); x0 < x1 && y < std::min(size, img.height - top); ++y) {
+    const uint8_t* src = &img.pixels[(static_cast<size_t>(y + top) * img.width + x0 + left) * 3];
+    std::copy(src, src + static_cast<size_t>(x1 - x0) * 3,
+              &out.pixels[(static_cast<size_t>(y) * size + x0) * 3]);
+  }
+  return out;
+}
+
+std::vector<float> clip_preprocess(const RgbImage& img, int size, const ClipNorm& norm) {
+  const RgbImage crop = center_crop(resize_shortest_edge(img, size), size);
+  float lut[3][256];
+  for (int c = 0; c < 3; ++c)
+    for (int v = 0; v < 256; ++v)
+      lut[c][v] = (static_cast<float>(v * (1.0 / 255.0)) - norm.mean[c]) / norm.std[c];
+  const size_t plane = static_cast<size_t>(size) * size;
+  std::vector<float> out(3 * plane);  // [3, size, size]
+  for (size_t i = 0; i < plane; ++i)
+    for (int c = 0; c < 3; ++c) out[c * plane + i] = lut[c][crop.pixels[3 * i + c]];
+  return out;
+}
+
+}  // namespace minivlm
