@@ -1,0 +1,91 @@
+#include "data/jsonl_index.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <limits>
+
+#include "core/error.h"
+
+namespace minivlm {
+
+namespace {
+
+bool is_blank(unsigned char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+}  // namespace
+
+JsonlIndex::JsonlIndex(std::string path) : path_(std::move(path)) {
+  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  MV_CHECK(fd_ >= 0, "cannot open dataset ", path_, ": ", std::strerror(errno));
+
+  // One pass in large chunks. A line's stored length ends at its last non-blank byte, which drops
+  // the "\r" of CRLF files and trailing spaces; a line with no such byte is not a record.
+  std::vector<char> chunk(1 << 20);
+  uint64_t pos = 0, line_start = 0, content_end = 0;
+  uint64_t line = 1;
+  auto finish_line = [&] {
+    if (content_end > line_start) {
+      MV_CHECK(content_end - line_start <= std::numeric_limits<uint32_t>::max(), path_, ":", line,
+               ": line longer than 4 GiB");
+      MV_CHECK(line <= std::numeric_limits<uint32_t>::max(), path_, ": more than 2^32 lines");
+      records_.push_back({line_start, static_cast<uint32_t>(content_end - line_start),
+                          static_cast<uint32_t>(line)});
+    }
+  };
+  for (;;) {
+    const ssize_t n = ::read(fd_, chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd_);
+      fd_ = -1;
+      MV_FAIL("cannot read dataset ", path_, ": ", std::strerror(err));
+    }
+    if (n == 0) break;
+    for (ssize_t k = 0; k < n; ++k, ++pos) {
+      const unsigned char c = static_cast<unsigned char>(chunk[k]);
+      if (c == '\n') {
+        finish_line();
+        ++line;
+        line_start = content_end = pos + 1;
+      } else if (!is_blank(c)) {
+        content_end = pos + 1;
+      }
+    }
+  }
+  finish_line();
+}
+
+JsonlIndex::~JsonlIndex() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int64_t JsonlIndex::line_number(size_t i) const {
+  MV_CHECK(i < records_.size(), path_, ": record ", i, " out of range (", records_.size(),
+           " records)");
+  return records_[i].line;
+}
+
+std::string JsonlIndex::read(size_t i) const {
+  MV_CHECK(i < records_.size(), path_, ": record ", i, " out of range (", records_.size(),
+           " records)");
+  const Record& r = records_[i];
+  std::string text(r.length, '\0');
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n =
+        ::pread(fd_, text.data() + done, text.size() - done, static_cast<off_t>(r.offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    MV_CHECK(n >= 0, "cannot read ", path_, ":", r.line, ": ", std::strerror(errno));
+    MV_CHECK(n > 0, path_, ":", r.line, ": the file is shorter than when it was indexed");
+    done += static_cast<size_t>(n);
+  }
+  return text;
+}
+
+}  // namespace minivlm
