@@ -1,0 +1,94 @@
+// The JSONL dataset of SPEC §4.1: one conversation per line, optionally with images.
+//
+//   {"conversations": [{"role": "user", "content": "<image>\nWhat is it?"},
+//                      {"role": "assistant", "content": "A red circle."}],
+//    "image": "0001.png"}
+//
+// `image` is absent (text-only), a path relative to the images directory, a comma-separated list
+// of such paths ("a.jpg, b.jpg"), or a JSON list of paths. Other keys are ignored.
+//
+// load(i) turns record i into model inputs: ChatML ids and label mask (text/chat.h) and the
+// CLIP-preprocessed images. A record that cannot become a training sample is not an error of the
+// dataset: load() returns the reason instead of a sample (SPEC §4.3) and never throws for it.
+//
+// Length: a sample longer than max_seq_len is truncated to its first max_seq_len tokens (SPEC
+// §4.2), unless an image token lies beyond the cut — a cut through (or past) an image run would
+// leave images without their tokens, so such a sample is skipped as over-long.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/image.h"
+#include "data/jsonl_index.h"
+#include "text/chat.h"
+#include "text/tokenizer.h"
+
+namespace minivlm {
+
+struct ModelConfig;
+
+struct SampleFormat {
+  int64_t max_seq_len = 512;
+  int image_size = 224;  // S: images become [3, S, S]
+  ClipNorm norm;
+  ChatFormat chat;  // tokens per image and the image token
+  std::string pad_token = "<|endoftext|>";
+
+  // Image size, normalization, tokens per image and image token of a model.
+  static SampleFormat for_model(const ModelConfig& config, int64_t max_seq_len);
+};
+
+struct Sample {
+  std::vector<int32_t> ids;     // [T], T ≤ max_seq_len
+  std::vector<uint8_t> labels;  // [T] 1 where token t is a supervised target (predicted by t−1)
+  std::vector<float> pixels;    // [num_images, 3, S, S]
+  int num_images = 0;
+  bool truncated = false;  // text beyond max_seq_len was cut off
+  // Supervised targets that carry loss: labels at positions 1..T−1.
+  int64_t supervised_tokens() const;
+};
+
+// A sample, or why the record was skipped.
+struct SampleResult {
+  std::optional<Sample> sample;
+  std::string skip_reason;  // set exactly when !sample
+};
+
+class JsonlDataset {
+ public:
+  // Indexes `jsonl` (one streaming pass). `images_dir` resolves image paths; it may be empty for
+  // a text-only dataset, and then a record with images is skipped. The tokenizer must outlive the
+  // dataset. Throws minivlm::Error naming the path when the file cannot be read, the images
+  // directory is not a readable directory, or the tokenizer lacks the pad or image token.
+  JsonlDataset(const std::string& jsonl, const std::string& images_dir, const Tokenizer& tokenizer,
+               const SampleFormat& format);
+
+  size_t size() const { return index_.size(); }  // non-empty lines
+  const std::string& path() const { return index_.path(); }
+  int64_t line_number(size_t i) const { return index_.line_number(i); }
+  const SampleFormat& format() const { return format_; }
+  int32_t pad_id() const { return pad_id_; }
+
+  // Record i as a sample, or the reason it is skipped. Thread-safe. Throws only for failures of
+  // the dataset itself (the file changed under its index).
+  SampleResult load(size_t i) const;
+
+  // The one-line warning for a skipped record i: "warning: FILE:LINE: skipped sample: REASON".
+  std::string skip_warning(size_t i, const std::string& reason) const;
+
+ private:
+  SampleResult parse_and_encode(const std::string& text, std::vector<std::string>& images) const;
+  std::optional<std::string> load_images(const std::vector<std::string>& images,
+                                         Sample& sample) const;
+
+  JsonlIndex index_;
+  std::string images_dir_;
+  const Tokenizer& tokenizer_;
+  SampleFormat format_;
+  int32_t pad_id_ = 0;
+  int32_t image_id_ = -1;  // -1 when the format has no image tokens
+};
+
+}  // namespace minivlm
