@@ -1,0 +1,98 @@
+// Shared fixtures of the dataset and loader tests: a scratch directory, small generated PNGs, JSONL
+// writing, the real MiniMind tokenizer and a small sample format.
+#pragma once
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "data/dataset.h"
+
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#include <stb_image_write.h>
+#pragma GCC diagnostic pop
+
+namespace minivlm::testing_data {
+
+inline const Tokenizer& minimind() {
+  static const Tokenizer tok =
+      Tokenizer::from_file(MINIVLM_SOURCE_DIR "/../shared/data/minimind-tokenizer/tokenizer.json");
+  return tok;
+}
+
+// 16×16 images, 4 tokens per image: small enough to make hundreds of samples per test.
+inline SampleFormat small_format(int64_t max_seq_len = 256) {
+  SampleFormat f;
+  f.max_seq_len = max_seq_len;
+  f.image_size = 16;
+  f.chat.tokens_per_image = 4;
+  return f;
+}
+
+// A fresh directory under the system temp dir, removed with everything in it.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "minivlm_data_XXXXXX").string();
+    EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
+    path_ = tmpl;
+    std::filesystem::create_directory(path_ / "images");
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  std::string images() const { return (path_ / "images").string(); }
+  std::string image(const std::string& name) const { return (path_ / "images" / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+// A w×h RGB PNG whose pixels are a function of (x, y, seed), so images differ from one another.
+inline void write_png(const std::string& path, int w, int h, int seed) {
+  std::vector<uint8_t> px(static_cast<size_t>(w * h * 3));
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c)
+        px[static_cast<size_t>((y * w + x) * 3 + c)] =
+            static_cast<uint8_t>((x * 37 + y * 11 + c * 80 + seed * 53) % 256);
+  ASSERT_NE(stbi_write_png(path.c_str(), w, h, 3, px.data(), w * 3), 0) << path;
+}
+
+// One JSONL record: a user question (with `user_prefix` before it) and an assistant answer.
+inline std::string record(const std::string& question, const std::string& answer,
+                          const std::string& image_json = "", const std::string& user_prefix = "") {
+  std::string r = R"({"conversations": [{"role": "user", "content": ")" + user_prefix + question +
+                  R"("}, {"role": "assistant", "content": ")" + answer + R"("}])";
+  if (!image_json.empty()) r += R"(, "image": )" + image_json;
+  return r + "}";
+}
+
+}  // namespace minivlm::testing_data
