@@ -40,6 +40,9 @@
 namespace minivlm {
 namespace {
 
+// stb_image's reasons are terse ("outofdata", "no SOF"), so say what they mean.
+constexpr const char* kCorrupt = ": corrupt, truncated or unsupported data (";
+
 // Pillow's Image.alpha_composite of the image over an opaque white background, then convert("RGB")
 // (what transformers' convert_to_rgb does): Pillow's integer formula reduces, for every (c, a), to
 // round((c·a + 255·(255 − a)) / 255).
@@ -66,7 +69,7 @@ RgbImage decode_with_stb(const uint8_t* bytes, int n, const std::string& what) {
   int width = 0, height = 0, channels = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> rgba(
       stbi_load_from_memory(bytes, n, &width, &height, &channels, 4), stbi_image_free);
-  MV_CHECK(rgba != nullptr, "cannot decode image ", what, ": ", stbi_failure_reason());
+  MV_CHECK(rgba != nullptr, "cannot decode image ", what, kCorrupt, stbi_failure_reason(), ")");
   return rgb_from_rgba(rgba.get(), width, height);
 }
 
@@ -95,8 +98,8 @@ RgbImage decode_jpeg(const uint8_t* bytes, int n, const std::string& what) {
   j->s = &ctx;
   stbi__setup_jpeg(j.get());
   j->idct_block_kernel = jpeg::idct_islow;
-  MV_CHECK(stbi__decode_jpeg_image(j.get()), "cannot decode image ", what, ": ",
-           stbi_failure_reason());
+  MV_CHECK(stbi__decode_jpeg_image(j.get()), "cannot decode image ", what, kCorrupt,
+           stbi_failure_reason(), ")");
   const int components = ctx.img_n;
   // CMYK / YCCK: Pillow converts those with its own formulas; stb's are close but not identical.
   if (components == 4) return decode_with_stb(bytes, n, what);
