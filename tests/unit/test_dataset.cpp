@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "data/jsonl_index.h"
 #include "data/loader.h"
+#include "nn/config.h"
 #include "test_dataset_fixtures.h"
 
 namespace minivlm {
@@ -73,6 +74,23 @@ TEST(JsonlDataset, DatasetLevelErrorsNameThePath) {
   const std::string no_file = dir.file("nope.jsonl");
   EXPECT_THAT([&] { JsonlDataset ds(no_file, dir.images(), minimind(), small_format()); },
               ThrowsMessage<Error>(HasSubstr(no_file)));
+}
+
+TEST(SampleFormat, TakesTheModelsImageSettings) {
+  ModelConfig c;
+  c.vision.image_size = 32;
+  c.vision.patch_size = 8;
+  c.projector.pixel_shuffle = 2;
+  c.vision.image_mean = {0.5f, 0.25f, 0.125f};
+  c.vision.image_std = {0.1f, 0.2f, 0.3f};
+  const SampleFormat f = SampleFormat::for_model(c, 300);
+  EXPECT_EQ(f.max_seq_len, 300);
+  EXPECT_EQ(f.image_size, 32);
+  EXPECT_EQ(f.chat.tokens_per_image, 4);  // (32 / 8 / 2)²
+  EXPECT_EQ(f.chat.image_token, "<|image_pad|>");
+  EXPECT_EQ(f.norm.mean, c.vision.image_mean);
+  EXPECT_EQ(f.norm.std, c.vision.image_std);
+  EXPECT_EQ(SampleFormat::for_model(ModelConfig{}, 512).chat.tokens_per_image, 49);
 }
 
 TEST(JsonlDataset, TextSampleIdsAndLabels) {
