@@ -35,7 +35,8 @@ void score_batch(const MiniMindVLM& model, const MicroBatch& mb, std::vector<Sam
 }  // namespace
 
 EvalResult evaluate_loss(const MiniMindVLM& model, const JsonlDataset& data, Communicator& comm,
-                         int64_t batch_size, int64_t max_samples) {
+                         const EvalOptions& options) {
+  const int64_t batch_size = options.batch_size, max_samples = options.max_samples;
   NoGradGuard no_grad;
   const int64_t n = max_samples > 0
                         ? std::min<int64_t>(max_samples, static_cast<int64_t>(data.size()))
@@ -52,7 +53,9 @@ EvalResult evaluate_loss(const MiniMindVLM& model, const JsonlDataset& data, Com
     if (pending.empty()) return;
     std::vector<int64_t> idx;
     for (SampleEval* r : pending_rows) idx.push_back(r->index);
-    const MicroBatch mb = collate(pending, idx, data.pad_id(), data.format().image_size);
+    MicroBatch mb = collate(pending, idx, data.pad_id(), data.format().image_size);
+    // Normalized pixels of 0 are the normalization mean: an image with no content.
+    if (options.blank_images && mb.batch.pixels.defined()) mb.batch.pixels.zero_();
     score_batch(model, mb, pending_rows);
     pending.clear();
     pending_rows.clear();

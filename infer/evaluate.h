@@ -28,9 +28,14 @@ struct EvalResult {
   double ppl() const;
 };
 
-// `max_samples` > 0 limits the evaluation to the first records. Warnings for skipped records go to
-// stderr from the rank that read them.
+struct EvalOptions {
+  int64_t batch_size = 8;
+  int64_t max_samples = 0;    // > 0: only the first records
+  bool blank_images = false;  // every image replaced by a uniform one (the dataset mean color)
+};
+
+// Warnings for skipped records go to stderr from the rank that read them.
 EvalResult evaluate_loss(const MiniMindVLM& model, const JsonlDataset& data, Communicator& comm,
-                         int64_t batch_size, int64_t max_samples = 0);
+                         const EvalOptions& options);
 
 }  // namespace minivlm

@@ -161,7 +161,9 @@ void print_startup(const Run& r) {
 
 void run_eval(Run& r) {
   if (!r.eval_set) return;
-  const EvalResult e = evaluate_loss(*r.m.model, *r.eval_set, *r.comm, r.opt.eval_batch_size);
+  EvalOptions eo;
+  eo.batch_size = r.opt.eval_batch_size;
+  const EvalResult e = evaluate_loss(*r.m.model, *r.eval_set, *r.comm, eo);
   append_metrics(r, {{"step", r.step},
                      {"eval_loss", e.loss()},
                      {"eval_ppl", e.ppl()},

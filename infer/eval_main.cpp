@@ -1,0 +1,83 @@
+// eval (SPEC §6): held-out loss of a model on a JSONL set. Writes OUT/metrics.json (samples,
+// skipped, tokens, loss, ppl) and OUT/predictions.jsonl (one line per record: index, loss over its
+// supervised tokens, tokens). Under mpirun the records are split across ranks.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/process_env.h"
+#include "dist/communicator.h"
+#include "infer/evaluate.h"
+#include "io/model_io.h"
+#include "text/tokenizer.h"
+#include "core/args.h"
+#include "train/checkpoint.h"
+
+namespace minivlm {
+namespace {
+
+int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
+  cli::Args a(argv,
+              {{"model", true},
+               {"data", true},
+               {"images", true},
+               {"out", true},
+               {"batch-size", true},
+               {"max-samples", true},
+               {"max-seq-len", true},
+               {"blank-images", false},
+               {"device", true}},
+              "eval");
+  const LoadedModel m = load_model_dir(a.get("model"));
+  const SampleFormat fmt = SampleFormat::for_model(m.config, a.get_int("max-seq-len", 2048));
+  const JsonlDataset data(a.get("data"), a.get("images"), *m.tokenizer, fmt);
+  EvalOptions opt;
+  opt.batch_size = a.get_int("batch-size", 8);
+  opt.max_samples = a.get_int("max-samples", 0);
+  opt.blank_images = a.has("blank-images");
+  const EvalResult r = evaluate_loss(*m.model, data, comm, opt);
+  if (comm.is_main()) {
+    const std::string out = a.get("out");
+    std::filesystem::create_directories(out);
+    const nlohmann::json metrics = {{"samples", r.samples},
+                                    {"skipped", r.skipped},
+                                    {"tokens", r.tokens},
+                                    {"loss", r.loss()},
+                                    {"ppl", r.ppl()}};
+    write_file_atomic(out + "/metrics.json", metrics.dump(2) + "\n");
+    std::string lines;
+    for (const SampleEval& s : r.rows) {
+      nlohmann::json j = {{"index", s.index}};
+      if (s.skipped) {
+        j["skipped"] = s.skip_reason;
+      } else {
+        j["loss"] = s.mean_loss();
+        j["tokens"] = s.tokens;
+      }
+      lines += j.dump() + "\n";
+    }
+    write_file_atomic(out + "/predictions.jsonl", lines);
+    std::printf("eval: %lld samples (%lld skipped), %lld tokens, loss %.4f, ppl %.3f%s\n",
+                static_cast<long long>(r.samples), static_cast<long long>(r.skipped),
+                static_cast<long long>(r.tokens), r.loss(), r.ppl(),
+                opt.blank_images ? " [blank images]" : "");
+  }
+  comm.barrier();
+  return 0;
+}
+
+}  // namespace
+}  // namespace minivlm
+
+int main(int argc, char** argv) {
+  minivlm::ensure_passive_openmp_wait(argv);
+  auto comm = minivlm::make_communicator();
+  try {
+    return minivlm::eval_main(*comm, std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::exception& e) {
+    if (comm->world_size() > 1) comm->abort(std::string("eval: ") + e.what());
+    std::fprintf(stderr, "eval: error: %s\n", e.what());
+    return 1;
+  }
+}

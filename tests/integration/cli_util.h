@@ -1,0 +1,78 @@
+// Helpers for end-to-end tests: run the project's binaries, make a dataset and a model once.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <unistd.h>
+
+namespace minivlm::testing {
+
+inline const std::string kBin = MINIVLM_BIN_DIR;
+inline const std::string kSource = MINIVLM_SOURCE_DIR;
+inline const std::string kTokenizer = kSource + "/../shared/data/minimind-tokenizer/tokenizer.json";
+
+struct RunResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+// Runs a shell command, capturing stdout and stderr together.
+inline RunResult run(const std::string& cmd) {
+  RunResult r;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A fresh directory under the test temp dir, private to this process (ctest runs the tests of one
+// binary as parallel processes).
+inline std::string fresh_dir(const std::string& name) {
+  const std::string d = ::testing::TempDir() + "minivlm_" + std::to_string(getpid()) + "_" + name;
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+// A small synthetic dataset and an untrained small model, made once per test binary.
+struct Workspace {
+  std::string dir, data, images, model;
+};
+
+inline const Workspace& workspace() {
+  static const Workspace w = [] {
+    Workspace w;
+    w.dir = fresh_dir("workspace");
+    w.data = w.dir + "/data";
+    w.images = w.data + "/images";
+    w.model = w.dir + "/model";
+    RunResult r = run(kBin + "/minivlm make-dataset --out " + w.data +
+                      " --seed 5 --image-size 32 --train-images 40 --eval-images 12");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    r = run(kBin + "/minivlm init-model --config " + kSource +
+            "/tests/fixtures/test-model.json --tokenizer " + kTokenizer + " --out " + w.model +
+            " --seed 3");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return w;
+  }();
+  return w;
+}
+
+}  // namespace minivlm::testing

@@ -1,0 +1,142 @@
+// End-to-end training runs: exact resume, stop on a signal, the pretrain → SFT handoff, options.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli_util.h"
+
+extern char** environ;
+
+namespace minivlm {
+namespace {
+
+using testing::fresh_dir;
+using testing::kBin;
+using testing::read_file;
+using testing::run;
+using testing::workspace;
+
+std::string train(const std::string& bin, const std::string& model, const std::string& data_file,
+                  const std::string& out, const std::string& extra) {
+  const auto& w = workspace();
+  return kBin + "/" + bin + " --model " + model + " --data " + w.data + "/" + data_file +
+         " --images " + w.images + " --out " + out +
+         " --batch-size 4 --lr 2e-3 --log-every 1 --max-seq-len 256 " + extra;
+}
+
+std::vector<double> losses(const std::string& run_dir) {
+  std::vector<double> out;
+  std::istringstream in(read_file(run_dir + "/metrics.jsonl"));
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) out.push_back(j["loss"].get<double>());
+  }
+  return out;
+}
+
+// Six SFT steps in one go: the reference the interrupted runs must reproduce bit for bit.
+const std::string& straight_run() {
+  static const std::string dir = [] {
+    const std::string d = fresh_dir("straight");
+    const auto r = run(train("train_sft", workspace().model, "sft.jsonl", d, "--max-steps 6"));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return d;
+  }();
+  return dir;
+}
+
+TEST(TrainResume, HalfThenResumeEqualsStraight) {
+  const std::string& a = straight_run();
+  const std::string b = fresh_dir("half");
+  auto r =
+      run(train("train_sft", workspace().model, "sft.jsonl", b, "--max-steps 6 --save-every 3"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string c = fresh_dir("resumed");
+  r = run(train("train_sft", workspace().model, "sft.jsonl", c,
+                "--max-steps 6 --resume " + b + "/checkpoints/step_00000003"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+  const std::string wa = read_file(a + "/final/model.safetensors");
+  ASSERT_GT(wa.size(), 1000u);
+  EXPECT_TRUE(wa == read_file(c + "/final/model.safetensors")) << "final weights differ";
+  // The resumed run logs steps 4..6 with the same losses as the straight run.
+  const auto la = losses(a), lc = losses(c);
+  ASSERT_EQ(la.size(), 6u);
+  ASSERT_EQ(lc.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(la[3 + i], lc[i]);
+  // Training changed the weights.
+  EXPECT_FALSE(wa == read_file(workspace().model + "/model.safetensors"));
+}
+
+TEST(TrainResume, SigtermFinishesTheStepSavesAndResumesExactly) {
+  const std::string& a = straight_run();
+  const std::string b = fresh_dir("signal");
+  const std::string cmd = train("train_sft", workspace().model, "sft.jsonl", b, "--max-steps 6");
+  pid_t pid;
+  const char* args[] = {"/bin/sh", "-c", nullptr, nullptr};
+  const std::string exec_cmd = "exec " + cmd + " >" + b + ".log 2>&1";
+  args[2] = exec_cmd.c_str();
+  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(args), environ), 0);
+  // Stop it as soon as the first step is logged.
+  for (int i = 0; i < 3000 && read_file(b + "/metrics.jsonl").empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << read_file(b + ".log");
+  EXPECT_EQ(WEXITSTATUS(status), 0) << read_file(b + ".log");
+  const size_t stopped_at = losses(b).size();
+  ASSERT_GE(stopped_at, 1u);
+  ASSERT_LT(stopped_at, 6u) << "the run finished before the signal arrived";
+  EXPECT_FALSE(std::filesystem::exists(b + "/final"));
+  const auto r = run(cmd + " --resume auto");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(read_file(a + "/final/model.safetensors") ==
+              read_file(b + "/final/model.safetensors"));
+}
+
+TEST(TrainResume, PretrainThenSftHandoffResumesExactly) {
+  const std::string p = fresh_dir("pretrain");
+  auto r = run(train("train_pretrain", workspace().model, "pretrain.jsonl", p, "--max-steps 3"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // The pretrain stage trained only the projector: the LLM weights are unchanged.
+  const std::string s1 = fresh_dir("sft_straight"), s2 = fresh_dir("sft_half"),
+                    s3 = fresh_dir("sft_resumed");
+  r = run(train("train_sft", p + "/final", "sft.jsonl", s1, "--max-steps 4"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run(train("train_sft", p + "/final", "sft.jsonl", s2, "--max-steps 4 --save-every 2"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run(train("train_sft", p + "/final", "sft.jsonl", s3,
+                "--max-steps 4 --resume " + s2 + "/checkpoints/step_00000002"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(read_file(s1 + "/final/model.safetensors") ==
+              read_file(s3 + "/final/model.safetensors"));
+}
+
+TEST(TrainOptions, UnknownOptionListsValidOnesAndRunJsonIsWritten) {
+  const std::string d = fresh_dir("options");
+  auto r = run(train("train_sft", workspace().model, "sft.jsonl", d, "--max-step 2"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("unknown option --max-step"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--max_steps"), std::string::npos) << r.output;
+  r = run(train("train_pretrain", workspace().model, "pretrain.jsonl", d,
+                "--max_steps 1 --grad-accum 2"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto run_json = nlohmann::json::parse(read_file(d + "/run.json"));
+  EXPECT_EQ(run_json["max_steps"], 1);
+  EXPECT_EQ(run_json["grad_accum"], 2);
+  EXPECT_EQ(run_json["train"], "projector");
+  EXPECT_EQ(run_json["global_batch"], 8);
+  const auto line = nlohmann::json::parse(
+      read_file(d + "/metrics.jsonl").substr(0, read_file(d + "/metrics.jsonl").find('\n')));
+  for (const char* k : {"step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "skipped"})
+    EXPECT_TRUE(line.contains(k)) << k << " missing in " << line.dump();
+}
+
+}  // namespace
+}  // namespace minivlm
