@@ -1,6 +1,7 @@
 #include "text/bpe.h"
 
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 
 #include "core/error.h"
@@ -76,17 +77,22 @@ struct Bpe::MergeTable {
   static constexpr uint64_t kEmpty = ~0ull;
   std::vector<Slot> slots;
   uint64_t mask = 0;
+  int shift = 60;
 
   explicit MergeTable(size_t count) {
     size_t cap = 16;
-    while (cap < 2 * count) cap *= 2;
+    while (cap < 2 * count) {
+      cap *= 2;
+      --shift;
+    }
     slots.resize(cap);
     mask = cap - 1;
   }
   static uint64_t key(int32_t a, int32_t b) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
-  size_t home(uint64_t k) const { return (k * 0x9E3779B97F4A7C15ull) >> 17 & mask; }
+  // Fibonacci hashing: the top bits of the product depend on every bit of the key.
+  size_t home(uint64_t k) const { return (k * 0x9E3779B97F4A7C15ull) >> shift; }
   // A later duplicate of a merge overrides the earlier one, as in the tokenizers library.
   void put(int32_t a, int32_t b, int32_t rank, int32_t id) {
     const uint64_t k = key(a, b);
@@ -103,16 +109,55 @@ struct Bpe::MergeTable {
   }
 };
 
-// Piece → ids. Bounded: once full it stops taking new pieces (the frequent ones came first).
+// Piece → ids for short pieces: a direct-mapped table of 64-byte entries (a colliding piece
+// replaces the old one), so a lookup touches one cache line.
 struct Bpe::Cache {
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  static constexpr size_t kSlots = 1 << 16;
+  static constexpr size_t kMaxPiece = 26;
+  static constexpr size_t kMaxIds = 8;
+  struct Entry {
+    uint32_t hash = 0;
+    uint8_t piece_size = 0;  // 0: empty
+    uint8_t id_count = 0;
+    char piece[kMaxPiece];
+    int32_t ids[kMaxIds];
   };
-  static constexpr size_t kCapacity = 1 << 17;
-  static constexpr size_t kMaxPiece = 256;
+  static_assert(sizeof(Entry) == 64);
+
   std::mutex mutex;
-  std::unordered_map<std::string, std::vector<int32_t>, Hash, std::equal_to<>> map;
+  std::vector<Entry> entries = std::vector<Entry>(kSlots);
+
+  static uint32_t hash(std::string_view s) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ s.size();
+    for (size_t i = 0; i < s.size(); i += 8) {
+      uint64_t w = 0;
+      std::memcpy(&w, s.data() + i, std::min<size_t>(8, s.size() - i));
+      h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+      h ^= h >> 31;
+    }
+    return static_cast<uint32_t>(h ^ (h >> 32));
+  }
+
+  bool find(std::string_view piece, uint32_t h, std::vector<int32_t>& out) {
+    std::lock_guard<std::mutex> lock(mutex);
+    const Entry& e = entries[h % kSlots];
+    if (e.hash != h || e.piece_size != piece.size() ||
+        std::memcmp(e.piece, piece.data(), piece.size()) != 0)
+      return false;
+    out.insert(out.end(), e.ids, e.ids + e.id_count);
+    return true;
+  }
+
+  void put(std::string_view piece, uint32_t h, const int32_t* ids, size_t count) {
+    if (count > kMaxIds) return;
+    std::lock_guard<std::mutex> lock(mutex);
+    Entry& e = entries[h % kSlots];
+    e.hash = h;
+    e.piece_size = static_cast<uint8_t>(piece.size());
+    e.id_count = static_cast<uint8_t>(count);
+    std::memcpy(e.piece, piece.data(), piece.size());
+    std::copy(ids, ids + count, e.ids);
+  }
 };
 
 Bpe::Bpe(const Vocab& vocab, const Merges& merges, bool ignore_merges, const std::string& origin)
@@ -160,68 +205,64 @@ void Bpe::encode_piece(std::string_view bytes, std::vector<int32_t>& out) const 
     merge(bytes, out);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(cache_->mutex);
-    auto it = cache_->map.find(bytes);
-    if (it != cache_->map.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
-  }
+  const uint32_t h = Cache::hash(bytes);
+  if (cache_->find(bytes, h, out)) return;
   const size_t first = out.size();
   merge(bytes, out);
-  std::lock_guard<std::mutex> lock(cache_->mutex);
-  if (cache_->map.size() < Cache::kCapacity)
-    cache_->map.emplace(std::string(bytes), std::vector<int32_t>(out.begin() + first, out.end()));
+  cache_->put(bytes, h, out.data() + first, out.size() - first);
 }
 
+// The reference pops its priority queue in (rank, position) order and drops stale entries; an entry
+// can only go stale by its pair changing, and then its merged id differs. So its merge order is
+// "lowest (rank, position) among the current pairs", which a min segment tree over the pairs gives
+// at its root; each merge updates three leaves.
 void Bpe::merge(std::string_view bytes, std::vector<int32_t>& out) const {
-  struct Symbol {
-    int32_t id, prev, next;
-    bool alive;
-  };
-  struct Candidate {
-    int32_t rank, pos, id;
-    // std heap functions build a max-heap; "greater" pops the lowest (rank, pos) first.
-    bool operator<(const Candidate& o) const {
-      return rank != o.rank ? rank > o.rank : pos > o.pos;
-    }
-  };
-  thread_local std::vector<Symbol> symbols;
-  thread_local std::vector<Candidate> heap;
+  constexpr uint64_t kNone = ~0ull;
+  thread_local std::vector<int32_t> ids, next, prev, merged;
+  thread_local std::vector<uint64_t> tree;
   const int32_t n = static_cast<int32_t>(bytes.size());
-  symbols.resize(static_cast<size_t>(n));
-  heap.clear();
-  for (int32_t i = 0; i < n; ++i)
-    symbols[i] = {byte_id_[static_cast<uint8_t>(bytes[i])], i - 1, i + 1 < n ? i + 1 : -1, true};
-  auto push = [&](int32_t pos) {
-    const int32_t next = symbols[pos].next;
-    if (next < 0) return;
-    if (const MergeTable::Slot* m = merges_->find(symbols[pos].id, symbols[next].id)) {
-      heap.push_back({m->rank, pos, m->id});
-      std::push_heap(heap.begin(), heap.end());
+  size_t leaves = 1;
+  while (leaves < bytes.size()) leaves *= 2;
+  ids.resize(bytes.size());
+  next.resize(bytes.size());
+  prev.resize(bytes.size());
+  merged.resize(bytes.size());
+  tree.assign(2 * leaves, kNone);
+  for (int32_t i = 0; i < n; ++i) {
+    ids[i] = byte_id_[static_cast<uint8_t>(bytes[i])];
+    next[i] = i + 1 < n ? i + 1 : -1;
+    prev[i] = i - 1;
+  }
+  auto set = [&](int32_t pos, uint64_t key) {
+    size_t j = leaves + static_cast<size_t>(pos);
+    if (tree[j] == key) return;
+    tree[j] = key;
+    for (j /= 2; j >= 1; j /= 2) {
+      const uint64_t m = std::min(tree[2 * j], tree[2 * j + 1]);
+      if (tree[j] == m) break;  // unchanged here, so unchanged above
+      tree[j] = m;
     }
   };
-  for (int32_t i = 0; i + 1 < n; ++i) push(i);
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end());
-    const Candidate top = heap.back();
-    heap.pop_back();
-    Symbol& left = symbols[top.pos];
-    if (!left.alive || left.next < 0) continue;
-    // An entry is stale once either side has changed; the check is by the merged id, as the
-    // reference does.
-    const MergeTable::Slot* m = merges_->find(left.id, symbols[left.next].id);
-    if (m == nullptr || m->id != top.id) continue;
-    Symbol& right = symbols[left.next];
-    left.id = top.id;
-    left.next = right.next;
-    right.alive = false;
-    if (right.next >= 0) symbols[right.next].prev = top.pos;
-    if (left.prev >= 0) push(left.prev);
-    push(top.pos);
+  auto pair_key = [&](int32_t pos) {  // pair (symbol at pos, its successor)
+    if (next[pos] < 0) return kNone;
+    const MergeTable::Slot* m = merges_->find(ids[pos], ids[next[pos]]);
+    if (!m) return kNone;
+    merged[pos] = m->id;
+    return static_cast<uint64_t>(m->rank) << 32 | static_cast<uint32_t>(pos);
+  };
+  for (int32_t i = 0; i + 1 < n; ++i) tree[leaves + static_cast<size_t>(i)] = pair_key(i);
+  for (size_t j = leaves - 1; j >= 1; --j) tree[j] = std::min(tree[2 * j], tree[2 * j + 1]);
+  while (tree[1] != kNone) {
+    const int32_t pos = static_cast<int32_t>(tree[1] & 0xFFFFFFFFu);
+    const int32_t right = next[pos];
+    ids[pos] = merged[pos];
+    next[pos] = next[right];
+    if (next[pos] >= 0) prev[next[pos]] = pos;
+    set(right, kNone);
+    set(pos, pair_key(pos));
+    if (prev[pos] >= 0) set(prev[pos], pair_key(prev[pos]));
   }
-  for (int32_t i = 0; i >= 0; i = symbols[i].next) out.push_back(symbols[i].id);
+  for (int32_t i = 0; i >= 0; i = next[i]) out.push_back(ids[i]);
 }
 
 }  // namespace minivlm::text
