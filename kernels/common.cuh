@@ -43,6 +43,8 @@ __device__ __forceinline__ T from_float(float x) {
   }
 }
 
+__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
 inline constexpr std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 
 // Grid-stride loops over n elements use at most this many blocks; the result never depends on it.

@@ -1,0 +1,98 @@
+// The vision tower's activations, element-wise, forward and backward:
+//   gelu(x) = x·Φ(x) = ½·x·(1 + erf(x/√2))         gelu'(x) = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π)
+//   quick_gelu(x) = x·σ(1.702·x)                    quick_gelu'(x) = σ + 1.702·x·σ·(1 − σ)
+// (CLIP's hidden_act is quick_gelu; the erf form is the exact GELU of PyTorch's default.)
+//
+// Launch: a grid-stride loop, one element per thread per step. Bytes per element: forward reads
+// and writes sizeof(T); backward reads 2·sizeof(T) and writes sizeof(T). ~15–25 FLOPs per element
+// (erff or expf and a few multiplies): memory-bound on H100 (~3.35 TB/s, ~60 TFLOP/s fp32 SIMT),
+// in bf16 ~0.6 ns (forward) and ~0.9 ns (backward) per 1K elements.
+#pragma once
+
+#include "kernels/common.cuh"
+
+namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
+
+struct Gelu {
+  static __device__ __forceinline__ float forward(float x) {
+    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+  }
+  static __device__ __forceinline__ float derivative(float x) {
+    const float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+    const float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
+    return cdf + x * pdf;
+  }
+};
+
+struct QuickGelu {
+  static __device__ __forceinline__ float forward(float x) { return x * sigmoid(1.702f * x); }
+  static __device__ __forceinline__ float derivative(float x) {
+    const float s = sigmoid(1.702f * x);
+    return s + 1.702f * x * s * (1.0f - s);
+  }
+};
+
+template <typename T, typename Act>
+__global__ void activation_forward_kernel(T* out, const T* inp, std::size_t n) {
+  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    out[i] = from_float<T>(Act::forward(to_float(inp[i])));
+  }
+}
+
+template <typename T, typename Act>
+__global__ void activation_backward_kernel(T* dinp, const T* dout, const T* inp, std::size_t n) {
+  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    dinp[i] = from_float<T>(to_float(dout[i]) * Act::derivative(to_float(inp[i])));
+  }
+}
+
+template <typename Act, typename T>
+void activation_forward(const char* name, T* out, const T* inp, std::size_t n, cudaStream_t stream,
+                        int block_size) {
+  require_block_size(name, block_size);
+  if (n == 0) return;
+  simt::launch(activation_forward_kernel<T, Act>, grid_stride_blocks(n, block_size), block_size, 0,
+               stream, out, inp, n);
+}
+
+template <typename Act, typename T>
+void activation_backward(const char* name, T* dinp, const T* dout, const T* inp, std::size_t n,
+                         cudaStream_t stream, int block_size) {
+  require_block_size(name, block_size);
+  if (n == 0) return;
+  simt::launch(activation_backward_kernel<T, Act>, grid_stride_blocks(n, block_size), block_size, 0,
+               stream, dinp, dout, inp, n);
+}
+
+template <typename T>
+void gelu_forward(T* out, const T* inp, std::size_t n, cudaStream_t stream, int block_size) {
+  activation_forward<Gelu>("gelu_forward", out, inp, n, stream, block_size);
+}
+
+template <typename T>
+void gelu_backward(T* dinp, const T* dout, const T* inp, std::size_t n, cudaStream_t stream,
+                   int block_size) {
+  activation_backward<Gelu>("gelu_backward", dinp, dout, inp, n, stream, block_size);
+}
+
+template <typename T>
+void quick_gelu_forward(T* out, const T* inp, std::size_t n, cudaStream_t stream, int block_size) {
+  activation_forward<QuickGelu>("quick_gelu_forward", out, inp, n, stream, block_size);
+}
+
+template <typename T>
+void quick_gelu_backward(T* dinp, const T* dout, const T* inp, std::size_t n, cudaStream_t stream,
+                         int block_size) {
+  activation_backward<QuickGelu>("quick_gelu_backward", dinp, dout, inp, n, stream, block_size);
+}
+
+MINIVLM_INSTANTIATE_STORAGE_TYPES(gelu_forward)
+MINIVLM_INSTANTIATE_STORAGE_TYPES(gelu_backward)
+MINIVLM_INSTANTIATE_STORAGE_TYPES(quick_gelu_forward)
+MINIVLM_INSTANTIATE_STORAGE_TYPES(quick_gelu_backward)
+
+}  // namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND
