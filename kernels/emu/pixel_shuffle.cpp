@@ -1,0 +1,1 @@
+#include "kernels/pixel_shuffle.cuh"
