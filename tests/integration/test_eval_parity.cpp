@@ -1,0 +1,64 @@
+// `eval` on a model from `minivlm init-model` and a dataset from `minivlm make-dataset` against the
+// per-sample losses of the independent PyTorch evaluation (scripts/reference/make_eval_goldens.py).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_util.h"
+
+namespace minivlm {
+namespace {
+
+using testing::fresh_dir;
+using testing::kBin;
+using testing::kSource;
+using testing::kTokenizer;
+using testing::read_file;
+using testing::run;
+
+std::string args_of(const nlohmann::json& list) {
+  std::string s;
+  for (const auto& a : list) s += " " + a.get<std::string>();
+  return s;
+}
+
+TEST(EvalParity, PerSampleLossesMatchTheIndependentReference) {
+  const auto golden =
+      nlohmann::json::parse(read_file(kSource + "/tests/goldens/eval/tiny_seed7.json"));
+  const std::string d = fresh_dir("eval_parity");
+  auto r = run("cd " + kSource + " && " + kBin + "/minivlm make-dataset --out " + d + "/data" +
+               args_of(golden["case"]["make_dataset"]));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run("cd " + kSource + " && " + kBin + "/minivlm init-model --tokenizer " + kTokenizer +
+          " --out " + d + "/model" + args_of(golden["case"]["init_model"]));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run(kBin + "/eval --model " + d + "/model --data " + d + "/data/eval.jsonl --images " + d +
+          "/data/images --out " + d + "/eval --batch-size 5");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  std::istringstream in(read_file(d + "/eval/predictions.jsonl"));
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rows.size(), golden["rows"].size());
+  double total = 0;
+  int64_t tokens = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& g = golden["rows"][i];
+    EXPECT_EQ(rows[i]["index"], g["index"]);
+    EXPECT_EQ(rows[i]["tokens"], g["tokens"]);
+    const double ours = rows[i]["loss"].get<double>(), ref = g["loss"].get<double>();
+    EXPECT_LT(std::abs(ours - ref) / ref, 1e-4) << "sample " << i << ": " << ours << " vs " << ref;
+    total += ref * g["tokens"].get<double>();
+    tokens += g["tokens"].get<int64_t>();
+  }
+  const auto metrics = nlohmann::json::parse(read_file(d + "/eval/metrics.json"));
+  EXPECT_EQ(metrics["samples"], rows.size());
+  EXPECT_EQ(metrics["skipped"], 0);
+  EXPECT_EQ(metrics["tokens"], tokens);
+  EXPECT_NEAR(metrics["loss"].get<double>(), total / tokens, 1e-4 * total / tokens);
+  EXPECT_NEAR(metrics["ppl"].get<double>(), std::exp(total / tokens),
+              1e-3 * std::exp(total / tokens));
+}
+
+}  // namespace
+}  // namespace minivlm
