@@ -23,12 +23,17 @@ concept atomic_addable = one_of<T, int, unsigned, unsigned long long, float, dou
 
 inline constexpr auto relaxed = std::memory_order_relaxed;
 
+// A compare-and-swap loop on the object's bits (the GCC builtins accept any type of 2, 4 or 8
+// bytes; std::atomic_ref rejects CUDA's pair types, which are not trivially copyable).
 template <typename T, typename F>
 T atomic_update(T* address, F&& update) {
-  std::atomic_ref<T> ref(*address);
-  T old = ref.load(relaxed);
-  while (!ref.compare_exchange_weak(old, update(old), relaxed, relaxed)) {
-  }
+  T old;
+  __atomic_load(address, &old, __ATOMIC_RELAXED);
+  T desired;
+  do {
+    desired = update(old);
+  } while (!__atomic_compare_exchange(address, &old, &desired, true, __ATOMIC_RELAXED,
+                                      __ATOMIC_RELAXED));
   return old;
 }
 

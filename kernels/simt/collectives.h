@@ -25,19 +25,22 @@ int block_barrier(const char* name, int predicate, const std::source_location& w
 std::uint64_t warp_collective(WarpOp op, unsigned mask, std::uint64_t value, int lane_arg,
                               int width, const std::source_location& where);
 
+// Shuffles move the bits of plain values of up to 8 bytes. CUDA's __half2 and __nv_bfloat162 have
+// user-written copy assignments, so "plain" means trivially destructible here.
 template <typename T>
+concept shufflable = std::is_trivially_destructible_v<T> && sizeof(T) <= 8;
+
+template <shufflable T>
 std::uint64_t to_bits(const T& value) {
-  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8,
-                "warp shuffles move trivially copyable values of at most 8 bytes");
   std::uint64_t bits = 0;
-  std::memcpy(&bits, &value, sizeof(T));
+  std::memcpy(&bits, static_cast<const void*>(&value), sizeof(T));
   return bits;
 }
 
-template <typename T>
+template <shufflable T>
 T from_bits(std::uint64_t bits) {
   T value;
-  std::memcpy(&value, &bits, sizeof(T));
+  std::memcpy(static_cast<void*>(&value), &bits, sizeof(T));
   return value;
 }
 

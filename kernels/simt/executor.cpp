@@ -281,20 +281,20 @@ std::string Executor::deadlock_message() const {
     ++it->second.count;
   }
   const ThreadContext& c = slots_[0]->thread.context;
-  std::string message =
-      concat("simt: deadlock in block ", format_dim(c.block_idx.x, c.block_idx.y, c.block_idx.z),
-             ": no thread can proceed;");
+  std::string message = concat("simt: deadlock in block ",
+                               format_dim(c.block_idx.x, c.block_idx.y, c.block_idx.z),
+                               ": no thread can proceed");
   for (const std::string& key : keys) {
     const Group& g = groups.at(key);
     const uint3 t = slots_[g.first]->thread.context.thread_idx;
-    message += concat(" thread ", format_dim(t.x, t.y, t.z),
+    message += concat("; thread ", format_dim(t.x, t.y, t.z),
                       g.count > 1 ? concat(" and ", g.count - 1, " other(s)") : std::string(),
-                      " wait in ", key, ";");
+                      " wait in ", key);
   }
   if (block_.exited > 0) {
     const uint3 t = slots_[block_.first_exited]->thread.context.thread_idx;
-    message +=
-        concat(" ", block_.exited, " thread(s) exited, first thread ", format_dim(t.x, t.y, t.z));
+    message += concat("; ", block_.exited, " thread(s) exited, first thread ",
+                      format_dim(t.x, t.y, t.z));
   }
   return message;
 }
@@ -310,7 +310,7 @@ std::string format_mask(unsigned mask) {
 }
 
 std::string format_site(const std::source_location& where) {
-  return concat(where.file_name(), ":", where.line());
+  return concat(where.file_name(), ":", where.line(), ":", where.column());
 }
 
 }  // namespace simt::detail

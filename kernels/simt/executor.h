@@ -75,7 +75,7 @@ class Executor {
 
 // "(x,y,z)"
 std::string format_dim(unsigned x, unsigned y, unsigned z);
-std::string format_site(const std::source_location& where);
+std::string format_site(const std::source_location& where);  // "file:line:column"
 std::string format_mask(unsigned mask);  // "0x0000ffff"
 
 }  // namespace simt::detail

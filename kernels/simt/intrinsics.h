@@ -17,6 +17,20 @@ using std::isnan;
 using std::signbit;
 
 // ---- float and double ------------------------------------------------------------------------
+// The fast-math functions keep their C names (glibc declares some of them for itself but exports
+// none), so they are defined out of line in intrinsics.cpp.
+extern "C" {
+float __expf(float x) noexcept;
+float __exp10f(float x) noexcept;
+float __logf(float x) noexcept;
+float __log2f(float x) noexcept;
+float __log10f(float x) noexcept;
+float __sinf(float x) noexcept;
+float __cosf(float x) noexcept;
+float __tanf(float x) noexcept;
+float __powf(float x, float y) noexcept;
+}
+
 inline float __fdividef(float a, float b) { return a / b; }
 inline float __fdiv_rn(float a, float b) { return a / b; }
 inline float __frcp_rn(float x) { return 1.0f / x; }
