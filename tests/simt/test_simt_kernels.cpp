@@ -251,20 +251,24 @@ TEST(SimtKernels, DynamicSharedMemoryIsPoisonedBeforeEveryBlock) {
 // ------------------------------------------------------------------------------
 __global__ void barrier_votes(int* out) {
   const int t = threadIdx.x;
-  out[0] = __syncthreads_count(t % 3 == 0);
-  out[1] = __syncthreads_and(t < 1000);
-  out[2] = __syncthreads_and(t != 17);
-  out[3] = __syncthreads_or(t == 17);
-  out[4] = __syncthreads_or(t > 1000);
+  int* mine = out + 5 * t;
+  mine[0] = __syncthreads_count(t % 3 == 0);
+  mine[1] = __syncthreads_and(t < 1000);
+  mine[2] = __syncthreads_and(t != 17);
+  mine[3] = __syncthreads_or(t == 17);
+  mine[4] = __syncthreads_or(t > 1000);
 }
 
 TEST(SimtKernels, CountingBarriers) {
+  const int threads = 100;
+  std::vector<int> expected;
+  for (int t = 0; t < threads; ++t) expected.insert(expected.end(), {34, 1, 0, 1, 0});
   const auto results = simt_test::under_all_schedules([&] {
-    std::vector<int> out(5, -1);
-    simt::launch(barrier_votes, 1, 100, 0, nullptr, out.data());
+    std::vector<int> out(5 * threads, -1);
+    simt::launch(barrier_votes, 1, threads, 0, nullptr, out.data());
     return out;
   });
-  expect_all_equal(results, std::vector<int>{34, 1, 0, 1, 0});
+  expect_all_equal(results, expected);
 }
 
 // ---- the schedules themselves
