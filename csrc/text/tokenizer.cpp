@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "text/bpe.h"
 #include "text/pretokenize.h"
 #include "text/unicode.h"
 

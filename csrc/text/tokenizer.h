@@ -10,9 +10,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "text/bpe.h"
-
 namespace minivlm {
+
+namespace text {
+class Bpe;
+}
 
 struct AddedToken {
   std::string content;
@@ -51,8 +53,7 @@ class Tokenizer {
   std::optional<int32_t> find_token(std::string_view token) const;
   int32_t token_to_id(std::string_view token) const;  // throws naming the token if absent
   bool is_special(int32_t id) const;
-  int32_t vocab_size() const { return static_cast<int32_t>(bytes_.size()); }
-  const std::vector<AddedToken>& added_tokens() const { return added_; }
+  int32_t vocab_size() const { return static_cast<int32_t>(bytes_.size()); }  // largest id + 1
 
  private:
   struct Matcher;
