@@ -15,7 +15,7 @@ namespace {
 
 bool same_site(const std::source_location& a, const std::source_location& b) {
   return a.line() == b.line() && a.column() == b.column() &&
-         std::strcmp(a.file_name(), b.file_name()) == 0;
+         (a.file_name() == b.file_name() || std::strcmp(a.file_name(), b.file_name()) == 0);
 }
 
 }  // namespace
@@ -39,7 +39,8 @@ int block_barrier(const char* name, int predicate, const std::source_location& w
       b.first_arrival = self.id;
       b.barrier_name = name;
       b.barrier_at = where;
-    } else if (!same_site(where, b.barrier_at) || std::strcmp(name, b.barrier_name) != 0) {
+    } else if (!same_site(where, b.barrier_at) ||
+               (name != b.barrier_name && std::strcmp(name, b.barrier_name) != 0)) {
       const uint3 t = ex.thread(b.first_arrival).context.thread_idx;
       ex.fail(self, concat("divergent barrier: waits at ", name, " (", format_site(where),
                            ") while thread ", format_dim(t.x, t.y, t.z), " waits at ",

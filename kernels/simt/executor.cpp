@@ -23,18 +23,29 @@ namespace {
 constexpr std::size_t kStackBytes = (san::kSanitized ? 256 : 64) * 1024;
 
 // A guard-paged stack that tells its slot where it lies (AddressSanitizer needs the bounds).
+// Stacks are page-aligned, so their live tops would all compete for the same few cache sets;
+// each slot's top is moved down by its own multiple of 256 bytes (boost aligns to 256).
 class RecordingStack {
  public:
-  explicit RecordingStack(bctx::stack_context* out) : out_(out) {}
+  RecordingStack(bctx::stack_context* out, std::size_t slot)
+      : out_(out), offset_(slot % 16 * 256) {}
   bctx::stack_context allocate() {
-    *out_ = inner_.allocate();
-    return *out_;
+    bctx::stack_context stack = inner_.allocate();
+    stack.sp = static_cast<char*>(stack.sp) - offset_;
+    stack.size -= offset_;
+    *out_ = stack;
+    return stack;
   }
-  void deallocate(bctx::stack_context& stack) noexcept { inner_.deallocate(stack); }
+  void deallocate(bctx::stack_context& stack) noexcept {
+    stack.sp = static_cast<char*>(stack.sp) + offset_;
+    stack.size += offset_;
+    inner_.deallocate(stack);
+  }
 
  private:
   bctx::protected_fixedsize_stack inner_{kStackBytes};
   bctx::stack_context* out_;
+  std::size_t offset_;
 };
 
 std::uint64_t splitmix64(std::uint64_t& state) {
@@ -71,16 +82,17 @@ Executor& Executor::instance() {
   return *executor;
 }
 
-Executor::Executor() : host_(std::make_unique<Host>()) {}
+// All slots live in one array, so that visiting threads in order walks memory in order.
+Executor::Executor()
+    : slots_(std::make_unique<Slot[]>(kMaxBlockThreads)), host_(std::make_unique<Host>()) {}
 
 void Executor::add_slot() {
-  auto slot = std::make_unique<Slot>();
-  Slot* s = slot.get();
-  s->thread.id = static_cast<unsigned>(slots_.size());
+  Slot* s = &slots_[slot_count_];
+  s->thread.id = slot_count_;
   s->tsan_fiber = san::create_fiber();
   // Creating a boost fiber already enters its stack once; let TSan attribute that to the fiber.
   san::switch_to_fiber(s->tsan_fiber);
-  s->fiber = bctx::fiber(std::allocator_arg, RecordingStack(&s->stack),
+  s->fiber = bctx::fiber(std::allocator_arg, RecordingStack(&s->stack, slot_count_),
                          [this, s](bctx::fiber&& host) -> bctx::fiber {
                            // A fiber is invisible to ThreadSanitizer except inside the kernel.
                            san::ignore_begin();
@@ -88,7 +100,7 @@ void Executor::add_slot() {
                            fiber_main(*s);
                          });
   san::switch_to_fiber(host_->tsan_fiber);
-  slots_.push_back(std::move(slot));
+  ++slot_count_;
 }
 
 void Executor::fiber_main(Slot& slot) {
@@ -126,7 +138,7 @@ void outside_kernel(const char* what) {
   throw Error(concat("simt: ", what, " used outside a kernel run by simt::launch"));
 }
 
-Thread& Executor::thread(unsigned id) { return slots_[id]->thread; }
+Thread& Executor::thread(unsigned id) { return slots_[id].thread; }
 
 void Executor::wait(Thread& self, const char* name, const std::source_location& where) {
   self.waits_in = name;
@@ -206,7 +218,7 @@ void Executor::run_block(const BlockLaunch& launch) {
   // Launches from different OS threads take turns on this executor; switch back to the caller.
   host_->tsan_fiber = san::current_fiber();
   const unsigned size = launch.block_dim.x * launch.block_dim.y * launch.block_dim.z;
-  while (slots_.size() < size) add_slot();
+  while (slot_count_ < size) add_slot();
 
   block_ = Block{};
   block_.size = size;
@@ -237,7 +249,7 @@ void Executor::run_block(const BlockLaunch& launch) {
     bool progressed = false;
     for (unsigned id : order_) {
       if (thread(id).state != ThreadState::ready) continue;
-      resume(*slots_[id]);
+      resume(slots_[id]);
       progressed = true;
       if (!block_.error.empty()) {
         abort_block();
@@ -256,7 +268,7 @@ void Executor::run_block(const BlockLaunch& launch) {
 void Executor::abort_block() {
   block_.aborting = true;
   for (unsigned id = 0; id < block_.size; ++id) {
-    if (thread(id).state != ThreadState::exited) resume(*slots_[id]);
+    if (thread(id).state != ThreadState::exited) resume(slots_[id]);
   }
   san::acquire(&block_.done_token);
 }
@@ -270,7 +282,7 @@ std::string Executor::deadlock_message() const {
   std::map<std::string, Group> groups;
   std::vector<std::string> keys;
   for (unsigned id = 0; id < block_.size; ++id) {
-    const Thread& t = slots_[id]->thread;
+    const Thread& t = slots_[id].thread;
     if (t.state != ThreadState::waiting) continue;
     const bool in_warp_op = (block_.warps[t.warp()].waiting >> t.lane()) & 1u;
     std::string key =
@@ -280,21 +292,21 @@ std::string Executor::deadlock_message() const {
     if (inserted) keys.push_back(key);
     ++it->second.count;
   }
-  const ThreadContext& c = slots_[0]->thread.context;
-  std::string message = concat("simt: deadlock in block ",
-                               format_dim(c.block_idx.x, c.block_idx.y, c.block_idx.z),
-                               ": no thread can proceed");
+  const ThreadContext& c = slots_[0].thread.context;
+  std::string message =
+      concat("simt: deadlock in block ", format_dim(c.block_idx.x, c.block_idx.y, c.block_idx.z),
+             ": no thread can proceed");
   for (const std::string& key : keys) {
     const Group& g = groups.at(key);
-    const uint3 t = slots_[g.first]->thread.context.thread_idx;
+    const uint3 t = slots_[g.first].thread.context.thread_idx;
     message += concat("; thread ", format_dim(t.x, t.y, t.z),
                       g.count > 1 ? concat(" and ", g.count - 1, " other(s)") : std::string(),
                       " wait in ", key);
   }
   if (block_.exited > 0) {
-    const uint3 t = slots_[block_.first_exited]->thread.context.thread_idx;
-    message += concat("; ", block_.exited, " thread(s) exited, first thread ",
-                      format_dim(t.x, t.y, t.z));
+    const uint3 t = slots_[block_.first_exited].thread.context.thread_idx;
+    message +=
+        concat("; ", block_.exited, " thread(s) exited, first thread ", format_dim(t.x, t.y, t.z));
   }
   return message;
 }

@@ -63,7 +63,8 @@ class Executor {
   void abort_block();
   std::string deadlock_message() const;
 
-  std::vector<std::unique_ptr<Slot>> slots_;
+  std::unique_ptr<Slot[]> slots_;  // kMaxBlockThreads of them; fibers are created on first use
+  unsigned slot_count_ = 0;
   std::vector<unsigned> order_;
   Block block_;
   const GridTask* task_ = nullptr;
@@ -76,6 +77,6 @@ class Executor {
 // "(x,y,z)"
 std::string format_dim(unsigned x, unsigned y, unsigned z);
 std::string format_site(const std::source_location& where);  // "file:line:column"
-std::string format_mask(unsigned mask);  // "0x0000ffff"
+std::string format_mask(unsigned mask);                      // "0x0000ffff"
 
 }  // namespace simt::detail

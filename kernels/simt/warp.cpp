@@ -127,28 +127,29 @@ void complete(Executor& ex, unsigned warp, unsigned mask) {
 void check_arrival(Executor& ex, Thread& self, WarpOp op, unsigned mask, int width,
                    const std::source_location& where) {
   const Warp& w = ex.block().warps[self.warp()];
-  const std::string call =
-      concat(op_name(op), "(mask ", format_mask(mask), ") at ", format_site(where));
+  const auto call = [&] {
+    return concat(op_name(op), "(mask ", format_mask(mask), ") at ", format_site(where));
+  };
   if (is_shuffle(op) && (width < 1 || width > 32 || !std::has_single_bit(unsigned(width)))) {
-    ex.fail(self, concat(call, ": width ", width, " is not a power of two in [1, 32]"));
+    ex.fail(self, concat(call(), ": width ", width, " is not a power of two in [1, 32]"));
   }
   if (((mask >> self.lane()) & 1u) == 0) {
-    ex.fail(self, concat(call, ": the mask does not include the calling lane ", self.lane()));
+    ex.fail(self, concat(call(), ": the mask does not include the calling lane ", self.lane()));
   }
   if (const unsigned missing = mask & ~w.present) {
-    ex.fail(self, concat(call, ": the mask names lanes ", lanes(missing), " that do not exist (",
+    ex.fail(self, concat(call(), ": the mask names lanes ", lanes(missing), " that do not exist (",
                          "warp ", self.warp(), " of a block of ", ex.block().size,
                          " threads has lanes ", lanes(w.present), ")"));
   }
   if (const unsigned gone = mask & w.exited) {
-    ex.fail(self, concat(call, ": the mask names lanes ", lanes(gone), " that have exited"));
+    ex.fail(self, concat(call(), ": the mask names lanes ", lanes(gone), " that have exited"));
   }
   for (unsigned m = w.waiting; m != 0; m &= m - 1) {
     const Thread& other = ex.thread(self.warp() * kWarpSize + std::countr_zero(m));
     const bool overlap = ((mask >> other.lane()) & 1u) || ((other.mask >> self.lane()) & 1u);
     if (overlap && (other.mask != mask || other.op != op)) {
       ex.fail(self,
-              concat("lanes disagree: lane ", self.lane(), " in ", call, ", ", describe(other)));
+              concat("lanes disagree: lane ", self.lane(), " in ", call(), ", ", describe(other)));
     }
   }
 }
