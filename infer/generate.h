@@ -1,0 +1,39 @@
+// Generation with a KV cache (SPEC §1.2, §6): the vision tower runs once at prefill, the prompt is
+// prefilled in one batched forward, then tokens are decoded one at a time against the cache.
+// Without the cache (use_cache = false) every step recomputes the whole sequence: the reference the
+// cached path is tested against.
+#pragma once
+#include <chrono>
+#include <functional>
+#include <vector>
+
+#include "infer/sampling.h"
+#include "nn/vlm.h"
+
+namespace minivlm {
+
+struct GenerationOptions {
+  int64_t max_new_tokens = 512;
+  SamplingOptions sampling;
+  uint64_t seed = 42;
+  int32_t eos_id = 2;  // <|im_end|>
+  bool use_cache = true;
+};
+
+struct GenerationStats {
+  int64_t prompt_tokens = 0, new_tokens = 0;
+  double prefill_seconds = 0, decode_seconds = 0;
+};
+
+// One prompt per row; all prompts of a call must have the same length (batch equal-length prompts
+// together). `pixels` holds every row's images in row order ([n, 3, S, S] or undefined) and
+// `images_per_row` their counts. Returns each row's reply ids, without the eos token. `on_token`
+// (row, id) sees every new token as it is chosen, eos excluded. Throws a clear error when the
+// prompt and max_new_tokens exceed the model's context.
+std::vector<std::vector<int32_t>> generate(
+    const MiniMindVLM& model, const std::vector<std::vector<int32_t>>& prompts,
+    const Tensor& pixels, const std::vector<int64_t>& images_per_row,
+    const GenerationOptions& options, const std::function<void(size_t, int32_t)>& on_token = {},
+    GenerationStats* stats = nullptr);
+
+}  // namespace minivlm

@@ -1,0 +1,164 @@
+// infer (SPEC §6): answers a prompt about zero or more images, streaming the reply to stdout as it
+// is generated; tokens/s for prefill and decode go to stderr. --interactive keeps a chat history;
+// "/image PATH" attaches an image to the next message, "/reset" starts over, "/quit" ends.
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+
+#include "core/args.h"
+#include "core/process_env.h"
+#include "data/image.h"
+#include "infer/generate.h"
+#include "infer/utf8_stream.h"
+#include "io/model_io.h"
+#include "text/chat.h"
+#include "text/tokenizer.h"
+
+namespace minivlm {
+namespace {
+
+struct Chat {
+  const LoadedModel& m;
+  GenerationOptions gen;
+  std::vector<Message> messages;
+  std::vector<float> pixels;  // every image of the conversation, [n, 3, S, S]
+  int64_t images = 0;
+
+  void add_image(const std::string& path) {
+    const int64_t S = m.config.vision.image_size;
+    ClipNorm norm;
+    norm.mean = m.config.vision.image_mean;
+    norm.std = m.config.vision.image_std;
+    const std::vector<float> px = clip_preprocess(load_rgb_image(path), static_cast<int>(S), norm);
+    pixels.insert(pixels.end(), px.begin(), px.end());
+    ++images;
+  }
+
+  // Generates the assistant's reply to the conversation so far, streaming it; returns its text.
+  std::string reply() {
+    ChatFormat fmt;
+    fmt.tokens_per_image = static_cast<int>(m.config.tokens_per_image());
+    fmt.image_token = m.config.image_token;
+    const std::vector<int32_t> prompt =
+        encode_generation_prompt(*m.tokenizer, messages, static_cast<int>(images), fmt);
+    const int64_t S = m.config.vision.image_size;
+    Tensor px;
+    if (images > 0) px = Tensor::from_vector(pixels, {images, 3, S, S});
+    Utf8Stream stream;
+    std::string text;
+    GenerationStats st;
+    generate(
+        *m.model, {prompt}, px, {images}, gen,
+        [&](size_t, int32_t id) {
+          if (m.tokenizer->is_special(id)) return;
+          const std::string out = stream.push(m.tokenizer->token_bytes(id));
+          text += out;
+          std::fwrite(out.data(), 1, out.size(), stdout);
+          std::fflush(stdout);
+        },
+        &st);
+    const std::string rest = stream.flush();
+    text += rest;
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    std::fprintf(
+        stderr, "[prefill %lld tokens, %.1f tokens/s; decode %lld tokens, %.1f tokens/s]\n",
+        static_cast<long long>(st.prompt_tokens),
+        st.prompt_tokens / std::max(st.prefill_seconds, 1e-9),
+        static_cast<long long>(st.new_tokens), st.new_tokens / std::max(st.decode_seconds, 1e-9));
+    return text;
+  }
+};
+
+int infer_main(const std::vector<std::string>& argv) {
+  cli::Args a(argv,
+              {{"model", true},
+               {"image", true},
+               {"prompt", true},
+               {"system", true},
+               {"max-new-tokens", true},
+               {"temperature", true},
+               {"top-p", true},
+               {"top-k", true},
+               {"repetition-penalty", true},
+               {"seed", true},
+               {"greedy", false},
+               {"interactive", false},
+               {"device", true}},
+              "infer");
+  const LoadedModel m = load_model_dir(a.get("model"));
+  Chat chat{m, {}, {}, {}, 0};
+  chat.gen.max_new_tokens = a.get_int("max-new-tokens", 512);
+  chat.gen.seed = static_cast<uint64_t>(a.get_int("seed", 42));
+  chat.gen.sampling.greedy = a.has("greedy");
+  chat.gen.sampling.temperature = a.get_double("temperature", 0.85);
+  chat.gen.sampling.top_p = a.get_double("top-p", 0.85);
+  chat.gen.sampling.top_k = a.get_int("top-k", 50);
+  chat.gen.sampling.repetition_penalty = a.get_double("repetition-penalty", 1.0);
+  chat.gen.eos_id = m.tokenizer->token_to_id("<|im_end|>");
+  if (a.has("system")) chat.messages.push_back({"system", a.get("system")});
+  for (const std::string& path : a.get_all("image")) chat.add_image(path);
+
+  if (!a.has("interactive")) {
+    MV_CHECK(a.has("prompt"), "infer: --prompt is required (or use --interactive)");
+    chat.messages.push_back({"user", a.get("prompt")});
+    chat.reply();
+    return 0;
+  }
+  // Interactive chat. Images given with --image belong to the first message.
+  int64_t unplaced = chat.images;
+  std::fprintf(stderr,
+               "chat: type a message; /image PATH attaches an image, /reset clears, /quit ends\n");
+  if (a.has("prompt")) {
+    chat.messages.push_back({"user", a.get("prompt")});
+    unplaced = 0;
+    chat.messages.push_back({"assistant", chat.reply()});
+  }
+  for (std::string line; std::fprintf(stderr, "> "), std::getline(std::cin, line);) {
+    if (line == "/quit" || line == "/exit") break;
+    if (line == "/reset") {
+      chat.messages.erase(std::remove_if(chat.messages.begin(), chat.messages.end(),
+                                         [](const Message& msg) { return msg.role != "system"; }),
+                          chat.messages.end());
+      chat.pixels.clear();
+      chat.images = unplaced = 0;
+      std::fprintf(stderr, "(history cleared)\n");
+      continue;
+    }
+    if (line.rfind("/image ", 0) == 0) {
+      try {
+        chat.add_image(line.substr(7));
+        ++unplaced;
+        std::fprintf(stderr, "(image attached to the next message)\n");
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+      }
+      continue;
+    }
+    if (line.empty()) continue;
+    std::string content;
+    for (; unplaced > 0; --unplaced) content += "<image>\n";
+    chat.messages.push_back({"user", content + line});
+    try {
+      chat.messages.push_back({"assistant", chat.reply()});
+    } catch (const std::exception& e) {
+      chat.messages.pop_back();
+      std::fprintf(stderr, "error: %s\n", e.what());
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace minivlm
+
+int main(int argc, char** argv) {
+  minivlm::ensure_passive_openmp_wait(argv);
+  try {
+    return minivlm::infer_main(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "infer: error: %s\n", e.what());
+    return 1;
+  }
+}
