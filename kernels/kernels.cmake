@@ -11,6 +11,9 @@ if(MINIVLM_CUDA AND NOT MINIVLM_KERNEL_TESTS_ONLY)
     set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
   endif()
   find_package(CUDAToolkit REQUIRED)
+  # The library links the shared runtime (CUDA::cudart); so must every program that links these
+  # kernels, or it would get cudart_static beside it.
+  set(CMAKE_CUDA_RUNTIME_LIBRARY Shared CACHE STRING "CUDA runtime: Shared, as CUDA::cudart")
   file(GLOB KERNEL_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/cuda/*.cu)
   if(KERNEL_CUDA_SOURCES)
     add_library(minivlm_kernels_cuda STATIC ${KERNEL_CUDA_SOURCES})
