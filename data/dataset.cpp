@@ -155,25 +155,30 @@ SampleResult JsonlDataset::load(size_t i) const {
   return r;
 }
 
-// Everything but the images, which are the expensive part and so come last.
-SampleResult JsonlDataset::parse_and_encode(const std::string& text,
-                                            std::vector<std::string>& images) const {
+std::optional<std::string> JsonlDataset::parse_record(const std::string& text,
+                                                      std::vector<Message>& messages,
+                                                      std::vector<std::string>& images) const {
   json record;
   try {
     record = json::parse(text);
   } catch (const json::parse_error& e) {
-    return skip("malformed JSON: " + json_reason(e.what()));
+    return "malformed JSON: " + json_reason(e.what());
   }
   if (!record.is_object())
-    return skip(std::string("malformed record: expected a JSON object, got ") + record.type_name());
+    return std::string("malformed record: expected a JSON object, got ") + record.type_name();
+  if (std::optional<std::string> bad = conversation(record, messages)) return bad;
+  if (std::optional<std::string> bad = image_paths(record, images)) return bad;
+  if (!images.empty() && images_dir_.empty())
+    return "the sample has images but no images directory was given";
+  return std::nullopt;
+}
 
+// Everything but the images, which are the expensive part and so come last.
+SampleResult JsonlDataset::parse_and_encode(const std::string& text,
+                                            std::vector<std::string>& images) const {
   std::vector<Message> messages;
-  if (std::optional<std::string> bad = conversation(record, messages)) return skip(*bad);
-  if (std::optional<std::string> bad = image_paths(record, images)) return skip(*bad);
-
+  if (std::optional<std::string> bad = parse_record(text, messages, images)) return skip(*bad);
   const int num_images = static_cast<int>(images.size());
-  if (num_images > 0 && images_dir_.empty())
-    return skip("the sample has images but no images directory was given");
 
   // encode_chat rejects what only rendering can tell: a placeholder count that does not fit the
   // images, images without a user message, text that spells the image token itself.
@@ -200,6 +205,38 @@ SampleResult JsonlDataset::parse_and_encode(const std::string& text,
     return skip(s.truncated ? "no supervised token within max_seq_len " + std::to_string(max_len)
                             : std::string("no supervised token (no assistant reply)"));
   return {std::move(s), {}};
+}
+
+PromptResult JsonlDataset::load_prompt(size_t i) const {
+  PromptResult r;
+  std::vector<Message> messages;
+  std::vector<std::string> images;
+  if (std::optional<std::string> bad = parse_record(index_.read(i), messages, images)) {
+    r.skip_reason = *bad;
+    return r;
+  }
+  size_t last = messages.size();
+  while (last > 0 && messages[last - 1].role != "assistant") --last;
+  if (last == 0) {
+    r.skip_reason = "no assistant reply to compare with";
+    return r;
+  }
+  PromptRecord rec;
+  rec.reference = messages[last - 1].content;
+  rec.context.assign(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(last - 1));
+  if (rec.context.empty() || rec.context.back().role != "user") {
+    r.skip_reason = "the last assistant reply does not follow a user message";
+    return r;
+  }
+  Sample pixels;
+  if (std::optional<std::string> bad = load_images(images, pixels)) {
+    r.skip_reason = *bad;
+    return r;
+  }
+  rec.pixels = std::move(pixels.pixels);
+  rec.num_images = static_cast<int>(images.size());
+  r.record = std::move(rec);
+  return r;
 }
 
 std::optional<std::string> JsonlDataset::load_images(const std::vector<std::string>& images,

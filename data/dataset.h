@@ -56,6 +56,20 @@ struct SampleResult {
   std::string skip_reason;  // set exactly when !sample
 };
 
+// A record as a generation prompt (`eval --generate`): the turns before its last assistant
+// message, that message as the reference answer, and the record's images.
+struct PromptRecord {
+  std::vector<Message> context;  // ends with a user message
+  std::string reference;
+  std::vector<float> pixels;  // [num_images, 3, S, S]
+  int num_images = 0;
+};
+
+struct PromptResult {
+  std::optional<PromptRecord> record;
+  std::string skip_reason;  // set exactly when !record
+};
+
 class JsonlDataset {
  public:
   // Indexes `jsonl` (one streaming pass). `images_dir` resolves image paths; it may be empty for
@@ -75,10 +89,16 @@ class JsonlDataset {
   // the dataset itself (the file changed under its index).
   SampleResult load(size_t i) const;
 
+  // Record i as a generation prompt, or the reason it cannot be one. Thread-safe.
+  PromptResult load_prompt(size_t i) const;
+
   // The one-line warning for a skipped record i: "warning: FILE:LINE: skipped sample: REASON".
   std::string skip_warning(size_t i, const std::string& reason) const;
 
  private:
+  // The messages and image paths of a record's text, or why it is unusable.
+  std::optional<std::string> parse_record(const std::string& text, std::vector<Message>& messages,
+                                          std::vector<std::string>& images) const;
   SampleResult parse_and_encode(const std::string& text, std::vector<std::string>& images) const;
   std::optional<std::string> load_images(const std::vector<std::string>& images,
                                          Sample& sample) const;

@@ -1,6 +1,8 @@
 // eval (SPEC §6): held-out loss of a model on a JSONL set. Writes OUT/metrics.json (samples,
-// skipped, tokens, loss, ppl) and OUT/predictions.jsonl (one line per record: index, loss over its
-// supervised tokens, tokens). Under mpirun the records are split across ranks.
+// skipped, tokens, loss, ppl; with --generate also exact_match and token_f1) and
+// OUT/predictions.jsonl (one line per record: index, loss over its supervised tokens, tokens; with
+// --generate the greedy prediction and the reference). Under mpirun the records are split across
+// ranks.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -27,7 +29,9 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
                {"max-samples", true},
                {"max-seq-len", true},
                {"blank-images", false},
-               {"device", true}},
+               {"device", true},
+               {"generate", false},
+               {"max-new-tokens", true}},
               "eval");
   const LoadedModel m = load_model_dir(a.get("model"));
   const SampleFormat fmt = SampleFormat::for_model(m.config, a.get_int("max-seq-len", 2048));
@@ -37,6 +41,15 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
   opt.max_samples = a.get_int("max-samples", 0);
   opt.blank_images = a.has("blank-images");
   const EvalResult r = evaluate_loss(*m.model, data, comm, opt);
+  GenerationEvalResult g;
+  if (a.has("generate")) {
+    GenerationEvalOptions go;
+    go.batch_size = a.get_int("batch-size", 16);
+    go.max_new_tokens = a.get_int("max-new-tokens", 64);
+    go.max_samples = opt.max_samples;
+    go.blank_images = opt.blank_images;
+    g = evaluate_generation(*m.model, *m.tokenizer, data, comm, go);
+  }
   if (comm.is_main()) {
     const std::string out = a.get("out");
     std::filesystem::create_directories(out);
@@ -54,6 +67,13 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
       } else {
         j["loss"] = s.mean_loss();
         j["tokens"] = s.tokens;
+      }
+      if (a.has("generate") && !g.rows[static_cast<size_t>(s.index)].skipped) {
+        const GenerationEval& ge = g.rows[static_cast<size_t>(s.index)];
+        j["prediction"] = ge.prediction;
+        j["reference"] = ge.reference;
+        j["exact_match"] = ge.exact;
+        j["token_f1"] = ge.f1;
       }
       lines += j.dump() + "\n";
     }

@@ -1,12 +1,18 @@
 #include "infer/evaluate.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <map>
+#include <sstream>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "autograd/node.h"
 #include "data/batch.h"
+#include "infer/generate.h"
 #include "ops/ops.h"
+#include "text/chat.h"
 
 namespace minivlm {
 
@@ -100,6 +106,149 @@ EvalResult evaluate_loss(const MiniMindVLM& model, const JsonlDataset& data, Com
     ++res.samples;
     res.tokens += r.tokens;
     res.loss_sum += r.loss_sum;
+  }
+  return res;
+}
+
+}  // namespace minivlm
+
+namespace minivlm {
+
+std::string normalize_answer(const std::string& s) {
+  std::string out;
+  bool space = false;
+  for (char c : s) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+bool exact_match(const std::string& prediction, const std::string& reference) {
+  return normalize_answer(prediction) == normalize_answer(reference);
+}
+
+double token_f1(const std::string& prediction, const std::string& reference) {
+  auto words = [](const std::string& s) {
+    std::map<std::string, int64_t> bag;
+    std::istringstream in(normalize_answer(s));
+    for (std::string w; in >> w;) ++bag[w];
+    return bag;
+  };
+  const auto p = words(prediction), r = words(reference);
+  int64_t np = 0, nr = 0, common = 0;
+  for (const auto& [w, n] : p) np += n;
+  for (const auto& [w, n] : r) {
+    nr += n;
+    if (auto it = p.find(w); it != p.end()) common += std::min(n, it->second);
+  }
+  if (np == 0 && nr == 0) return 1.0;
+  if (common == 0) return 0.0;
+  const double precision = static_cast<double>(common) / static_cast<double>(np);
+  const double recall = static_cast<double>(common) / static_cast<double>(nr);
+  return 2 * precision * recall / (precision + recall);
+}
+
+GenerationEvalResult evaluate_generation(const MiniMindVLM& model, const Tokenizer& tokenizer,
+                                         const JsonlDataset& data, Communicator& comm,
+                                         const GenerationEvalOptions& options) {
+  const int64_t n = options.max_samples > 0
+                        ? std::min<int64_t>(options.max_samples, static_cast<int64_t>(data.size()))
+                        : static_cast<int64_t>(data.size());
+  const int64_t S = data.format().image_size;
+  GenerationOptions gen;
+  gen.max_new_tokens = options.max_new_tokens;
+  gen.sampling.greedy = true;
+  gen.eos_id = tokenizer.token_to_id("<|im_end|>");
+
+  // This rank's records, grouped by prompt length so that each batch decodes equal-length rows.
+  struct Item {
+    GenerationEval row;
+    std::vector<int32_t> prompt;
+    std::vector<float> pixels;
+    int64_t images = 0;
+  };
+  std::vector<Item> items;
+  for (int64_t i = comm.rank(); i < n; i += comm.world_size()) {
+    Item it;
+    it.row.index = i;
+    PromptResult pr = data.load_prompt(static_cast<size_t>(i));
+    if (!pr.record) {
+      it.row.skipped = true;
+      it.row.skip_reason = pr.skip_reason;
+      std::fprintf(stderr, "%s\n",
+                   data.skip_warning(static_cast<size_t>(i), pr.skip_reason).c_str());
+    } else {
+      it.row.reference = pr.record->reference;
+      it.prompt = encode_generation_prompt(tokenizer, pr.record->context, pr.record->num_images,
+                                           data.format().chat);
+      it.pixels = std::move(pr.record->pixels);
+      if (options.blank_images) std::fill(it.pixels.begin(), it.pixels.end(), 0.0f);
+      it.images = pr.record->num_images;
+    }
+    items.push_back(std::move(it));
+  }
+  std::map<size_t, std::vector<size_t>> by_length;
+  for (size_t k = 0; k < items.size(); ++k)
+    if (!items[k].row.skipped) by_length[items[k].prompt.size()].push_back(k);
+  for (const auto& [len, group] : by_length) {
+    for (size_t start = 0; start < group.size(); start += static_cast<size_t>(options.batch_size)) {
+      const size_t end = std::min(group.size(), start + static_cast<size_t>(options.batch_size));
+      std::vector<std::vector<int32_t>> prompts;
+      std::vector<float> px;
+      std::vector<int64_t> counts;
+      for (size_t g = start; g < end; ++g) {
+        const Item& it = items[group[g]];
+        prompts.push_back(it.prompt);
+        px.insert(px.end(), it.pixels.begin(), it.pixels.end());
+        counts.push_back(it.images);
+      }
+      const int64_t nimg = static_cast<int64_t>(px.size()) / (3 * S * S);
+      const Tensor pixels = nimg > 0 ? Tensor::from_vector(px, {nimg, 3, S, S}) : Tensor();
+      const auto replies = generate(model, prompts, pixels, counts, gen);
+      for (size_t g = start; g < end; ++g) {
+        GenerationEval& row = items[group[g]].row;
+        row.prediction = tokenizer.decode(replies[g - start], /*skip_special=*/true);
+        row.exact = exact_match(row.prediction, row.reference);
+        row.f1 = token_f1(row.prediction, row.reference);
+      }
+    }
+  }
+
+  nlohmann::json js = nlohmann::json::array();
+  for (const Item& it : items) {
+    const GenerationEval& r = it.row;
+    js.push_back({r.index, r.skipped, r.skip_reason, r.prediction, r.reference, r.exact, r.f1});
+  }
+  GenerationEvalResult res;
+  res.rows.resize(static_cast<size_t>(n));
+  for (const std::string& part : comm.all_gather(js.dump())) {
+    for (const auto& e : nlohmann::json::parse(part)) {
+      GenerationEval r;
+      r.index = e[0].get<int64_t>();
+      r.skipped = e[1].get<bool>();
+      r.skip_reason = e[2].get<std::string>();
+      r.prediction = e[3].get<std::string>();
+      r.reference = e[4].get<std::string>();
+      r.exact = e[5].get<bool>();
+      r.f1 = e[6].get<double>();
+      res.rows[static_cast<size_t>(r.index)] = r;
+    }
+  }
+  for (const GenerationEval& r : res.rows) {
+    if (r.skipped) continue;
+    ++res.samples;
+    res.exact_match += r.exact ? 1.0 : 0.0;
+    res.token_f1 += r.f1;
+  }
+  if (res.samples > 0) {
+    res.exact_match /= static_cast<double>(res.samples);
+    res.token_f1 /= static_cast<double>(res.samples);
   }
   return res;
 }

@@ -8,6 +8,7 @@
 #include "data/dataset.h"
 #include "dist/communicator.h"
 #include "nn/vlm.h"
+#include "text/tokenizer.h"
 
 namespace minivlm {
 
@@ -37,5 +38,37 @@ struct EvalOptions {
 // Warnings for skipped records go to stderr from the rank that read them.
 EvalResult evaluate_loss(const MiniMindVLM& model, const JsonlDataset& data, Communicator& comm,
                          const EvalOptions& options);
+
+// Answer comparison of SPEC §6: trimmed, lower-cased, whitespace collapsed.
+std::string normalize_answer(const std::string& s);
+bool exact_match(const std::string& prediction, const std::string& reference);
+// F1 of the bags of whitespace-separated words of the normalized answers (1 when both are empty).
+double token_f1(const std::string& prediction, const std::string& reference);
+
+struct GenerationEval {
+  int64_t index = 0;
+  bool skipped = false;
+  std::string skip_reason, prediction, reference;
+  bool exact = false;
+  double f1 = 0;
+};
+
+struct GenerationEvalResult {
+  std::vector<GenerationEval> rows;  // every record, in index order
+  int64_t samples = 0;
+  double exact_match = 0, token_f1 = 0;  // means over the samples that were not skipped
+};
+
+struct GenerationEvalOptions {
+  int64_t batch_size = 16;  // prompts of equal length are decoded together
+  int64_t max_new_tokens = 64;
+  int64_t max_samples = 0;
+  bool blank_images = false;
+};
+
+// Greedy replies to every record's last user turn, compared with its last assistant message.
+GenerationEvalResult evaluate_generation(const MiniMindVLM& model, const Tokenizer& tokenizer,
+                                         const JsonlDataset& data, Communicator& comm,
+                                         const GenerationEvalOptions& options);
 
 }  // namespace minivlm
