@@ -62,3 +62,32 @@ TEST(EvalParity, PerSampleLossesMatchTheIndependentReference) {
 
 }  // namespace
 }  // namespace minivlm
+
+namespace minivlm {
+namespace {
+
+TEST(EvalGenerate, WritesExactMatchTokenF1AndPredictions) {
+  const auto& w = testing::workspace();
+  const std::string d = fresh_dir("eval_generate");
+  const auto r =
+      run(kBin + "/eval --model " + w.model + " --data " + w.data + "/eval.jsonl --images " +
+          w.images + " --out " + d + " --generate --max-new-tokens 6 --max-samples 5");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto metrics = nlohmann::json::parse(read_file(d + "/metrics.json"));
+  ASSERT_TRUE(metrics.contains("exact_match")) << metrics.dump();
+  ASSERT_TRUE(metrics.contains("token_f1")) << metrics.dump();
+  std::istringstream in(read_file(d + "/predictions.jsonl"));
+  int rows = 0;
+  double em = 0;
+  for (std::string line; std::getline(in, line); ++rows) {
+    const auto j = nlohmann::json::parse(line);
+    ASSERT_TRUE(j.contains("prediction") && j.contains("reference")) << line;
+    EXPECT_FALSE(j["reference"].get<std::string>().empty());
+    em += j["exact_match"].get<bool>() ? 1 : 0;
+  }
+  EXPECT_EQ(rows, 5);
+  EXPECT_DOUBLE_EQ(metrics["exact_match"].get<double>(), em / rows);
+}
+
+}  // namespace
+}  // namespace minivlm
