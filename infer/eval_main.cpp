@@ -53,11 +53,15 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
   if (comm.is_main()) {
     const std::string out = a.get("out");
     std::filesystem::create_directories(out);
-    const nlohmann::json metrics = {{"samples", r.samples},
-                                    {"skipped", r.skipped},
-                                    {"tokens", r.tokens},
-                                    {"loss", r.loss()},
-                                    {"ppl", r.ppl()}};
+    nlohmann::json metrics = {{"samples", r.samples},
+                              {"skipped", r.skipped},
+                              {"tokens", r.tokens},
+                              {"loss", r.loss()},
+                              {"ppl", r.ppl()}};
+    if (a.has("generate")) {
+      metrics["exact_match"] = g.exact_match;
+      metrics["token_f1"] = g.token_f1;
+    }
     write_file_atomic(out + "/metrics.json", metrics.dump(2) + "\n");
     std::string lines;
     for (const SampleEval& s : r.rows) {
@@ -78,10 +82,12 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
       lines += j.dump() + "\n";
     }
     write_file_atomic(out + "/predictions.jsonl", lines);
-    std::printf("eval: %lld samples (%lld skipped), %lld tokens, loss %.4f, ppl %.3f%s\n",
+    std::printf("eval: %lld samples (%lld skipped), %lld tokens, loss %.4f, ppl %.3f",
                 static_cast<long long>(r.samples), static_cast<long long>(r.skipped),
-                static_cast<long long>(r.tokens), r.loss(), r.ppl(),
-                opt.blank_images ? " [blank images]" : "");
+                static_cast<long long>(r.tokens), r.loss(), r.ppl());
+    if (a.has("generate"))
+      std::printf(", exact_match %.4f, token_f1 %.4f", g.exact_match, g.token_f1);
+    std::printf("%s\n", opt.blank_images ? " [blank images]" : "");
   }
   comm.barrier();
   return 0;
