@@ -5,7 +5,8 @@
 // converted to the kernel's parameter types as a real launch converts them. A rule broken inside
 // the kernel (divergent barrier, bad warp mask, deadlock, ...) aborts the grid and throws
 // simt::Error here; so do a block of more than 1024 threads and dynamic shared memory over the
-// kernel's limit (48 KiB unless raised with set_max_dynamic_smem, at most 227 KiB).
+// kernel's limit (48 KiB unless raised with set_max_dynamic_smem, at most 227 KiB). Static
+// __shared__ arrays are not counted: ptxas checks them when nvcc builds the kernel.
 #pragma once
 
 #include <cstddef>

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <numeric>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "kernels/portable.h"
@@ -74,6 +75,26 @@ TEST(SimtKernels, BlockReductionThroughSharedMemory) {
     return bits(out);
   });
   expect_all_equal(results, bits(expected));
+}
+
+TEST(SimtKernels, LaunchesFromSeveralThreadsTakeTurns) {
+  // Static __shared__ arrays are one per kernel, so launches from different OS threads must not
+  // run blocks at the same time; each thread's sums come out right.
+  constexpr int kThreads = 64;
+  const int n = 4 * kThreads;
+  std::vector<std::thread> workers;
+  std::vector<int> failures(3, 0);
+  for (int w = 0; w < 3; ++w) {
+    workers.emplace_back([&, w] {
+      std::vector<float> x(n, static_cast<float>(w + 1)), out(4);
+      for (int round = 0; round < 20; ++round) {
+        simt::launch(block_sum<kThreads>, 4, kThreads, 0, nullptr, x.data(), out.data(), n);
+        for (float sum : out) failures[w] += sum != kThreads * (w + 1.0f);
+      }
+    });
+  }
+  for (std::thread& t : workers) t.join();
+  EXPECT_EQ(failures, std::vector<int>(3, 0));
 }
 
 // ---- warp reductions through shuffles ----------------------------------------------------------
