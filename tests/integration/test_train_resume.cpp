@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cli_util.h"
+#include "io/safetensors.h"
 
 extern char** environ;
 
@@ -136,6 +137,50 @@ TEST(TrainOptions, UnknownOptionListsValidOnesAndRunJsonIsWritten) {
       read_file(d + "/metrics.jsonl").substr(0, read_file(d + "/metrics.jsonl").find('\n')));
   for (const char* k : {"step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "skipped"})
     EXPECT_TRUE(line.contains(k)) << k << " missing in " << line.dump();
+}
+
+TEST(TrainGuards, NonFiniteStepsAreSkippedThenAbort) {
+  // A model whose final norm holds a NaN: every loss is NaN.
+  const auto& w = workspace();
+  const std::string model = fresh_dir("nan_model");
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  const SafeTensorsFile f = SafeTensorsFile::open(w.model + "/model.safetensors");
+  for (const std::string& n : f.names()) {
+    Tensor t = f.get(n).clone();
+    if (n == "model.norm.weight") t.data<float>()[3] = NAN;
+    tensors.emplace_back(n, t);
+  }
+  save_safetensors(model + "/model.safetensors", tensors);
+  std::filesystem::copy_file(w.model + "/config.json", model + "/config.json");
+  std::filesystem::copy_file(w.model + "/tokenizer.json", model + "/tokenizer.json");
+  const std::string d = fresh_dir("nan_run");
+  const auto r =
+      run(train("train_sft", model, "sft.jsonl", d, "--max-steps 10 --max-nonfinite-steps 3"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("4 steps in a row had a non-finite loss or gradient"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("step 1: non-finite loss or gradient, step skipped"), std::string::npos)
+      << r.output;
+}
+
+TEST(TrainEval, PeriodicHeldOutEvaluationIsLogged) {
+  const auto& w = workspace();
+  const std::string d = fresh_dir("periodic_eval");
+  const auto r = run(train("train_sft", w.model, "sft.jsonl", d,
+                           "--max-steps 4 --eval-every 2 --eval " + w.data + "/eval.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream in(read_file(d + "/metrics.jsonl"));
+  std::vector<int64_t> eval_steps;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (!j.contains("eval_loss")) continue;
+    eval_steps.push_back(j["step"].get<int64_t>());
+    EXPECT_GT(j["eval_loss"].get<double>(), 0.0);
+    EXPECT_NEAR(j["eval_ppl"].get<double>(), std::exp(j["eval_loss"].get<double>()),
+                1e-6 * j["eval_ppl"].get<double>());
+    EXPECT_EQ(j["eval_samples"], 12);
+  }
+  EXPECT_EQ(eval_steps, (std::vector<int64_t>{2, 4}));
 }
 
 }  // namespace
