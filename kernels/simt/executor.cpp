@@ -189,10 +189,9 @@ void Executor::thread_exited(Thread& self) {
   warp.exited |= 1u << self.lane();
   if (b.aborting) return;
   if (b.arrived > 0) {
-    record_error(self, concat("exited while ", b.arrived, " thread(s) wait at ", b.barrier_name,
-                              " (", format_site(b.barrier_at),
-                              "); every thread of the block must"
-                              " reach it"));
+    record_error(self,
+                 concat("exited while ", b.arrived, " thread(s) wait at ", b.barrier_name, " (",
+                        format_site(b.barrier_at), "); every thread of the block must reach it"));
     return;
   }
   for (unsigned waiting = warp.waiting; waiting != 0; waiting &= waiting - 1) {
