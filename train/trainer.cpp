@@ -11,6 +11,7 @@
 #include "cuda/gpu.h"
 #include "data/loader.h"
 #include "dist/communicator.h"
+#include "dist/grad_reducer.h"
 #include "infer/evaluate.h"
 #include "io/model_io.h"
 #include "optim/adamw.h"
@@ -53,6 +54,7 @@ struct Run {
   int64_t nonfinite_in_row = 0, nonfinite_total = 0;
   int64_t tokens_total = 0;
   Rng rng;
+  std::unique_ptr<GradReducer> grads;  // made by the first train_step
 };
 
 void log(const Run& r, const std::string& line) {
@@ -182,22 +184,22 @@ bool train_step(Run& r, const Step& s, double& loss_out, double& norm_out) {
   std::vector<double> counts = {static_cast<double>(s.supervised_tokens())};
   r.comm->all_reduce_sum(counts);
   const double denom = counts[0];
+  if (!r.grads)
+    r.grads = std::make_unique<GradReducer>(*r.comm, r.trainable, gradient_bucket_bytes());
+  // Reductions start during this rank's last backward pass of the step; earlier ones accumulate.
+  const MicroBatch* last = nullptr;
+  for (const MicroBatch& mb : s.micro)
+    if (!mb.empty()) last = &mb;
   double loss_sum = 0;
   for (const MicroBatch& mb : s.micro) {
     if (mb.empty() || denom <= 0) continue;
     const VlmOutput out = r.m.model->forward(mb.batch, denom);
     loss_sum += out.loss.item();
-    out.loss.backward();
+    r.grads->backward(out.loss, &mb == last);
   }
-  // Parameters that received no gradient on this rank still take part in the reduction.
-  std::vector<Tensor> grads;
-  for (NamedTensor& p : r.trainable) {
-    if (!p.tensor.grad().defined()) p.tensor.set_grad(Tensor::zeros(p.tensor.shape()));
-    grads.push_back(p.tensor.grad());
-  }
+  r.grads->reduce();  // every gradient is now the sum over ranks
   std::vector<double> scalars = {loss_sum};
   r.comm->all_reduce_sum(scalars);
-  r.comm->all_reduce_sum(grads);
   loss_out = scalars[0];
   norm_out = grad_norm(r.trainable);
   if (!std::isfinite(loss_out) || !std::isfinite(norm_out)) {

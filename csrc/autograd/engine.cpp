@@ -9,11 +9,16 @@ namespace minivlm {
 
 namespace {
 thread_local bool g_grad_enabled = true;
-}
+thread_local GradReadyHook g_grad_ready;
+}  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
 NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
+GradReadyHookGuard::GradReadyHookGuard(GradReadyHook hook) : prev_(std::move(g_grad_ready)) {
+  g_grad_ready = std::move(hook);
+}
+GradReadyHookGuard::~GradReadyHookGuard() { g_grad_ready = std::move(prev_); }
 
 bool needs_grad(const std::vector<Tensor>& inputs) {
   if (!g_grad_enabled) return false;
@@ -74,6 +79,7 @@ void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph
       } else {
         t->grad = ops::add(Tensor(t->grad), g).impl_ptr();
       }
+      if (g_grad_ready) g_grad_ready(*t);
       continue;
     }
     Node& node = *t->grad_fn;

@@ -46,4 +46,20 @@ Tensor record(Tensor out, const std::string& op, std::vector<Tensor> inputs,
 // Runs backward from `root` with `grad_root`; accumulates into .grad of leaves that require grad.
 void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph);
 
+// Called by run_backward, on its thread, once for each leaf that receives a gradient in the pass,
+// right after the leaf's .grad took it. The engine reaches a leaf only after every node that feeds
+// it, so .grad then holds its final value for the pass: data-parallel training starts reducing it
+// while the rest of backward runs. Installed per thread for the guard's scope.
+using GradReadyHook = std::function<void(TensorImpl& leaf)>;
+class GradReadyHookGuard {
+ public:
+  explicit GradReadyHookGuard(GradReadyHook hook);
+  ~GradReadyHookGuard();
+  GradReadyHookGuard(const GradReadyHookGuard&) = delete;
+  GradReadyHookGuard& operator=(const GradReadyHookGuard&) = delete;
+
+ private:
+  GradReadyHook prev_;
+};
+
 }  // namespace minivlm

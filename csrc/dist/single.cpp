@@ -31,8 +31,4 @@ std::unique_ptr<Communicator> make_single_communicator() {
   return std::make_unique<SingleProcess>();
 }
 
-#ifndef MINIVLM_HAVE_MPI
-std::unique_ptr<Communicator> make_communicator() { return make_single_communicator(); }
-#endif
-
 }  // namespace minivlm

@@ -1,24 +1,19 @@
 // MPI communicator for CPU tensors. MPI is initialised only when the process was started by an MPI
-// launcher (its environment says so); a plain run stays single-process without touching MPI.
+// launcher (make_communicator checks its environment); a plain run never touches MPI.
 // The C API only: OpenMPI's C++ bindings would need libmpi_cxx.
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 
-#include "dist/communicator.h"
+#include "dist/engines.h"
 
 namespace minivlm {
 
 namespace {
-
-bool launched_by_mpi() {
-  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"})
-    if (std::getenv(v) != nullptr) return true;
-  return false;
-}
 
 MPI_Datatype mpi_type(DType t) {
   switch (t) {
@@ -36,6 +31,31 @@ MPI_Datatype mpi_type(DType t) {
   }
   MV_FAIL("MPI collectives need f32, f64, i32 or i64 tensors, got ", dtype_name(t));
 }
+
+// MPI counts are ints.
+int mpi_count(int64_t n, const Tensor& t) {
+  MV_CHECK(n <= INT_MAX, "MPI collective on ", t.desc(), ": more than ", INT_MAX,
+           " elements in one call");
+  return static_cast<int>(n);
+}
+
+void check_host_tensor(const Tensor& t, const char* what) {
+  MV_CHECK(t.device().is_cpu() && t.is_contiguous(), "MPI ", what,
+           " needs contiguous CPU tensors, got ", t.desc());
+}
+
+class MpiCommunicator;
+
+class MpiPending final : public PendingCollective {
+ public:
+  MpiPending(MpiCommunicator& comm, MPI_Request request) : comm_(comm), request_(request) {}
+  bool test() override;
+  void wait() override;
+
+ private:
+  MpiCommunicator& comm_;
+  MPI_Request request_;
+};
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -59,10 +79,9 @@ class MpiCommunicator final : public Communicator {
 
   void all_reduce_sum(const std::vector<Tensor>& tensors) override {
     for (const Tensor& t : tensors) {
-      MV_CHECK(t.device().is_cpu() && t.is_contiguous(),
-               "MPI all-reduce needs contiguous CPU tensors, got ", t.desc());
-      check(MPI_Allreduce(MPI_IN_PLACE, t.raw_data(), static_cast<int>(t.numel()),
-                          mpi_type(t.dtype()), MPI_SUM, MPI_COMM_WORLD),
+      check_host_tensor(t, "all-reduce");
+      check(MPI_Allreduce(MPI_IN_PLACE, t.raw_data(), mpi_count(t.numel(), t), mpi_type(t.dtype()),
+                          MPI_SUM, MPI_COMM_WORLD),
             "MPI_Allreduce");
     }
   }
@@ -71,11 +90,19 @@ class MpiCommunicator final : public Communicator {
                         MPI_COMM_WORLD),
           "MPI_Allreduce");
   }
+  std::unique_ptr<PendingCollective> start_all_reduce_sum(const Tensor& t) override {
+    check_host_tensor(t, "all-reduce");
+    MPI_Request request = MPI_REQUEST_NULL;
+    check(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), mpi_count(t.numel(), t), mpi_type(t.dtype()),
+                         MPI_SUM, MPI_COMM_WORLD, &request),
+          "MPI_Iallreduce");
+    return std::make_unique<MpiPending>(*this, request);
+  }
   void broadcast(const std::vector<Tensor>& tensors, int root) override {
     for (const Tensor& t : tensors) {
-      MV_CHECK(t.device().is_cpu() && t.is_contiguous(),
-               "MPI broadcast needs contiguous CPU tensors, got ", t.desc());
-      check(MPI_Bcast(t.raw_data(), static_cast<int>(t.nbytes()), MPI_BYTE, root, MPI_COMM_WORLD),
+      check_host_tensor(t, "broadcast");
+      check(MPI_Bcast(t.raw_data(), mpi_count(static_cast<int64_t>(t.nbytes()), t), MPI_BYTE, root,
+                      MPI_COMM_WORLD),
             "MPI_Bcast");
     }
   }
@@ -112,7 +139,7 @@ class MpiCommunicator final : public Communicator {
     std::_Exit(1);
   }
 
- private:
+  // A failed MPI call leaves the job in an unknown state: end it.
   void check(int rc, const char* what) {
     if (rc == MPI_SUCCESS) return;
     char buf[MPI_MAX_ERROR_STRING];
@@ -120,13 +147,25 @@ class MpiCommunicator final : public Communicator {
     MPI_Error_string(rc, buf, &len);
     abort(std::string(what) + " failed: " + std::string(buf, static_cast<size_t>(len)));
   }
+
+ private:
   int rank_ = 0, size_ = 1;
 };
 
+bool MpiPending::test() {
+  if (request_ == MPI_REQUEST_NULL) return true;
+  int done = 0;
+  comm_.check(MPI_Test(&request_, &done, MPI_STATUS_IGNORE), "MPI_Test");
+  return done != 0;
+}
+
+void MpiPending::wait() {
+  if (request_ != MPI_REQUEST_NULL) comm_.check(MPI_Wait(&request_, MPI_STATUS_IGNORE), "MPI_Wait");
+}
+
 }  // namespace
 
-std::unique_ptr<Communicator> make_communicator() {
-  if (!launched_by_mpi()) return make_single_communicator();
+std::unique_ptr<Communicator> make_mpi_communicator() {
   return std::make_unique<MpiCommunicator>();
 }
 
