@@ -55,7 +55,10 @@ __global__ void embedding_backward_kernel(T* dweight, const T* dout, const int* 
     const int i = base + tid;
     const int id = i < N ? ids[i] : -1;
     const bool hit = id >= v0 && id < v1;
-    // Compact this chunk's hits in position order: earlier warps first, then lower lanes.
+    // Compact this chunk's hits in position order: earlier warps first, then lower lanes. Two
+    // barriers per chunk suffice: warp_hits is rewritten after the previous chunk's second
+    // barrier, which every thread reaches after reading it; hit_pos and hit_row after this
+    // chunk's first barrier, which every thread reaches after adding the previous chunk's hits.
     const unsigned ballot = __ballot_sync(kFullMask, hit);
     if (lane == 0) warp_hits[warp] = __popc(ballot);
     __syncthreads();
@@ -76,7 +79,6 @@ __global__ void embedding_backward_kernel(T* dweight, const T* dout, const int* 
         sums[hit_row[e] * threads + tid] += to_float(dout[at + c]);
       }
     }
-    __syncthreads();  // the next chunk rewrites warp_hits, hit_pos and hit_row
   }
   if (c < C) {
     for (int v = v0; v < v1; ++v) {
