@@ -38,7 +38,13 @@ void copy_matched(const MiniMindVLM& model, const SafeTensorsFile& file, const I
     auto it = params.find(mname);
     if (it == params.end()) {
       if (mname == "lm_head.weight" && model.config().llm.tie_word_embeddings) {
-        if (!tensors_equal(file.get(fname), params.at("model.embed_tokens.weight").detach()))
+        // Compared with the embedding this load will leave in the model: the file's, if it has one.
+        std::string embed_in_file;
+        for (const std::string& other : file.names())
+          if (rule.map(other) == "model.embed_tokens.weight") embed_in_file = other;
+        const Tensor embed = embed_in_file.empty() ? params.at("model.embed_tokens.weight").detach()
+                                                   : file.get(embed_in_file);
+        if (!tensors_equal(file.get(fname), embed))
           misshapen.push_back(fname + ": present in a tied model but differs from the embedding");
         continue;
       }

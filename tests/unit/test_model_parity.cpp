@@ -141,6 +141,52 @@ TEST(ModelLoading, StrictLoadNamesEveryMismatch) {
   }
 }
 
+TEST(ModelLoading, ImportersMapForeignNames) {
+  std::ifstream jf(kGoldens + "gqa_r2_tied.json");
+  const ModelConfig config =
+      ModelConfig::from_json(nlohmann::json::parse(jf).at("config"), "gqa_r2_tied");
+  MiniMindVLM source(config, 12), target(config, 12);
+  source.init(5);
+  target.init(6);
+  // A Hugging Face CLIP checkpoint: vision_model.* plus the text side, which is ignored.
+  std::vector<std::pair<std::string, Tensor>> clip, llm;
+  for (const NamedTensor& p : source.params()) {
+    if (p.name.rfind("vision_encoder.", 0) == 0)
+      clip.emplace_back(p.name.substr(15), p.tensor);
+    else if (p.name.rfind("model.", 0) == 0)
+      llm.emplace_back(p.name, p.tensor);
+  }
+  clip.emplace_back("vision_model.embeddings.position_ids", Tensor::arange(17));
+  clip.emplace_back("text_model.embeddings.token_embedding.weight", Tensor::zeros({5, 4}));
+  clip.emplace_back("logit_scale", Tensor::ones({}));
+  clip.emplace_back("visual_projection.weight", Tensor::zeros({4, 24}));
+  llm.emplace_back("lm_head.weight", source.llm.embed_tokens.detach().clone());  // the tied copy
+  llm.emplace_back("vision_proj.proj.weight", Tensor::zeros({1, 1}));            // ignored
+  const std::string dir = ::testing::TempDir();
+  save_safetensors(dir + "hf_clip.safetensors", clip);
+  save_safetensors(dir + "minimind_llm.safetensors", llm);
+  import_hf_clip_vision(target, dir + "hf_clip.safetensors");
+  import_minimind_llm(target, dir + "minimind_llm.safetensors");
+  for (size_t i = 0; i < source.params().size(); ++i) {
+    const NamedTensor& a = source.params()[i];
+    const bool imported = a.name.rfind("vision_proj.", 0) != 0;
+    EXPECT_EQ(a.tensor.to_float_vector() == target.params()[i].tensor.to_float_vector(), imported)
+        << a.name;
+  }
+  // A vision tensor missing from the CLIP file is named.
+  clip.erase(clip.begin());
+  save_safetensors(dir + "hf_clip.safetensors", clip);
+  try {
+    import_hf_clip_vision(target, dir + "hf_clip.safetensors");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(
+                  "missing tensors:\n  vision_encoder.vision_model.embeddings.class_embedding"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(ModelConfig, DefaultsUnknownKeysAndDerivedSizes) {
   nlohmann::json j = {{"llm", {{"hidden_size", 768}, {"num_attention_heads", 8}}}};
   const ModelConfig c = ModelConfig::from_json(j, "test");
