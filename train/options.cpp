@@ -38,7 +38,8 @@ json TrainOptions::to_json() const {
               {"num_workers", num_workers},
               {"max_bad_fraction", max_bad_fraction},
               {"max_nonfinite_steps", max_nonfinite_steps},
-              {"eval_batch_size", eval_batch_size}};
+              {"eval_batch_size", eval_batch_size},
+              {"vision_cache_mb", vision_cache_mb}};
 }
 
 namespace {
@@ -77,6 +78,7 @@ void from_json_checked(TrainOptions& o, const json& j) {
   get("max_bad_fraction", o.max_bad_fraction);
   get("max_nonfinite_steps", o.max_nonfinite_steps);
   get("eval_batch_size", o.eval_batch_size);
+  get("vision_cache_mb", o.vision_cache_mb);
 }
 
 std::string valid_list(const json& defaults) {
@@ -113,6 +115,7 @@ void validate(const TrainOptions& o) {
   MV_CHECK(o.grad_accum >= 1, "grad_accum must be >= 1, got ", o.grad_accum);
   MV_CHECK(o.epochs >= 1 || o.max_steps > 0, "epochs must be >= 1 (or set max_steps)");
   MV_CHECK(o.lr > 0, "lr must be positive, got ", o.lr);
+  MV_CHECK(o.vision_cache_mb >= 0, "vision_cache_mb must be >= 0, got ", o.vision_cache_mb);
   MV_CHECK(o.max_seq_len >= 8, "max_seq_len must be >= 8, got ", o.max_seq_len);
   MV_CHECK(o.train == "projector" || o.train == "projector+last" || o.train == "all",
            "train must be projector, projector+last or all, got '", o.train, "'");

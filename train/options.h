@@ -22,6 +22,8 @@ struct TrainOptions {
   int64_t log_every = 10, save_every = 0, keep_checkpoints = 3, eval_every = 0, num_workers = 1;
   double max_bad_fraction = 0.01;
   int64_t max_nonfinite_steps = 5, eval_batch_size = 8;
+  // speed
+  int64_t vision_cache_mb = 0;  // memory for cached frozen-tower features (0: recompute every step)
 
   nlohmann::json to_json() const;
 };

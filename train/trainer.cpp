@@ -229,6 +229,9 @@ int train(Run& r) {
   }
   fs::create_directories(r.opt.out);
   r.m = load_model_dir(r.opt.model);
+  if (r.opt.vision_cache_mb > 0)
+    r.m.model->set_vision_cache(
+        std::make_shared<VisionFeatureCache>(static_cast<size_t>(r.opt.vision_cache_mb) << 20));
   apply_freeze_policy(*r.m.model, r.opt.train);
   r.trainable = r.m.model->trainable_params();
   MV_CHECK(!r.trainable.empty(), "nothing to train with --train ", r.opt.train);

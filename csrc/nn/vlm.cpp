@@ -55,10 +55,12 @@ void MiniMindVLM::init(uint64_t seed) {
 }
 
 Tensor MiniMindVLM::image_rows(const Tensor& pixels) const {
-  Tensor feats;
-  {
+  Tensor feats;  // [n, G², D]
+  if (vision_cache_) {
+    feats = vision_cache_->features(vision, pixels);
+  } else {
     NoGradGuard frozen;
-    feats = vision.features(pixels);  // [n, G², D]
+    feats = vision.features(pixels);
   }
   const Tensor shuffled = ops::pixel_shuffle(feats, c_.projector.pixel_shuffle);  // [n, N, D·r²]
   const Tensor rows = ops::linear(shuffled, projector.weight, projector.bias);    // [n, N, H]

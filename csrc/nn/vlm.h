@@ -7,6 +7,7 @@
 #include "nn/clip.h"
 #include "nn/config.h"
 #include "nn/llm.h"
+#include "nn/vision_cache.h"
 
 namespace minivlm {
 
@@ -49,6 +50,10 @@ class MiniMindVLM {
   // Logits and the masked loss. denominator > 0 divides the summed token loss by it (a global
   // supervised-token count, SPEC §4.2); 0 divides by this batch's count.
   VlmOutput forward(const VlmBatch& batch, double denominator = 0.0) const;
+  // From now on image features come through `cache` (nullptr: computed every time).
+  void set_vision_cache(std::shared_ptr<VisionFeatureCache> cache) {
+    vision_cache_ = std::move(cache);
+  }
 
   ClipVision vision;
   Projector projector;
@@ -57,6 +62,7 @@ class MiniMindVLM {
  private:
   ModelConfig c_;
   int64_t image_token_id_;
+  std::shared_ptr<VisionFeatureCache> vision_cache_;
 };
 
 // Next-token targets: targets[b, t] = ids[b, t+1] where label_mask[b, t+1], else kIgnoreIndex.

@@ -1,0 +1,192 @@
+// minivlm bench-model --what train|generate|sgemm: the speed of one workload on a randomly
+// initialised model, for scripts/bench/run to set beside PyTorch. Prints one JSON line:
+//   train     B×T tokens per step (one image per sample, frozen vision tower, SFT trainables =
+//             LLM + projector, AdamW); seconds of every timed step.
+//   generate  batch 1: a text prompt of --prompt tokens prefilled into the KV cache, then
+//             --new-tokens greedy decode steps; seconds of every repetition of each phase.
+//   sgemm     C = A·B at n×n×n through the GEMM the ops use; GFLOP/s of every repetition.
+// Every line carries peak_rss_mb (the process's resident high-water mark) and the thread count.
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "autograd/node.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "cpu/gemm.h"
+#include "nn/vision_cache.h"
+#include "nn/vlm.h"
+#include "optim/adamw.h"
+#include "tools/command.h"
+
+namespace minivlm {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+Tensor random_tensor(const Shape& shape, Rng& rng, double std) {
+  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
+  for (float& x : v) x = static_cast<float>(rng.normal(0, std));
+  return Tensor::from_vector(v, shape);
+}
+
+// Random text ids that never hit the image token.
+std::vector<int64_t> random_ids(int64_t n, int64_t vocab, int64_t image_token, Rng& rng) {
+  std::vector<int64_t> ids(static_cast<size_t>(n));
+  for (int64_t& id : ids) {
+    do id = static_cast<int64_t>(rng.uniform() * static_cast<double>(vocab));
+    while (id == image_token);
+  }
+  return ids;
+}
+
+// B samples of T tokens: [text, N image tokens, text], supervised after the image.
+VlmBatch train_batch(const ModelConfig& c, int64_t image_token, int64_t B, int64_t T, Rng& rng) {
+  const int64_t N = c.tokens_per_image(), S = c.vision.image_size;
+  MV_CHECK(T > N + 2, "bench-model: --seq ", T, " leaves no text around ", N, " image tokens");
+  std::vector<int64_t> ids = random_ids(B * T, c.llm.vocab_size, image_token, rng);
+  std::vector<int64_t> mask(static_cast<size_t>(B * T), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 1; t <= N; ++t) ids[b * T + t] = image_token;
+    for (int64_t t = N + 1; t < T; ++t) mask[b * T + t] = 1;
+  }
+  VlmBatch batch;
+  batch.ids = Tensor::from_vector(ids, {B, T});
+  batch.label_mask = Tensor::from_vector(mask, {B, T});
+  batch.pixels = random_tensor({B, c.vision.num_channels, S, S}, rng, 1.0);
+  batch.images_per_sample.assign(static_cast<size_t>(B), 1);
+  return batch;
+}
+
+json bench_train(MiniMindVLM& model, int64_t B, int64_t T, int warmup, int reps, Rng& rng) {
+  for (NamedTensor& p : model.params()) {
+    const bool llm = p.name.rfind("model.", 0) == 0 || p.name == "lm_head.weight";
+    p.tensor.set_requires_grad(llm || p.name.rfind("vision_proj.", 0) == 0);
+  }
+  const ParamList trainable = model.trainable_params();
+  AdamW optim(trainable, AdamWConfig{});
+  const VlmBatch batch = train_batch(model.config(), model.image_token_id(), B, T, rng);
+  std::vector<double> secs;
+  double loss = 0;
+  for (int i = 0; i < warmup + reps; ++i) {
+    const auto t0 = Clock::now();
+    const VlmOutput out = model.forward(batch);
+    out.loss.backward();
+    clip_grads(trainable, grad_norm(trainable), 1.0);
+    optim.step(1e-4);
+    optim.zero_grad();
+    loss = out.loss.item();
+    if (i >= warmup) secs.push_back(seconds_since(t0));
+  }
+  return {{"tokens", B * T}, {"seconds", secs}, {"loss", loss}};
+}
+
+json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens, int warmup,
+                    int reps, Rng& rng) {
+  NoGradGuard no_grad;
+  const LlmConfig& c = model.config().llm;
+  const Tensor ids = Tensor::from_vector(
+      random_ids(prompt, c.vocab_size, model.image_token_id(), rng), {1, prompt});
+  std::vector<double> prefill, decode;
+  for (int i = 0; i < warmup + reps; ++i) {
+    KVCache cache = KVCache::allocate(c, 1, prompt + new_tokens);
+    const auto t0 = Clock::now();
+    Tensor h = model.llm.forward_hidden(model.llm.embed(ids), 0, &cache);
+    const auto t1 = Clock::now();
+    for (int64_t s = 0; s < new_tokens; ++s) {
+      const Tensor last = h.narrow(1, h.size(1) - 1, 1).contiguous();
+      const std::vector<float> logits = model.llm.logits(last).to_float_vector();
+      const int64_t next = std::max_element(logits.begin(), logits.end()) - logits.begin();
+      h = model.llm.forward_hidden(
+          model.llm.embed(Tensor::from_vector(std::vector<int64_t>{next}, {1, 1})), cache.length,
+          &cache);
+    }
+    if (i >= warmup) {
+      prefill.push_back(std::chrono::duration<double>(t1 - t0).count());
+      decode.push_back(seconds_since(t1));
+    }
+  }
+  return {{"prompt_tokens", prompt},
+          {"new_tokens", new_tokens},
+          {"prefill_seconds", prefill},
+          {"decode_seconds", decode}};
+}
+
+json bench_sgemm(int64_t n, int reps) {
+  std::vector<float> a(static_cast<size_t>(n * n), 0.5f), b(a), c(a);
+  std::vector<double> gflops;
+  for (int i = 0; i < reps + 1; ++i) {
+    const auto t0 = Clock::now();
+    cpu::gemm<float>(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    if (i > 0) gflops.push_back(2.0 * static_cast<double>(n * n * n) / seconds_since(t0) / 1e9);
+  }
+  return {{"n", n}, {"gflops", gflops}};
+}
+
+}  // namespace
+
+MINIVLM_COMMAND("bench-model", "training / prefill / decode / sgemm speed on a random model") {
+  cli::Args a(args,
+              {{"what", true},
+               {"config", true},
+               {"batch", true},
+               {"seq", true},
+               {"prompt", true},
+               {"new-tokens", true},
+               {"warmup", true},
+               {"reps", true},
+               {"n", true},
+               {"vision-cache-mb", true}},
+              "bench-model");
+  const std::string what = a.get("what");
+  const int warmup = a.get_int("warmup", 1), reps = a.get_int("reps", 5);
+  MV_CHECK(reps > 0 && warmup >= 0, "bench-model: --reps must be positive and --warmup >= 0");
+  json out;
+  if (what == "sgemm") {
+    out = bench_sgemm(a.get_int("n", 1024), reps);
+  } else {
+    MV_CHECK(what == "train" || what == "generate", "bench-model: unknown --what '", what,
+             "'; valid: train, generate, sgemm");
+    const ModelConfig config = ModelConfig::from_file(a.get("config"));
+    const int64_t image_token = config.llm.vocab_size - 1;
+    MiniMindVLM model(config, image_token);
+    model.init(1234);
+    const int64_t cache_mb = a.get_int("vision-cache-mb", 0);
+    if (cache_mb > 0)
+      model.set_vision_cache(
+          std::make_shared<VisionFeatureCache>(static_cast<size_t>(cache_mb) << 20));
+    Rng rng(7);
+    if (what == "train")
+      out = bench_train(model, a.get_int("batch", 4), a.get_int("seq", 256), warmup, reps, rng);
+    else
+      out = bench_generate(model, a.get_int("prompt", 256), a.get_int("new-tokens", 128), warmup,
+                           reps, rng);
+  }
+  out["what"] = what;
+  out["threads"] = omp_get_max_threads();
+  out["peak_rss_mb"] = peak_rss_mb();
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+}  // namespace minivlm
