@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/node.h"
+#include "cuda/ops.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -68,6 +69,8 @@ const char* act_name(Act a) {
 Tensor activation_backward(Act a, const Tensor& x, const Tensor& g);
 
 Tensor activation(Act a, const Tensor& x) {
+  if (x.device().is_cuda_backend() && a != Act::silu)
+    return a == Act::gelu ? cuda::gelu(x) : cuda::quick_gelu(x);
   const char* op = act_name(a);
   check_cpu(op, x);
   const Tensor xc = x.contiguous();
@@ -108,6 +111,7 @@ Tensor gelu(const Tensor& x) { return activation(Act::gelu, x); }
 Tensor quick_gelu(const Tensor& x) { return activation(Act::quick_gelu, x); }
 
 Tensor swiglu(const Tensor& gate, const Tensor& up) {
+  if (gate.device().is_cuda_backend()) return cuda::swiglu(gate, up);
   check_cpu("swiglu", gate);
   check_cpu("swiglu", up);
   detail::check_same_dtype("swiglu", gate, up);
@@ -147,6 +151,7 @@ Tensor swiglu(const Tensor& gate, const Tensor& up) {
 }
 
 Tensor softmax(const Tensor& x) {
+  if (x.device().is_cuda_backend()) return cuda::softmax(x);
   check_cpu("softmax", x);
   const Tensor xc = x.contiguous();
   Tensor out = Tensor::empty(x.shape(), x.dtype());

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "cuda/ops.h"
 #include "cpu/gemm.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
@@ -165,6 +166,7 @@ void attention_backward(const AttnDims& d, const T* q, const T* k, const T* v, c
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+  if (q.device().is_cuda_backend()) return cuda::attention(q, k, v, causal);
   for (const Tensor* t : {&q, &k, &v}) {
     check_cpu("attention", *t);
     MV_CHECK(t->dim() == 4, "attention: expected [B, T, heads, head_dim], got ", t->desc());

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "cuda/ops.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -15,6 +16,8 @@ using detail::dispatch_float;
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
                      double denominator) {
+  if (logits.device().is_cuda_backend())
+    return cuda::cross_entropy(logits, targets, ignore_index, denominator);
   check_cpu("cross_entropy", logits);
   check_cpu("cross_entropy", targets);
   MV_CHECK(logits.dim() == 2, "cross_entropy: logits must be [N, V], got ", logits.desc());

@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include "autograd/node.h"
+#include "cuda/ops.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -28,6 +29,11 @@ Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {
 enum class Binary { add, sub, mul };
 
 Tensor binary(Binary kind, const char* op, const Tensor& a, const Tensor& b) {
+  if (a.device().is_cuda_backend()) {
+    return kind == Binary::add   ? cuda::add(a, b)
+           : kind == Binary::sub ? cuda::sub(a, b)
+                                 : cuda::mul(a, b);
+  }
   check_cpu(op, a);
   check_cpu(op, b);
   detail::check_same_dtype(op, a, b);
@@ -98,6 +104,7 @@ Tensor sub(const Tensor& a, const Tensor& b) { return binary(Binary::sub, "sub",
 Tensor mul(const Tensor& a, const Tensor& b) { return binary(Binary::mul, "mul", a, b); }
 
 Tensor scale(const Tensor& a, double s) {
+  if (a.device().is_cuda_backend()) return cuda::scale(a, s);
   check_cpu("scale", a);
   const Tensor ac = a.contiguous();
   Tensor out = Tensor::empty(a.shape(), a.dtype());
@@ -127,6 +134,7 @@ Tensor reduce_to_shape(const Tensor& g, const Shape& shape) {
 }
 
 Tensor sum(const Tensor& a, int64_t dim, bool keepdim) {
+  if (a.device().is_cuda_backend()) return cuda::sum(a, dim, keepdim);
   check_cpu("sum", a);
   dim = wrap_dim(dim, a.dim());
   const Tensor ac = a.contiguous();

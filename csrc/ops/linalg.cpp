@@ -2,6 +2,7 @@
 // views go to GEMM as they are (with a transpose flag), so x·Wᵀ and the backward's Aᵀ·G copy
 // nothing.
 #include "autograd/node.h"
+#include "cuda/ops.h"
 #include "cpu/gemm.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
@@ -48,6 +49,7 @@ int64_t batch_offset(const Tensor& t, const Shape& batch, int64_t bi) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (a.device().is_cuda_backend()) return cuda::matmul(a, b);
   check_cpu("matmul", a);
   check_cpu("matmul", b);
   detail::check_same_dtype("matmul", a, b);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "cuda/ops.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -119,6 +120,7 @@ std::vector<Tensor> norm_backward(const char* op, bool centered, bool has_bias, 
 }  // namespace
 
 Tensor rmsnorm(const Tensor& x, const Tensor& weight, double eps) {
+  if (x.device().is_cuda_backend()) return cuda::rmsnorm(x, weight, eps);
   NormSaved saved;
   Tensor out = norm_forward("rmsnorm", false, x, weight, Tensor(), eps, saved);
   return record(out, "rmsnorm", {x, weight}, [saved](const Tensor& g) {
@@ -127,6 +129,7 @@ Tensor rmsnorm(const Tensor& x, const Tensor& weight, double eps) {
 }
 
 Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  if (x.device().is_cuda_backend()) return cuda::layernorm(x, weight, bias, eps);
   MV_CHECK(bias.defined(), "layernorm: bias is required");
   NormSaved saved;
   Tensor out = norm_forward("layernorm", true, x, weight, bias, eps, saved);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autograd/node.h"
+#include "cuda/ops.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -51,6 +52,7 @@ Tensor rope_rotate(const Tensor& x, double theta, int64_t start_pos, double sign
 }  // namespace
 
 Tensor rope(const Tensor& x, double theta, int64_t start_pos) {
+  if (x.device().is_cuda_backend()) return cuda::rope(x, theta, start_pos);
   check_cpu("rope", x);
   MV_CHECK(x.dim() == 4, "rope: expected [B, T, heads, head_dim], got ", x.desc());
   MV_CHECK(x.size(3) % 2 == 0, "rope: head_dim must be even, got ", x.size(3));
@@ -61,6 +63,7 @@ Tensor rope(const Tensor& x, double theta, int64_t start_pos) {
 }
 
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  if (weight.device().is_cuda_backend()) return cuda::embedding(weight, ids);
   check_cpu("embedding", weight);
   check_cpu("embedding", ids);
   MV_CHECK(weight.dim() == 2, "embedding: weight must be [vocab, hidden], got ", weight.desc());

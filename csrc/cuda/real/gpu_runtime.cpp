@@ -1,5 +1,6 @@
-// The real CUDA runtime: device discovery and device memory for the `cuda` device. cuBLAS and NCCL
-// versions are reported here too, so a build with MINIVLM_CUDA links all three libraries.
+// The real CUDA runtime: device discovery and the `cuda` device's allocator (over runtime_gpu.cpp).
+// cuBLAS and NCCL versions are reported here too, so a build with MINIVLM_CUDA links all three
+// libraries.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -9,6 +10,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "cuda/gpu.h"
+#include "cuda/runtime.h"
 
 namespace minivlm {
 
@@ -17,24 +19,6 @@ namespace {
 void cuda_check(cudaError_t e, const char* what) {
   MV_CHECK(e == cudaSuccess, what, " failed: ", cudaGetErrorString(e));
 }
-
-struct CudaAllocator final : DeviceAllocator {
-  void* allocate(size_t n) override {
-    void* p = nullptr;
-    cuda_check(cudaMalloc(&p, n == 0 ? 1 : n), "cudaMalloc");
-    return p;
-  }
-  void deallocate(void* p) override { cudaFree(p); }
-  void copy_from_host(void* d, const void* s, size_t n) override {
-    cuda_check(cudaMemcpy(d, s, n, cudaMemcpyHostToDevice), "cudaMemcpy H2D");
-  }
-  void copy_to_host(void* d, const void* s, size_t n) override {
-    cuda_check(cudaMemcpy(d, s, n, cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
-  }
-  void copy_on_device(void* d, const void* s, size_t n) override {
-    cuda_check(cudaMemcpy(d, s, n, cudaMemcpyDeviceToDevice), "cudaMemcpy D2D");
-  }
-};
 
 // cudaGetDeviceCount returns an error (e.g. cudaErrorInsufficientDriver) on machines without a
 // driver: that, like zero devices, means "no GPU".
@@ -52,7 +36,7 @@ int device_count() {
 
 const bool registered = [] {
   if (device_count() > 0) {
-    static CudaAllocator alloc;
+    static cuda::RuntimeAllocator alloc(*cuda::real_runtime());
     register_allocator(DeviceType::cuda, &alloc);
   }
   return true;
@@ -60,7 +44,7 @@ const bool registered = [] {
 
 }  // namespace
 
-bool gpu_available() { return registered && device_count() > 0; }
+bool gpu_available() { return device_count() > 0; }
 
 std::string gpu_summary() {
   int cublas_version = 0;

@@ -1,0 +1,136 @@
+// Layout copies, element-wise arithmetic and sums over a dimension on the CUDA back-end. Backward
+// closures are compositions of ops:: front-ends, so they run on whatever device the gradient is.
+#include "autograd/node.h"
+#include "cuda/backend.h"
+#include "cuda/ops.h"
+#include "ops/ops.h"
+
+namespace minivlm::cuda {
+
+void check_device(const char* op, const Tensor& t, Device device) {
+  MV_CHECK(t.defined(), op, ": undefined input tensor");
+  MV_CHECK(t.device() == device, op, ": input ", t.desc(), " is not on ", device.str());
+}
+
+Tensor contiguous_input(const Tensor& t) {
+  return t.is_contiguous() ? t.detach() : strided_copy(t);
+}
+
+Tensor device_empty(const Shape& shape, DType dtype, Device device) {
+  return Tensor::empty(shape, dtype, device);
+}
+
+void no_gpu_build(const char* kernel) {
+  MV_FAIL("kernel ", kernel,
+          " of csrc/cuda/kernels/ has no nvcc build linked yet; it runs on cuda-emu only");
+}
+
+Tensor strided_copy(const Tensor& src) {
+  const Device dev = src.device();
+  Tensor out = device_empty(src.shape(), src.dtype(), dev);
+  MV_CHECK(src.dim() <= kern::kMaxViewDims, "strided_copy: ", src.desc(), " has more than ",
+           kern::kMaxViewDims, " dimensions");
+  kern::StridedView view;
+  view.ndim = static_cast<int>(src.dim());
+  for (int d = 0; d < view.ndim; ++d) {
+    view.shape[d] = src.shape()[static_cast<size_t>(d)];
+    view.stride[d] = src.strides()[static_cast<size_t>(d)];
+  }
+  dispatch_storage("strided_copy", src, [&](auto zero) {
+    using T = decltype(zero);
+    MV_OWN_KERNEL(dev, strided_copy, ptr<T>(out), ptr<const T>(src), view, stream_for(dev));
+  });
+  return out;
+}
+
+namespace {
+
+Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {
+  const size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    MV_CHECK(da == db || da == 1 || db == 1, op, ": shapes ", shape_str(a), " and ", shape_str(b),
+             " cannot be broadcast together");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+Tensor binary(kern::BinaryOp kind, const char* op, const Tensor& a, const Tensor& b) {
+  const Device dev = a.device();
+  check_device(op, b, dev);
+  MV_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch between ", a.desc(), " and ", b.desc());
+  const Shape shape = broadcast_shape(op, a.shape(), b.shape());
+  const Tensor ac = contiguous_input(a.shape() == shape ? a : ops::expand(a.detach(), shape));
+  const Tensor bc = contiguous_input(b.shape() == shape ? b : ops::expand(b.detach(), shape));
+  Tensor out = device_empty(shape, a.dtype(), dev);
+  dispatch_storage(op, a, [&](auto zero) {
+    using T = decltype(zero);
+    MV_OWN_KERNEL(dev, binary, ptr<T>(out), ptr<const T>(ac), ptr<const T>(bc),
+                  static_cast<std::size_t>(out.numel()), kind, stream_for(dev));
+  });
+  const Shape sa = a.shape(), sb = b.shape();
+  const Tensor a_saved = kind == kern::BinaryOp::mul ? a.detach() : Tensor();
+  const Tensor b_saved = kind == kern::BinaryOp::mul ? b.detach() : Tensor();
+  return record(out, op, {a, b}, [=](const Tensor& g) {
+    switch (kind) {
+      case kern::BinaryOp::add:
+        return std::vector<Tensor>{ops::reduce_to_shape(g, sa), ops::reduce_to_shape(g, sb)};
+      case kern::BinaryOp::sub:
+        return std::vector<Tensor>{ops::reduce_to_shape(g, sa),
+                                   ops::reduce_to_shape(ops::scale(g, -1.0), sb)};
+      case kern::BinaryOp::mul:
+        return std::vector<Tensor>{ops::reduce_to_shape(ops::mul(g, b_saved), sa),
+                                   ops::reduce_to_shape(ops::mul(g, a_saved), sb)};
+    }
+    return std::vector<Tensor>{};
+  });
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary(kern::BinaryOp::add, "add", a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary(kern::BinaryOp::sub, "sub", a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary(kern::BinaryOp::mul, "mul", a, b); }
+
+Tensor scale(const Tensor& a, double s) {
+  const Device dev = a.device();
+  const Tensor ac = contiguous_input(a);
+  Tensor out = device_empty(a.shape(), a.dtype(), dev);
+  dispatch_storage("scale", a, [&](auto zero) {
+    using T = decltype(zero);
+    MV_OWN_KERNEL(dev, scale, ptr<T>(out), ptr<const T>(ac), static_cast<float>(s),
+                  static_cast<std::size_t>(out.numel()), stream_for(dev));
+  });
+  return record(out, "scale", {a},
+                [s](const Tensor& g) { return std::vector<Tensor>{ops::scale(g, s)}; });
+}
+
+Tensor sum(const Tensor& a, int64_t dim, bool keepdim) {
+  const Device dev = a.device();
+  dim = wrap_dim(dim, a.dim());
+  const Tensor ac = contiguous_input(a);
+  int64_t outer = 1, inner = 1;
+  const int64_t n = a.shape()[static_cast<size_t>(dim)];
+  for (int64_t i = 0; i < dim; ++i) outer *= a.shape()[static_cast<size_t>(i)];
+  for (int64_t i = dim + 1; i < a.dim(); ++i) inner *= a.shape()[static_cast<size_t>(i)];
+  Shape out_shape = a.shape();
+  out_shape[static_cast<size_t>(dim)] = 1;
+  Tensor out = device_empty(out_shape, a.dtype(), dev);
+  dispatch_storage("sum", a, [&](auto zero) {
+    using T = decltype(zero);
+    MV_OWN_KERNEL(dev, sum_dim, ptr<T>(out), ptr<const T>(ac), outer, n, inner, stream_for(dev));
+  });
+  if (!keepdim) out_shape.erase(out_shape.begin() + dim);
+  out = out.reshape(out_shape);
+  const Shape in_shape = a.shape();
+  return record(out, "sum", {a}, [=](const Tensor& g) {
+    Shape kept = in_shape;
+    kept[static_cast<size_t>(dim)] = 1;
+    return std::vector<Tensor>{ops::expand(g.reshape(kept), in_shape).contiguous()};
+  });
+}
+
+}  // namespace minivlm::cuda

@@ -1,0 +1,86 @@
+// The language model of tests/fixtures/test-model.json run through the CUDA back-end's host code
+// and kernels on cuda-emu: logits, loss and every parameter gradient equal the CPU back-end's.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "core/rng.h"
+#include "nn/config.h"
+#include "nn/llm.h"
+#include "ops/ops.h"
+
+namespace minivlm {
+namespace {
+
+const Device kEmu{DeviceType::cuda_emu, 0};
+
+void for_each_param(MiniMindLM& m, const std::function<void(Tensor&)>& f) {
+  for (Tensor* t : {&m.embed_tokens, &m.final_norm, &m.lm_head})
+    if (t->defined()) f(*t);
+  for (DecoderLayer& l : m.layers) {
+    for (Tensor* t : {&l.input_norm, &l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.q_norm,
+                      &l.k_norm, &l.post_norm, &l.gate_proj, &l.up_proj, &l.down_proj})
+      if (t->defined()) f(*t);
+  }
+}
+
+// max |got − want| ≤ tol · max |want|
+void expect_close(const Tensor& got, const Tensor& want, double tol, const char* what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  const std::vector<double> a = got.to_double_vector(), b = want.to_double_vector();
+  double scale = 0, err = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    scale = std::max(scale, std::abs(b[i]));
+    err = std::max(err, std::abs(a[i] - b[i]));
+  }
+  EXPECT_LE(err, tol * scale) << what << ": max error " << err << " at scale " << scale;
+}
+
+TEST(CudaEmuModel, ForwardLossAndGradientsMatchCpu) {
+  std::ifstream f(MINIVLM_SOURCE_DIR "/tests/fixtures/test-model.json");
+  ASSERT_TRUE(f) << "tests/fixtures/test-model.json";
+  const LlmConfig c = ModelConfig::from_json(nlohmann::json::parse(f), "test-model.json").llm;
+  MiniMindLM cpu(c);
+  Rng rng(1234);
+  cpu.init(rng);
+  MiniMindLM emu = cpu;
+  for_each_param(cpu, [](Tensor& t) { t.set_requires_grad(true); });
+  for_each_param(emu, [](Tensor& t) {
+    t = t.detach().to(kEmu);
+    t.set_requires_grad(true);
+  });
+
+  const int64_t B = 2, T = 5;
+  const Tensor ids =
+      Tensor::from_vector(std::vector<int64_t>{5, 17, 900, 3, 6399, 42, 42, 0, 1000, 77}, {B, T});
+  const Tensor targets = Tensor::from_vector(
+      std::vector<int64_t>{17, 900, 3, 6399, -100, 42, 0, 1000, 77, -100}, {B * T});
+  const auto run = [&](const MiniMindLM& m, const Tensor& x) {
+    const Tensor logits = m.logits(m.forward_hidden(m.embed(x)));
+    return std::pair{logits, ops::cross_entropy(logits.reshape({B * T, c.vocab_size}), targets)};
+  };
+  const auto [logits_cpu, loss_cpu] = run(cpu, ids);
+  const auto [logits_emu, loss_emu] = run(emu, ids.to(kEmu));
+  ASSERT_EQ(logits_emu.device(), kEmu);
+  expect_close(logits_emu, logits_cpu, 1e-5, "logits");
+  EXPECT_NEAR(loss_emu.item(), loss_cpu.item(), 1e-5 * loss_cpu.item());
+
+  loss_cpu.backward();
+  loss_emu.backward();
+  std::vector<Tensor> grads_cpu, grads_emu;
+  for_each_param(cpu, [&](Tensor& t) { grads_cpu.push_back(t.grad()); });
+  for_each_param(emu, [&](Tensor& t) { grads_emu.push_back(t.grad()); });
+  ASSERT_EQ(grads_cpu.size(), grads_emu.size());
+  for (size_t i = 0; i < grads_cpu.size(); ++i) {
+    ASSERT_TRUE(grads_emu[i].defined()) << "parameter " << i;
+    EXPECT_EQ(grads_emu[i].device(), kEmu);
+    expect_close(grads_emu[i], grads_cpu[i], 1e-4,
+                 ("gradient of parameter " + std::to_string(i)).c_str());
+  }
+}
+
+}  // namespace
+}  // namespace minivlm

@@ -1,0 +1,183 @@
+// The CUDA back-end's host code on the emulated device: every routed op on cuda-emu tensors
+// against the CPU back-end, forward and backward, fp32 within 1e-5 of the tensor's scale.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "core/device.h"
+#include "cuda/emu_collectives.h"
+#include "cuda/runtime.h"
+#include "op_test_util.h"
+
+namespace minivlm {
+namespace {
+
+const Device kEmu{DeviceType::cuda_emu, 0};
+
+// |got − want| ≤ 1e-5 · max|want| element-wise (zero tensors: exactly equal).
+::testing::AssertionResult close(const Tensor& got, const Tensor& want) {
+  if (got.shape() != want.shape())
+    return ::testing::AssertionFailure() << got.desc() << " vs " << want.desc();
+  const std::vector<double> a = got.to_double_vector(), b = want.to_double_vector();
+  double scale = 0;
+  for (double x : b) scale = std::max(scale, std::abs(x));
+  return testing::all_close(a, b, 0.0, 1e-5 * scale);
+}
+
+Tensor leaf(const Tensor& t, Device d) {
+  Tensor out = t.detach().to(d);
+  out.set_requires_grad(true);
+  return out;
+}
+
+// Runs f on CPU leaves and on cuda-emu copies of them, backpropagates the same random upstream
+// gradient through both, and compares outputs and every input gradient.
+void expect_same(const std::vector<Tensor>& inputs,
+                 const std::function<Tensor(const std::vector<Tensor>&)>& f, bool backward = true) {
+  std::vector<Tensor> cpu, emu;
+  for (const Tensor& t : inputs) {
+    const bool grad = backward && is_floating(t.dtype());
+    cpu.push_back(grad ? leaf(t, kCPU) : t);
+    emu.push_back(grad ? leaf(t, kEmu) : t.to(kEmu));
+  }
+  const Tensor y_cpu = f(cpu), y_emu = f(emu);
+  ASSERT_EQ(y_emu.device(), kEmu);
+  EXPECT_TRUE(close(y_emu, y_cpu)) << "forward";
+  if (!backward) return;
+  Rng rng(7);
+  const Tensor g = testing::randn(rng, y_cpu.shape(), DType::f32);
+  y_cpu.backward(g);
+  y_emu.backward(g.to(kEmu));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!cpu[i].requires_grad()) continue;
+    ASSERT_TRUE(emu[i].grad().defined()) << "input " << i;
+    EXPECT_EQ(emu[i].grad().device(), kEmu);
+    EXPECT_TRUE(close(emu[i].grad(), cpu[i].grad())) << "gradient of input " << i;
+  }
+}
+
+Tensor randn(const Shape& s, uint64_t seed) {
+  Rng rng(seed);
+  return testing::randn(rng, s, DType::f32);
+}
+
+TEST(CudaEmu, DeviceIsAvailableAndHoldsTensors) {
+  EXPECT_TRUE(device_available(DeviceType::cuda_emu));
+  const Tensor t = Tensor::full({3, 5}, 2.5, DType::f32, kEmu);
+  EXPECT_EQ(t.device(), kEmu);
+  EXPECT_EQ(t.to_float_vector(), std::vector<float>(15, 2.5f));
+  const Tensor x = randn({4, 6}, 1);
+  EXPECT_TRUE(close(x.to(kEmu).permute({1, 0}).contiguous(), x.permute({1, 0}).contiguous()));
+}
+
+TEST(CudaEmu, ElementwiseWithBroadcasting) {
+  const Tensor a = randn({3, 4, 5}, 1), b = randn({4, 1}, 2), c = randn({3, 4, 5}, 3);
+  expect_same({a, b}, [](const auto& t) { return ops::add(t[0], t[1]); });
+  expect_same({a, b}, [](const auto& t) { return ops::sub(t[0], t[1]); });
+  expect_same({a, b}, [](const auto& t) { return ops::mul(t[0], t[1]); });
+  expect_same({a, c}, [](const auto& t) { return ops::mul(t[0], t[1]); });
+  expect_same({a}, [](const auto& t) { return ops::scale(t[0], -0.75); });
+  expect_same({a}, [](const auto& t) { return ops::sum(t[0], 1, false); });
+  expect_same({a}, [](const auto& t) { return ops::mean(t[0]); });
+}
+
+TEST(CudaEmu, MatmulAndLinear) {
+  const Tensor a = randn({2, 5, 7}, 4), b = randn({7, 3}, 5), bt = randn({3, 7}, 6);
+  expect_same({a, b}, [](const auto& t) { return ops::matmul(t[0], t[1]); });
+  expect_same({a, bt}, [](const auto& t) { return ops::matmul(t[0], t[1].transpose(0, 1)); });
+  const Tensor w = randn({6, 7}, 7), bias = randn({6}, 8);
+  expect_same({a, w, bias}, [](const auto& t) { return ops::linear(t[0], t[1], t[2]); });
+  const Tensor ba = randn({2, 3, 4}, 9), bb = randn({2, 4, 5}, 10);
+  expect_same({ba, bb}, [](const auto& t) { return ops::matmul(t[0], t[1]); });
+}
+
+TEST(CudaEmu, Activations) {
+  const Tensor x = randn({3, 37}, 11), y = randn({3, 37}, 12);
+  expect_same({x}, [](const auto& t) { return ops::gelu(t[0]); });
+  expect_same({x}, [](const auto& t) { return ops::quick_gelu(t[0]); });
+  expect_same({x, y}, [](const auto& t) { return ops::swiglu(t[0], t[1]); });
+  expect_same({x}, [](const auto& t) { return ops::softmax(t[0]); });
+}
+
+TEST(CudaEmu, Norms) {
+  const Tensor x = randn({2, 3, 40}, 13), w = randn({40}, 14), b = randn({40}, 15);
+  expect_same({x, w}, [](const auto& t) { return ops::rmsnorm(t[0], t[1], 1e-5); });
+  expect_same({x, w, b}, [](const auto& t) { return ops::layernorm(t[0], t[1], t[2], 1e-5); });
+}
+
+TEST(CudaEmu, RopeAndEmbedding) {
+  const Tensor x = randn({2, 5, 3, 8}, 16);
+  expect_same({x}, [](const auto& t) { return ops::rope(t[0], 10000.0, 3); });
+  const Tensor w = randn({11, 6}, 17);
+  const Tensor ids = Tensor::from_vector(std::vector<int64_t>{3, 0, 10, 3, 3, 7}, {2, 3});
+  expect_same({w, ids}, [](const auto& t) { return ops::embedding(t[0], t[1]); });
+}
+
+TEST(CudaEmu, AttentionCausalGqaAndBidirectional) {
+  const Tensor q = randn({2, 5, 4, 8}, 18), k = randn({2, 5, 2, 8}, 19),
+               v = randn({2, 5, 2, 8}, 20);
+  expect_same({q, k, v}, [](const auto& t) { return ops::attention(t[0], t[1], t[2], true); });
+  expect_same({q, k, v}, [](const auto& t) { return ops::attention(t[0], t[1], t[2], false); });
+  // Fewer queries than keys (a cache): query i sees keys up to i + Tk − Tq.
+  const Tensor q2 = randn({1, 2, 2, 8}, 21), k2 = randn({1, 6, 1, 8}, 22),
+               v2 = randn({1, 6, 1, 8}, 23);
+  expect_same({q2, k2, v2}, [](const auto& t) { return ops::attention(t[0], t[1], t[2], true); });
+}
+
+TEST(CudaEmu, CrossEntropyWithIgnoredRows) {
+  const Tensor logits = randn({6, 9}, 24);
+  const Tensor targets = Tensor::from_vector(std::vector<int64_t>{2, -100, 8, 0, -100, 5}, {6});
+  expect_same({logits, targets},
+              [](const auto& t) { return ops::cross_entropy(t[0], t[1], ops::kIgnoreIndex); });
+  expect_same({logits, targets}, [](const auto& t) {
+    return ops::cross_entropy(t[0], t[1], ops::kIgnoreIndex, 10.0);
+  });
+}
+
+TEST(CudaEmu, PixelShuffleAsViews) {
+  const Tensor x = randn({2, 16, 3}, 25);
+  expect_same({x}, [](const auto& t) { return ops::pixel_shuffle(t[0], 2); });
+}
+
+TEST(CudaEmu, RuntimeGemmBf16MatchesF32WithinRounding) {
+  cuda::Runtime& rt = cuda::runtime_for(kEmu);
+  const Tensor a = randn({3, 4}, 26), b = randn({4, 2}, 27);
+  const Tensor ah = a.to(DType::bf16).to(kEmu), bh = b.to(DType::bf16).to(kEmu);
+  Tensor c = Tensor::zeros({3, 2}, DType::bf16, kEmu);
+  cuda::Runtime::Gemm g;
+  g.dtype = DType::bf16;
+  g.m = 3;
+  g.n = 2;
+  g.k = 4;
+  g.a = ah.raw_data();
+  g.lda = 4;
+  g.b = bh.raw_data();
+  g.ldb = 2;
+  g.c = c.raw_data();
+  g.ldc = 2;
+  rt.gemm(g, nullptr);
+  const Tensor want = ops::matmul(ah.to(kCPU).to(DType::f32), bh.to(kCPU).to(DType::f32));
+  EXPECT_TRUE(testing::all_close(c.to_double_vector(), want.to_double_vector(), 1.0 / 128, 1e-6));
+}
+
+TEST(CudaEmu, InProcessAllReduceSumsOverRankThreads) {
+  cuda::InProcessGroup group(3);
+  std::vector<std::vector<float>> bufs{{1, 2}, {10, 20}, {100, 200}};
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 3; ++r) {
+    ranks.emplace_back([&, r] {
+      cuda::RankBinding bind(group, r);
+      cuda::emulated_runtime().all_reduce_sum(bufs[static_cast<size_t>(r)].data(), 2, nullptr);
+    });
+  }
+  for (std::thread& t : ranks) t.join();
+  for (const auto& b : bufs) EXPECT_EQ(b, (std::vector<float>{111, 222}));
+  std::vector<float> alone{4, 5};
+  cuda::emulated_runtime().all_reduce_sum(alone.data(), 2, nullptr);
+  EXPECT_EQ(alone, (std::vector<float>{4, 5}));
+}
+
+}  // namespace
+}  // namespace minivlm
