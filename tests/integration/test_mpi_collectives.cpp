@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "cuda/gpu.h"
 #include "dist/communicator.h"
 #include "dist/grad_reducer.h"
 #include "mpi_util.h"
@@ -98,14 +99,16 @@ TEST(MpiCollectives, NcclWithoutAGpuEndsTheJobNamingTheRank) {
   if (is_mpi_rank()) {
     std::unique_ptr<Communicator> comm = make_communicator();
     use_device_communicator(comm, Device{DeviceType::cuda, 0});
-    comm->barrier();
-    return;  // a machine with a GPU per rank: the parent skips
+    ADD_FAILURE() << "joined NCCL without a GPU";
+    return;
   }
   MINIVLM_SKIP_WITHOUT_MPI();
+  if (gpu_available()) GTEST_SKIP() << "this machine has a GPU";
   const testing::RunResult r = run_test_on_ranks(2);
-  if (r.exit_code == 0) GTEST_SKIP() << "this machine has GPUs: NCCL joined";
+  EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_NE(r.exit_code, 124) << "timed out: " << r.output;
-  EXPECT_NE(r.output.find("error: NCCL: no GPU is visible"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("error: NCCL: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("no GPU is visible to this process"), std::string::npos) << r.output;
   EXPECT_TRUE(r.output.find("rank 0: error") != std::string::npos ||
               r.output.find("rank 1: error") != std::string::npos)
       << r.output;
