@@ -46,8 +46,8 @@ inline bool is_mpi_rank() { return std::getenv("OMPI_COMM_WORLD_SIZE") != nullpt
 inline RunResult run_test_on_ranks(int np, const std::string& options = "") {
   const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  return run(mpirun(np) + options + " " + self + " --gtest_color=no --gtest_filter=" + t->test_suite_name() + "." +
-             t->name());
+  return run(mpirun(np) + options + " " + self +
+             " --gtest_color=no --gtest_filter=" + t->test_suite_name() + "." + t->name());
 }
 
 // run_test_on_ranks, checking that every rank passed. Call it first in a test body:
