@@ -40,10 +40,6 @@ Tensor contiguous_input(const Tensor& t);
 // Device memory for an op's output or scratch on the device of `like`.
 Tensor device_empty(const Shape& shape, DType dtype, Device device);
 
-// The nvcc build of the back-end's own kernels (cuda/kernels/) is not linked yet: on `cuda` they
-// report that instead of failing to link.
-[[noreturn]] void no_gpu_build(const char* kernel);
-
 }  // namespace minivlm::cuda
 
 // MV_KERNEL(device, launcher, args...): kernels/ launcher of the device's build.
@@ -52,8 +48,8 @@ Tensor device_empty(const Shape& shape, DType dtype, Device device);
 #define MV_KERNEL(device, fn, ...)                                                         \
   ((device).type == ::minivlm::DeviceType::cuda ? ::minivlm::kernels::gpu::fn(__VA_ARGS__) \
                                                 : ::minivlm::kernels::emu::fn(__VA_ARGS__))
-#define MV_OWN_KERNEL(device, fn, ...)                                               \
-  ((device).type == ::minivlm::DeviceType::cuda ? ::minivlm::cuda::no_gpu_build(#fn) \
+#define MV_OWN_KERNEL(device, fn, ...)                                                        \
+  ((device).type == ::minivlm::DeviceType::cuda ? ::minivlm::cuda::kern::gpu::fn(__VA_ARGS__) \
                                                 : ::minivlm::cuda::kern::emu::fn(__VA_ARGS__))
 #else
 // Without the CUDA back-end the only CUDA-backend device that exists is cuda-emu.

@@ -20,11 +20,6 @@ Tensor device_empty(const Shape& shape, DType dtype, Device device) {
   return Tensor::empty(shape, dtype, device);
 }
 
-void no_gpu_build(const char* kernel) {
-  MV_FAIL("kernel ", kernel,
-          " of csrc/cuda/kernels/ has no nvcc build linked yet; it runs on cuda-emu only");
-}
-
 Tensor strided_copy(const Tensor& src) {
   const Device dev = src.device();
   Tensor out = device_empty(src.shape(), src.dtype(), dev);

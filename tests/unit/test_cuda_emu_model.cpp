@@ -2,6 +2,7 @@
 // and kernels on cuda-emu: logits, loss and every parameter gradient equal the CPU back-end's.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -15,7 +16,11 @@
 namespace minivlm {
 namespace {
 
-const Device kEmu{DeviceType::cuda_emu, 0};
+// The emulated device; MINIVLM_TEST_DEVICE=cuda runs the same tests on a real GPU.
+const Device kEmu = [] {
+  const char* d = std::getenv("MINIVLM_TEST_DEVICE");
+  return d != nullptr ? parse_device(d) : Device{DeviceType::cuda_emu, 0};
+}();
 
 void for_each_param(MiniMindLM& m, const std::function<void(Tensor&)>& f) {
   for (Tensor* t : {&m.embed_tokens, &m.final_norm, &m.lm_head})

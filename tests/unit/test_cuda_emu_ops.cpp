@@ -2,6 +2,7 @@
 // against the CPU back-end, forward and backward, fp32 within 1e-5 of the tensor's scale.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -14,7 +15,11 @@
 namespace minivlm {
 namespace {
 
-const Device kEmu{DeviceType::cuda_emu, 0};
+// The emulated device; MINIVLM_TEST_DEVICE=cuda runs the same tests on a real GPU.
+const Device kEmu = [] {
+  const char* d = std::getenv("MINIVLM_TEST_DEVICE");
+  return d != nullptr ? parse_device(d) : Device{DeviceType::cuda_emu, 0};
+}();
 
 // |got − want| ≤ 1e-5 · max|want| element-wise (zero tensors: exactly equal).
 ::testing::AssertionResult close(const Tensor& got, const Tensor& want) {

@@ -1,0 +1,1 @@
+#include "cuda/kernels/device_kernels.cuh"
