@@ -9,7 +9,7 @@ if [ -n "${MINIVLM_DEBS:-}" ]; then
   ldconfig
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-cmake -S . -B build-gpu -G Ninja -DMINIVLM_CUDA=ON -DMINIVLM_MPI=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build-gpu -G Ninja -DMINIVLM_CUDA=ON -DMINIVLM_MPI=OFF -DCMAKE_BUILD_TYPE=Release ${MINIVLM_CMAKE_ARGS:-} >/dev/null
 cmake --build build-gpu -j "$(nproc)" --target minivlm test_cuda_emu_ops test_cuda_emu_model
 build-gpu/bin/minivlm info
 export MINIVLM_TEST_DEVICE=cuda

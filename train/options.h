@@ -2,6 +2,7 @@
 // Every option has a type fixed by its default; an unknown option is an error listing the valid
 // ones; --max-steps and --max_steps are the same flag.
 #pragma once
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>

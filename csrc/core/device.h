@@ -3,6 +3,7 @@
 // headers.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace minivlm {

@@ -2,6 +2,7 @@
 // defaults of the minimind2-small-v preset; derived sizes are computed once here).
 #pragma once
 #include <array>
+#include <cstdint>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
