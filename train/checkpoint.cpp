@@ -79,9 +79,15 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
   write_file_atomic((final_dir / "DONE").string(), "ok\n");
   fsync_path(final_dir.string());
 
+  // Pruning renames a checkpoint out of the step_ namespace first: a kill in the middle of deleting
+  // its files must not leave a directory that still looks complete.
   const auto all = complete_checkpoints(run_dir);
-  for (size_t i = 0; keep > 0 && i + static_cast<size_t>(keep) < all.size(); ++i)
-    fs::remove_all(all[i].second);
+  for (size_t i = 0; keep > 0 && i + static_cast<size_t>(keep) < all.size(); ++i) {
+    const fs::path doomed = root / (".del_" + fs::path(all[i].second).filename().string());
+    fs::remove_all(doomed);
+    fs::rename(all[i].second, doomed);
+    fs::remove_all(doomed);
+  }
   return final_dir.string();
 }
 
