@@ -40,24 +40,11 @@ Tensor strided_copy(const Tensor& src) {
 
 namespace {
 
-Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {
-  const size_t n = std::max(a.size(), b.size());
-  Shape out(n);
-  for (size_t i = 0; i < n; ++i) {
-    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    MV_CHECK(da == db || da == 1 || db == 1, op, ": shapes ", shape_str(a), " and ", shape_str(b),
-             " cannot be broadcast together");
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
-
 Tensor binary(kern::BinaryOp kind, const char* op, const Tensor& a, const Tensor& b) {
   const Device dev = a.device();
   check_device(op, b, dev);
   MV_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch between ", a.desc(), " and ", b.desc());
-  const Shape shape = broadcast_shape(op, a.shape(), b.shape());
+  const Shape shape = broadcast_shapes(op, a.shape(), b.shape());
   const Tensor ac = contiguous_input(a.shape() == shape ? a : ops::expand(a.detach(), shape));
   const Tensor bc = contiguous_input(b.shape() == shape ? b : ops::expand(b.detach(), shape));
   Tensor out = device_empty(shape, a.dtype(), dev);

@@ -13,19 +13,6 @@ using detail::dispatch_float;
 
 namespace {
 
-Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {
-  const size_t n = std::max(a.size(), b.size());
-  Shape out(n);
-  for (size_t i = 0; i < n; ++i) {
-    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    MV_CHECK(da == db || da == 1 || db == 1, op, ": shapes ", shape_str(a), " and ", shape_str(b),
-             " cannot be broadcast together");
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
-
 enum class Binary { add, sub, mul };
 
 Tensor binary(Binary kind, const char* op, const Tensor& a, const Tensor& b) {
@@ -37,7 +24,7 @@ Tensor binary(Binary kind, const char* op, const Tensor& a, const Tensor& b) {
   check_cpu(op, a);
   check_cpu(op, b);
   detail::check_same_dtype(op, a, b);
-  const Shape shape = broadcast_shape(op, a.shape(), b.shape());
+  const Shape shape = broadcast_shapes(op, a.shape(), b.shape());
   const Tensor ac = (a.shape() == shape ? a : expand(a.detach(), shape)).contiguous();
   const Tensor bc = (b.shape() == shape ? b : expand(b.detach(), shape)).contiguous();
   Tensor out = Tensor::empty(shape, a.dtype());
