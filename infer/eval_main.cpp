@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/process_env.h"
+#include "cuda/gpu.h"
 #include "dist/communicator.h"
 #include "infer/evaluate.h"
 #include "io/model_io.h"
@@ -33,6 +34,8 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
                {"generate", false},
                {"max-new-tokens", true}},
               "eval");
+  if (const std::string note = cpu_fallback_note(a.get("device", "auto")); !note.empty())
+    std::fprintf(stderr, "%s\n", note.c_str());
   const LoadedModel m = load_model_dir(a.get("model"));
   const SampleFormat fmt = SampleFormat::for_model(m.config, a.get_int("max-seq-len", 2048));
   const JsonlDataset data(a.get("data"), a.get("images"), *m.tokenizer, fmt);

@@ -7,6 +7,7 @@
 
 #include "core/args.h"
 #include "core/process_env.h"
+#include "cuda/gpu.h"
 #include "data/image.h"
 #include "infer/generate.h"
 #include "infer/utf8_stream.h"
@@ -87,6 +88,8 @@ int infer_main(const std::vector<std::string>& argv) {
                {"interactive", false},
                {"device", true}},
               "infer");
+  if (const std::string note = cpu_fallback_note(a.get("device", "auto")); !note.empty())
+    std::fprintf(stderr, "%s\n", note.c_str());
   const LoadedModel m = load_model_dir(a.get("model"));
   Chat chat{m, {}, {}, {}, 0};
   chat.gen.max_new_tokens = a.get_int("max-new-tokens", 512);

@@ -222,11 +222,9 @@ void write_run_json(const Run& r) {
 }
 
 int train(Run& r) {
-  const Device dev = r.opt.device == "auto" ? kCPU : parse_device(r.opt.device);
-  if (!dev.is_cpu()) {
-    log(r, "note: --device " + r.opt.device + " is not wired into training yet (" + gpu_summary() +
-               "); training on the cpu");
-  }
+  if (const std::string note = cpu_fallback_note(r.opt.device); !note.empty()) log(r, note);
+  MV_CHECK(r.opt.dtype == "fp32", "--dtype ", r.opt.dtype,
+           " needs the CUDA back-end, which does not train yet; use --dtype fp32");
   fs::create_directories(r.opt.out);
   r.m = load_model_dir(r.opt.model);
   if (r.opt.vision_cache_mb > 0)

@@ -10,4 +10,9 @@ bool gpu_available();
 // One line for logs: the device name and memory, or why there is none.
 std::string gpu_summary();
 
+// The binaries compute on the CPU back-end. For `--device` other than cpu/auto this returns the
+// one line that says so (naming the device and the GPU state); for cpu/auto an empty string.
+// Throws for a device name that does not parse.
+std::string cpu_fallback_note(const std::string& requested_device);
+
 }  // namespace minivlm

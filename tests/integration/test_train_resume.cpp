@@ -126,8 +126,12 @@ TEST(TrainOptions, UnknownOptionListsValidOnesAndRunJsonIsWritten) {
   EXPECT_NE(r.output.find("unknown option --max-step"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("--max_steps"), std::string::npos) << r.output;
   r = run(train("train_pretrain", workspace().model, "pretrain.jsonl", d,
-                "--max_steps 1 --grad-accum 2"));
+                "--max_steps 1 --grad-accum 2 --device cuda-emu"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  // Training runs on the CPU back-end and says so in one line.
+  EXPECT_NE(r.output.find("note: --device cuda-emu: training and inference run on the cpu"),
+            std::string::npos)
+      << r.output;
   const auto run_json = nlohmann::json::parse(read_file(d + "/run.json"));
   EXPECT_EQ(run_json["max_steps"], 1);
   EXPECT_EQ(run_json["grad_accum"], 2);
