@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/rng.h"
 
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -32,38 +33,23 @@ namespace minivlm::synthetic {
 
 namespace {
 
-// xoshiro256** seeded through splitmix64. Its output and the multiply-shift below() are fully
-// specified, unlike std:: distributions, so a seed gives the same dataset with every compiler.
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+// Scene randomness: the project's portable xoshiro256** (core/rng.h) with a multiply-shift bounded
+// draw, so a seed gives the same dataset on every platform and standard library.
+uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
 
-class Rng {
+class SceneRng {
  public:
-  explicit Rng(uint64_t seed) {
-    for (auto& w : s_) w = splitmix64(seed);
-  }
+  explicit SceneRng(uint64_t seed) : rng_(seed) {}
   // An independent stream for item `index` of stream `tag`: item i is the same whatever the counts.
-  static Rng stream(uint64_t seed, uint64_t tag, uint64_t index) {
-    uint64_t h = seed;
-    h = splitmix64(h) ^ tag;
-    h = splitmix64(h) ^ index;
-    return Rng(splitmix64(h));
+  static SceneRng stream(uint64_t seed, uint64_t tag, uint64_t index) {
+    return SceneRng(mix64(mix64(mix64(seed) ^ tag) ^ index));
   }
-  uint64_t next() {
-    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
+  uint64_t next() { return rng_.next_u64(); }
   int below(int n) {  // uniform in [0, n)
     return static_cast<int>((static_cast<unsigned __int128>(next()) * static_cast<uint64_t>(n)) >>
                             64);
@@ -79,8 +65,7 @@ class Rng {
   }
 
  private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t s_[4];
+  Rng rng_;
 };
 
 enum Stream : uint64_t { kTrainStream = 1, kEvalStream = 2 };
@@ -116,12 +101,12 @@ struct SceneSpec {
 };
 
 // 40% single shapes (the color, shape and position questions need them), 20% each of 2, 3, 4.
-int draw_count(Rng& rng) {
+int draw_count(SceneRng& rng) {
   const int u = rng.below(10);
   return u < 4 ? 1 : u < 6 ? 2 : u < 8 ? 3 : 4;
 }
 
-Scene make_scene(Rng& rng, int size, const SceneSpec& spec) {
+Scene make_scene(SceneRng& rng, int size, const SceneSpec& spec) {
   Scene scene;
   scene.size = size;
   scene.background = kBackgrounds[rng.below(4)];
@@ -216,7 +201,7 @@ const SceneShape& shape_of_kind(const Scene& scene, Kind k) {
   MV_FAIL("synthetic scene has no ", kind_name(k));
 }
 
-QA ask(Rng& rng, const Scene& scene, Task task, Kind about = Kind::circle) {
+QA ask(SceneRng& rng, const Scene& scene, Task task, Kind about = Kind::circle) {
   const SceneShape& first = scene.shapes.front();
   const std::string k = kind_name(about);
   switch (task) {
@@ -269,13 +254,13 @@ Sample image_sample(const std::string& image, const std::vector<QA>& turns) {
 }
 
 // One in sixteen samples opens with a system message.
-void maybe_add_system(Rng& rng, Sample& s) {
+void maybe_add_system(SceneRng& rng, Sample& s) {
   if (rng.below(16) == 0)
     s.conversations.insert(s.conversations.begin(), {"system", rng.pick(kSystemPrompts)});
 }
 
 // Every question a training image can answer.
-std::vector<QA> training_questions(Rng& rng, const Scene& scene) {
+std::vector<QA> training_questions(SceneRng& rng, const Scene& scene) {
   if (scene.shapes.size() == 1)
     return {ask(rng, scene, Task::color), ask(rng, scene, Task::kind),
             ask(rng, scene, Task::position), ask(rng, scene, Task::count)};
@@ -284,7 +269,7 @@ std::vector<QA> training_questions(Rng& rng, const Scene& scene) {
           ask(rng, scene, Task::position_of_kind, b)};
 }
 
-void add_training_image(Dataset& ds, Rng& rng, int index, int size) {
+void add_training_image(Dataset& ds, SceneRng& rng, int index, int size) {
   char name[32];
   std::snprintf(name, sizeof(name), "train_%05d.png", index + 1);
   const Scene scene = make_scene(rng, size, {});
@@ -317,7 +302,7 @@ void add_training_image(Dataset& ds, Rng& rng, int index, int size) {
 
 // Eval image j asks question type j % 4 with the asked attribute cycling through its values, so
 // within each type the answers are balanced (counts differ by at most one).
-void add_eval_image(Dataset& ds, Rng& rng, int index, int size) {
+void add_eval_image(Dataset& ds, SceneRng& rng, int index, int size) {
   char name[32];
   std::snprintf(name, sizeof(name), "eval_%05d.png", index + 1);
   const Task tasks[] = {Task::color, Task::kind, Task::position, Task::count};
@@ -411,7 +396,7 @@ bool shape_covers(const SceneShape& s, int x, int y) {
 RgbImage render_scene(const Scene& scene) {
   const int n = scene.size;
   RgbImage img{n, n, std::vector<uint8_t>(static_cast<size_t>(n) * n * 3)};
-  Rng noise(scene.noise_seed);
+  SceneRng noise(scene.noise_seed);
   for (size_t p = 0; p < static_cast<size_t>(n) * n; ++p) {
     const int d = noise.below(9) - 4;
     for (int ch = 0; ch < 3; ++ch)
@@ -437,11 +422,11 @@ Dataset build_dataset(const Options& o) {
            o.eval_images, " is outside [0, 99999]");
   Dataset ds;
   for (int i = 0; i < o.train_images; ++i) {
-    Rng rng = Rng::stream(o.seed, kTrainStream, static_cast<uint64_t>(i));
+    SceneRng rng = SceneRng::stream(o.seed, kTrainStream, static_cast<uint64_t>(i));
     add_training_image(ds, rng, i, o.image_size);
   }
   for (int j = 0; j < o.eval_images; ++j) {
-    Rng rng = Rng::stream(o.seed, kEvalStream, static_cast<uint64_t>(j));
+    SceneRng rng = SceneRng::stream(o.seed, kEvalStream, static_cast<uint64_t>(j));
     add_eval_image(ds, rng, j, o.image_size);
   }
   return ds;
