@@ -8,8 +8,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 out=${MINIVLM_DEMO_DIR:-$root/runs/demo}
 jobs=$(nproc)
-tokenizer=$root/../shared/data/minimind-tokenizer/tokenizer.json
-[ -f "$tokenizer" ] || tokenizer=$root/data/tokenizer/tokenizer.json
+tokenizer=$root/data/tokenizer/tokenizer.json
 
 say() { printf '\n== %s\n' "$*"; }
 
