@@ -28,11 +28,11 @@ say "tiny MiniMind-V model: CLIP-style tower 64 px, pixel shuffle 2, MiniMind LL
 
 say "pretrain on captions (the tiny LLM starts from scratch, so every weight but the vision tower trains)"
 "$bin/train_pretrain" --model "$out/model" --data "$out/data/pretrain.jsonl" --images "$out/data/images" \
-  --out "$out/pretrain" --train all --lr 3e-3 --warmup-steps 20 --batch-size 16 --epochs 4 --log-every 50
+  --out "$out/pretrain" --train all --lr 1e-3 --warmup-steps 20 --batch-size 16 --epochs 4 --log-every 50
 
 say "supervised fine-tuning on questions and answers"
 "$bin/train_sft" --model "$out/pretrain/final" --data "$out/data/sft.jsonl" --images "$out/data/images" \
-  --out "$out/sft" --lr 1.5e-3 --warmup-steps 20 --batch-size 16 --epochs 2 --log-every 100 \
+  --out "$out/sft" --lr 1e-3 --warmup-steps 20 --batch-size 16 --epochs 2 --log-every 100 \
   --eval "$out/data/eval.jsonl" --eval-every 480
 
 say "held-out evaluation with greedy answers: real images, then the same questions with blank images"
