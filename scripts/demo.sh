@@ -26,9 +26,9 @@ say "synthetic dataset: shapes of several colors, at positions, in counts ($out/
 say "tiny MiniMind-V model: CLIP-style tower 64 px, pixel shuffle 2, MiniMind LLM ($out/model)"
 "$bin/minivlm" init-model --config configs/tiny.json --tokenizer "$tokenizer" --out "$out/model" --seed 42
 
-say "pretrain on captions (the tiny LLM starts from scratch, so every weight but the vision tower trains)"
+say "pretrain on captions, 6 epochs (the tiny LLM starts from scratch, so every weight but the vision tower trains)"
 "$bin/train_pretrain" --model "$out/model" --data "$out/data/pretrain.jsonl" --images "$out/data/images" \
-  --out "$out/pretrain" --train all --lr 1e-3 --warmup-steps 20 --batch-size 16 --epochs 4 --log-every 50
+  --out "$out/pretrain" --train all --lr 1e-3 --warmup-steps 20 --batch-size 16 --epochs 6 --log-every 50
 
 say "supervised fine-tuning on questions and answers"
 "$bin/train_sft" --model "$out/pretrain/final" --data "$out/data/sft.jsonl" --images "$out/data/images" \
