@@ -21,6 +21,9 @@ struct RgbImage {
 RgbImage load_rgb_image(const std::string& path);
 RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& what);
 
+// PNG file bytes of an image (stb_image_write).
+std::string encode_png(const RgbImage& img);
+
 // Pillow-compatible BICUBIC resize (antialiased when shrinking), bit-exact with Image.resize;
 // resizing to the same size returns an exact copy.
 RgbImage resize_bicubic(const RgbImage& img, int out_width, int out_height);

@@ -13,20 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "data/dataset.h"
-
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#pragma GCC diagnostic ignored "-Wtype-limits"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wstringop-overflow"
-#include <stb_image_write.h>
-#pragma GCC diagnostic pop
+#include "data/image.h"
 
 namespace minivlm::testing_data {
 
@@ -77,13 +64,16 @@ inline void write_file(const std::string& path, const std::string& bytes) {
 
 // A w×h RGB PNG whose pixels are a function of (x, y, seed), so images differ from one another.
 inline void write_png(const std::string& path, int w, int h, int seed) {
-  std::vector<uint8_t> px(static_cast<size_t>(w * h * 3));
+  RgbImage img;
+  img.width = w;
+  img.height = h;
+  img.pixels.resize(static_cast<size_t>(w * h * 3));
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
       for (int c = 0; c < 3; ++c)
-        px[static_cast<size_t>((y * w + x) * 3 + c)] =
+        img.pixels[static_cast<size_t>((y * w + x) * 3 + c)] =
             static_cast<uint8_t>((x * 37 + y * 11 + c * 80 + seed * 53) % 256);
-  ASSERT_NE(stbi_write_png(path.c_str(), w, h, 3, px.data(), w * 3), 0) << path;
+  write_file(path, encode_png(img));
 }
 
 // One JSONL record: a user question (with `user_prefix` before it) and an assistant answer.
