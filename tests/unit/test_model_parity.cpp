@@ -167,11 +167,11 @@ TEST(ModelLoading, ImportersMapForeignNames) {
   save_safetensors(dir + "minimind_llm.safetensors", llm);
   import_hf_clip_vision(target, dir + "hf_clip.safetensors");
   import_minimind_llm(target, dir + "minimind_llm.safetensors");
-  for (size_t i = 0; i < source.params().size(); ++i) {
-    const NamedTensor& a = source.params()[i];
-    const bool imported = a.name.rfind("vision_proj.", 0) != 0;
-    EXPECT_EQ(a.tensor.to_float_vector() == target.params()[i].tensor.to_float_vector(), imported)
-        << a.name;
+  const ParamList from = source.params(), to = target.params();
+  for (size_t i = 0; i < from.size(); ++i) {
+    const bool imported = from[i].name.rfind("vision_proj.", 0) != 0;
+    EXPECT_EQ(from[i].tensor.to_float_vector() == to[i].tensor.to_float_vector(), imported)
+        << from[i].name;
   }
   // A vision tensor missing from the CLIP file is named.
   clip.erase(clip.begin());
