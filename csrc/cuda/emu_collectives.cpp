@@ -1,65 +1,156 @@
-#include "cuda/emu_collectives.h"
+// The emulated device's collectives over the job's host communicator: a buffer is copied out of
+// device memory, travels as bytes and is copied back. Sums gather every rank's bytes and each rank
+// adds them in rank order, which makes the result the same bits on every rank and in every run,
+// whatever algorithm the host communicator's library would pick for a sum of its own.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
 
 #include "core/error.h"
+#include "cuda/collectives.h"
+#include "cuda/runtime.h"
+#include "dist/communicator.h"
 
 namespace minivlm::cuda {
 
 namespace {
-thread_local InProcessGroup* t_group = nullptr;
-thread_local int t_rank = 0;
+
+// Bytes moved per host collective (gathered from all ranks together, or broadcast): bounds the
+// scratch memory and keeps MPI's int counts far from overflowing.
+constexpr std::size_t kChunkBytes = std::size_t{16} << 20;
+constexpr std::size_t kHeader = sizeof(uint64_t);
+
+class Completed final : public CollectiveEvent {
+ public:
+  bool done() override { return true; }
+};
+
+template <typename T>
+T load(const std::string& bytes, std::size_t i) {
+  T v;
+  std::memcpy(&v, bytes.data() + i * sizeof(T), sizeof(T));
+  return v;
+}
+
+// out[i] = ((v₀[i] + v₁[i]) + v₂[i]) + …, each addition computed by add.
+template <typename T, typename Add>
+void add_in_rank_order(const std::vector<std::string>& parts, T* out, std::size_t n, Add add) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T acc = load<T>(parts[0], i);
+    for (std::size_t r = 1; r < parts.size(); ++r) acc = add(acc, load<T>(parts[r], i));
+    out[i] = acc;
+  }
+}
+
+template <typename T>
+void add_plain(const std::vector<std::string>& parts, void* out, std::size_t n) {
+  add_in_rank_order<T>(parts, static_cast<T*>(out), n, [](T a, T b) -> T {
+    if constexpr (std::is_integral_v<T>) {
+      // Integers wrap around, as on the GPU, instead of overflowing.
+      using U = std::make_unsigned_t<T>;
+      return static_cast<T>(static_cast<U>(a) + static_cast<U>(b));
+    } else {
+      return a + b;
+    }
+  });
+}
+
+// 16-bit floats: each addition in fp32, rounded to storage.
+template <float (*Widen)(uint16_t), uint16_t (*Narrow)(float)>
+void add_half(const std::vector<std::string>& parts, void* out, std::size_t n) {
+  add_in_rank_order<uint16_t>(parts, static_cast<uint16_t*>(out), n,
+                              [](uint16_t a, uint16_t b) { return Narrow(Widen(a) + Widen(b)); });
+}
+
+void add_parts(DType dtype, const std::vector<std::string>& parts, void* out, std::size_t n) {
+  switch (dtype) {
+    case DType::f32:
+      return add_plain<float>(parts, out, n);
+    case DType::f64:
+      return add_plain<double>(parts, out, n);
+    case DType::i32:
+      return add_plain<int32_t>(parts, out, n);
+    case DType::i64:
+      return add_plain<int64_t>(parts, out, n);
+    case DType::bf16:
+      return add_half<bf16_to_f32, f32_to_bf16>(parts, out, n);
+    case DType::f16:
+      return add_half<f16_to_f32, f32_to_f16>(parts, out, n);
+  }
+  MV_FAIL("cuda-emu all-reduce: unsupported dtype ", dtype_name(dtype));
+}
+
+class EmulatedCollectives final : public Collectives {
+ public:
+  explicit EmulatedCollectives(Communicator& host) : host_(host), rt_(emulated_runtime()) {}
+  std::string name() const override { return "nccl-emu"; }
+
+  std::unique_ptr<CollectiveEvent> all_reduce_sum(const std::vector<DeviceBuffer>& bufs) override {
+    const std::size_t world = static_cast<std::size_t>(host_.world_size());
+    for (const DeviceBuffer& b : bufs) {
+      const std::size_t esize = dtype_size(b.dtype);
+      const std::size_t per_call = std::max<std::size_t>(1, kChunkBytes / world / esize);
+      for (std::size_t at = 0; at < b.count; at += per_call) {
+        const std::size_t n = std::min(per_call, b.count - at);
+        char* chunk = static_cast<char*>(b.data) + at * esize;
+        // Each message leads with the buffer's length, so ranks whose buffers differ all stop at
+        // their first chunk instead of calling different numbers of collectives.
+        std::string msg(kHeader + n * esize, '\0');
+        const uint64_t count = b.count;
+        std::memcpy(msg.data(), &count, kHeader);
+        rt_.copy_d2h(msg.data() + kHeader, chunk, n * esize, nullptr);
+        std::vector<std::string> parts = host_.all_gather(msg);
+        for (std::size_t r = 0; r < parts.size(); ++r) {
+          MV_CHECK(
+              parts[r].compare(0, kHeader, msg, 0, kHeader) == 0 && parts[r].size() == msg.size(),
+              "cuda-emu all-reduce of ", b.count, " ", dtype_name(b.dtype), " elements: rank ", r,
+              " sent another length; the ranks' buffers differ");
+          parts[r].erase(0, kHeader);
+        }
+        std::string sum(n * esize, '\0');
+        add_parts(b.dtype, parts, sum.data(), n);
+        rt_.copy_h2d(chunk, sum.data(), sum.size(), nullptr);
+      }
+    }
+    return std::make_unique<Completed>();
+  }
+
+  std::unique_ptr<CollectiveEvent> broadcast(const std::vector<DeviceBuffer>& bufs,
+                                             int root) override {
+    const bool sender = host_.rank() == root;
+    for (const DeviceBuffer& b : bufs) {
+      const std::size_t nbytes = b.count * dtype_size(b.dtype);
+      for (std::size_t at = 0; at < nbytes; at += kChunkBytes) {
+        const std::size_t n = std::min(kChunkBytes, nbytes - at);
+        char* chunk = static_cast<char*>(b.data) + at;
+        std::string bytes(sender ? n : 0, '\0');
+        if (sender) rt_.copy_d2h(bytes.data(), chunk, n, nullptr);
+        host_.broadcast(bytes, root);
+        MV_CHECK(bytes.size() == n, "cuda-emu broadcast of ", b.count, " ", dtype_name(b.dtype),
+                 " elements: rank ", root, " sent ", bytes.size(), " bytes at byte ", at,
+                 " where this rank expects ", n, "; the ranks' buffers differ");
+        if (!sender) rt_.copy_h2d(chunk, bytes.data(), n, nullptr);
+      }
+    }
+    return std::make_unique<Completed>();
+  }
+
+  // Nothing waits inside device collectives here: a peer blocked in a host collective is ended by
+  // the host communicator's abort.
+  void abort() noexcept override {}
+
+ private:
+  Communicator& host_;
+  Runtime& rt_;
+};
+
 }  // namespace
 
-InProcessGroup::InProcessGroup(int world_size)
-    : world_(world_size), bufs_(static_cast<std::size_t>(world_size), nullptr) {
-  MV_CHECK(world_size >= 1, "InProcessGroup: world size ", world_size, " is not positive");
+std::unique_ptr<Collectives> join_emulated(Communicator& host) {
+  return std::make_unique<EmulatedCollectives>(host);
 }
-
-void InProcessGroup::arrive_and_wait(std::unique_lock<std::mutex>& lock) {
-  const long gen = generation_;
-  if (++arrived_ == world_) {
-    arrived_ = 0;
-    ++generation_;
-    cv_.notify_all();
-    return;
-  }
-  cv_.wait(lock, [&] { return generation_ != gen; });
-}
-
-void InProcessGroup::all_reduce_sum(int rank, float* buf, std::size_t count) {
-  MV_CHECK(rank >= 0 && rank < world_, "all_reduce_sum: rank ", rank, " outside a group of ",
-           world_);
-  std::unique_lock<std::mutex> lock(mu_);
-  bufs_[static_cast<std::size_t>(rank)] = buf;
-  arrive_and_wait(lock);
-  // Rank 0 sums every buffer in rank order into its own, then the others copy it.
-  if (rank == 0) {
-    for (int r = 1; r < world_; ++r) {
-      const float* src = bufs_[static_cast<std::size_t>(r)];
-      for (std::size_t i = 0; i < count; ++i) buf[i] += src[i];
-    }
-  }
-  arrive_and_wait(lock);
-  if (rank != 0) {
-    const float* sum = bufs_[0];
-    for (std::size_t i = 0; i < count; ++i) buf[i] = sum[i];
-  }
-  // Rank 0's buffer must outlive the copies above.
-  arrive_and_wait(lock);
-}
-
-RankBinding::RankBinding(InProcessGroup& group, int rank) {
-  MV_CHECK(rank >= 0 && rank < group.world_size(), "RankBinding: rank ", rank,
-           " outside a group of ", group.world_size());
-  t_group = &group;
-  t_rank = rank;
-}
-
-RankBinding::~RankBinding() {
-  t_group = nullptr;
-  t_rank = 0;
-}
-
-InProcessGroup* bound_group() { return t_group; }
-int bound_rank() { return t_rank; }
 
 }  // namespace minivlm::cuda

@@ -1,7 +1,8 @@
 // The runtime interface the CUDA back-end's host code talks to (SIMT.md, "Host side"): device
-// memory, copies, in-order streams, row-major GEMM and collectives. Two implementations: the real
-// one (cudart, cuBLAS; csrc/cuda/real/, MINIVLM_CUDA builds) for the `cuda` device and the emulated
-// one (host memory, CPU GEMM, in-process collectives) for `cuda-emu`, present in every build.
+// memory, copies, in-order streams and row-major GEMM (collectives among processes: collectives.h).
+// Two implementations: the real one (cudart, cuBLAS; csrc/cuda/real/, MINIVLM_CUDA builds) for the
+// `cuda` device and the emulated one (host memory, CPU GEMM) for `cuda-emu`, present in every
+// build.
 //
 // Kernels are chosen by device as well: kernel_backend.h calls kernels::gpu or kernels::emu.
 #pragma once
@@ -51,10 +52,6 @@ class Runtime {
     int64_t batch = 1;
   };
   virtual void gemm(const Gemm& g, cudaStream_t stream) = 0;
-
-  // Collectives hook: sums `count` fp32 values of `buf` over the ranks of the device's
-  // communicator, in place. Without a communicator (one process) it is the identity.
-  virtual void all_reduce_sum(float* buf, std::size_t count, cudaStream_t stream) = 0;
 };
 
 // The runtime of a CUDA back-end device (cuda or cuda-emu); an error names a device that has none.

@@ -1,14 +1,12 @@
 // The emulated runtime behind `cuda-emu`: device memory is 64-byte aligned host memory, every
-// stream is the host thread (so in order by construction), GEMM is the CPU back-end's, and
-// collectives reduce over the ranks-as-threads of an InProcessGroup. Kernels run on the SIMT
-// emulator, which reads this memory directly.
+// stream is the host thread (so in order by construction) and GEMM is the CPU back-end's. Kernels
+// run on the SIMT emulator, which reads this memory directly.
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "core/error.h"
 #include "cpu/gemm.h"
-#include "cuda/emu_collectives.h"
 #include "cuda/runtime.h"
 
 namespace minivlm::cuda {
@@ -80,10 +78,6 @@ class EmuRuntime final : public Runtime {
         for (int64_t col = 0; col < g.n; ++col)
           hc[r * g.ldc + col] = f32_to_bf16(fc[static_cast<std::size_t>(r * g.ldc + col)]);
     }
-  }
-
-  void all_reduce_sum(float* buf, std::size_t count, cudaStream_t) override {
-    if (InProcessGroup* group = bound_group()) group->all_reduce_sum(bound_rank(), buf, count);
   }
 
  private:

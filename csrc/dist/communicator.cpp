@@ -56,14 +56,13 @@ std::unique_ptr<Communicator> make_communicator() {
 }
 
 void use_device_communicator(std::unique_ptr<Communicator>& comm, Device device) {
-  if (device.type != DeviceType::cuda || comm->world_size() == 1) return;
-#if defined(MINIVLM_HAVE_CUDA) && defined(MINIVLM_HAVE_MPI)
-  comm = make_nccl_communicator(std::move(comm));
-#else
-  MV_FAIL("tensors on ", device.str(), " in a job of ", comm->world_size(),
-          " processes need NCCL, which this build lacks; HINT: rebuild with MINIVLM_CUDA and "
-          "MINIVLM_MPI on");
+  if (device.is_cpu() || comm->world_size() == 1) return;
+#ifndef MINIVLM_HAVE_CUDA
+  MV_CHECK(device.type != DeviceType::cuda, "tensors on ", device.str(), " in a job of ",
+           comm->world_size(),
+           " processes need NCCL, which this build lacks; HINT: rebuild with MINIVLM_CUDA on");
 #endif
+  comm = make_device_communicator(std::move(comm), device);
 }
 
 }  // namespace minivlm

@@ -1,6 +1,7 @@
 // Collectives across the processes of a data-parallel job. One implementation per engine: a single
-// process (no-ops), MPI (CPU tensors), NCCL (GPU tensors, bootstrapped over MPI). Rank 0 is the
-// main process: it writes logs, metrics and checkpoints.
+// process (no-ops), MPI (CPU tensors), and a device communicator for a CUDA back-end device (its
+// tensors through NCCL on `cuda`, through NCCL's emulation on `cuda-emu`; the rest through MPI).
+// Rank 0 is the main process: it writes logs, metrics and checkpoints.
 //
 // Every rank must call the same collectives in the same order (MPI's and NCCL's rule); a rank that
 // cannot go on calls abort(), which ends the whole job instead of leaving the others waiting.
@@ -29,7 +30,7 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
-  virtual std::string name() const = 0;  // "single", "mpi", "nccl"
+  virtual std::string name() const = 0;  // "single", "mpi", "nccl", "nccl-emu"
   bool is_main() const { return rank() == 0; }
 
   // In-place sum over ranks of contiguous tensors (each reduced in full).
@@ -53,11 +54,13 @@ class Communicator {
 std::unique_ptr<Communicator> make_communicator();
 std::unique_ptr<Communicator> make_single_communicator();
 
-// Makes `comm` (from make_communicator) the communicator for tensors on `device`: NCCL for a cuda
-// device in a job of several processes (one GPU per local rank; the NCCL id travels over the MPI
-// communicator, which keeps serving CPU tensors and strings), else unchanged. Throws, leaving
-// `comm` as it was, when the build has no NCCL; a rank that cannot join NCCL ends the job (abort),
-// since the others would wait for it forever.
+// Makes `comm` (from make_communicator) the communicator for tensors on `device` in a job of
+// several processes: on cuda, NCCL (one GPU per local rank; the NCCL id travels over the MPI
+// communicator, which keeps serving CPU tensors and strings); on cuda-emu, the same communicator
+// over emulated NCCL collectives, whose data travel over MPI. Unchanged for the CPU or a single
+// process. Throws, leaving `comm` as it was, for cuda when the build has no NCCL; a rank that
+// cannot join the device collectives ends the job (abort), since the others would wait for it
+// forever.
 void use_device_communicator(std::unique_ptr<Communicator>& comm, Device device);
 
 }  // namespace minivlm

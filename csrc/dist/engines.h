@@ -1,6 +1,6 @@
-// The engines behind make_communicator / make_device_communicator, each compiled only when its
-// library is part of the build (MPI: MINIVLM_HAVE_MPI; NCCL: MINIVLM_HAVE_CUDA and
-// MINIVLM_HAVE_MPI).
+// The engines behind make_communicator / use_device_communicator. MPI is compiled only when it is
+// part of the build (MINIVLM_HAVE_MPI); the device communicator always is, with NCCL in
+// MINIVLM_CUDA builds and the cuda-emu collectives in every build.
 #pragma once
 #include <memory>
 
@@ -14,8 +14,10 @@ int launched_world_size();
 int launched_local_rank();
 
 std::unique_ptr<Communicator> make_mpi_communicator();
-// NCCL over the GPU of this process's local rank; `host` (an MPI communicator) carries the
-// bootstrap id and every collective on CPU tensors or strings.
-std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> host);
+// Collectives on `device` (cuda: NCCL over the GPU of this process's local rank; cuda-emu:
+// emulated) beside `host` (an MPI communicator), which carries their bootstrap and every collective
+// on CPU tensors or strings. A rank that cannot join ends the job.
+std::unique_ptr<Communicator> make_device_communicator(std::unique_ptr<Communicator> host,
+                                                       Device device);
 
 }  // namespace minivlm

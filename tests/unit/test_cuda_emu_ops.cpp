@@ -4,11 +4,9 @@
 
 #include <cstdlib>
 #include <functional>
-#include <thread>
 #include <vector>
 
 #include "core/device.h"
-#include "cuda/emu_collectives.h"
 #include "cuda/runtime.h"
 #include "op_test_util.h"
 
@@ -165,23 +163,6 @@ TEST(CudaEmu, RuntimeGemmBf16MatchesF32WithinRounding) {
   rt.gemm(g, nullptr);
   const Tensor want = ops::matmul(ah.to(kCPU).to(DType::f32), bh.to(kCPU).to(DType::f32));
   EXPECT_TRUE(testing::all_close(c.to_double_vector(), want.to_double_vector(), 1.0 / 128, 1e-6));
-}
-
-TEST(CudaEmu, InProcessAllReduceSumsOverRankThreads) {
-  cuda::InProcessGroup group(3);
-  std::vector<std::vector<float>> bufs{{1, 2}, {10, 20}, {100, 200}};
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 3; ++r) {
-    ranks.emplace_back([&, r] {
-      cuda::RankBinding bind(group, r);
-      cuda::emulated_runtime().all_reduce_sum(bufs[static_cast<size_t>(r)].data(), 2, nullptr);
-    });
-  }
-  for (std::thread& t : ranks) t.join();
-  for (const auto& b : bufs) EXPECT_EQ(b, (std::vector<float>{111, 222}));
-  std::vector<float> alone{4, 5};
-  cuda::emulated_runtime().all_reduce_sum(alone.data(), 2, nullptr);
-  EXPECT_EQ(alone, (std::vector<float>{4, 5}));
 }
 
 }  // namespace

@@ -77,11 +77,6 @@ class GpuRuntime final : public Runtime {
           "cublasGemmStridedBatchedEx");
   }
 
-  void all_reduce_sum(float*, std::size_t, cudaStream_t) override {
-    // One process, one GPU: the sum over a single rank. Multi-GPU ranks reduce through the NCCL
-    // communicator of csrc/dist/, which owns the process group.
-  }
-
  private:
   std::mutex mu_;
   cublasHandle_t handle_ = nullptr;
