@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <array>
 #include <cstring>
 
 #include "core/strided.h"
@@ -103,6 +104,32 @@ void* Tensor::raw_data() const {
 }
 
 namespace {
+
+std::array<DeviceCopyFn, 3>& device_copies() {
+  static std::array<DeviceCopyFn, 3> fns{};
+  return fns;
+}
+
+// dst ← src on one device (any strides and dtypes the back-end converts); false when it does not.
+bool device_copy(const Tensor& dst, const Tensor& src) {
+  const DeviceCopyFn fn = device_copies()[static_cast<size_t>(dst.device().type)];
+  MV_CHECK(fn != nullptr, "copy_: device ", dst.device().str(),
+           " has no strided copy (is its back-end linked?)");
+  return fn(dst, src);
+}
+
+// A contiguous copy of t on its own device, in its own dtype (t itself when already contiguous).
+Tensor contiguous_here(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
+  if (t.device().is_cpu()) {
+    detail::strided_convert(t, out);
+  } else {
+    MV_CHECK(device_copy(out, t), "copy_: ", t.desc(), " cannot be gathered on its device");
+  }
+  return out;
+}
+
 // A contiguous host copy of any tensor, in its own dtype.
 Tensor host_contiguous(const Tensor& t) {
   if (t.device().is_cpu() && t.is_contiguous()) return t;
@@ -117,6 +144,10 @@ std::vector<V> host_values(const Tensor& t) {
   return std::vector<V>(c.data<V>(), c.data<V>() + c.numel());
 }
 }  // namespace
+
+void register_device_copy(DeviceType type, DeviceCopyFn fn) {
+  device_copies()[static_cast<size_t>(type)] = fn;
+}
 
 std::vector<float> Tensor::to_float_vector() const { return host_values<float>(*this); }
 std::vector<double> Tensor::to_double_vector() const { return host_values<double>(*this); }
@@ -140,7 +171,7 @@ void Tensor::copy_(const Tensor& src) {
     detail::strided_convert(src, *this);
     return;
   }
-  // At least one side is on a device: move contiguous bytes, converting on the host if needed.
+  // At least one side is on a device: contiguous bytes of one dtype move as they are.
   if (same_layout) {
     if (src.device().is_cpu()) {
       allocator_for(device()).copy_from_host(raw_data(), src.raw_data(), nbytes());
@@ -153,9 +184,31 @@ void Tensor::copy_(const Tensor& src) {
     }
     return;
   }
+  // Other layouts or dtypes: gather src where it lives, move the bytes, then scatter and convert
+  // where the destination lives (a device kernel, or the host loop).
+  if (device().is_cpu()) {
+    const Tensor c = contiguous_here(src);
+    Tensor h = c;
+    if (!c.device().is_cpu()) {
+      h = Tensor::empty(shape(), c.dtype(), kCPU);
+      h.copy_(c);
+    }
+    detail::strided_convert(h, *this);
+    return;
+  }
+  Tensor here = src;
+  if (src.device() != device()) {
+    const Tensor c = contiguous_here(src);
+    here = Tensor::empty(shape(), src.dtype(), device());
+    here.copy_(c);
+  }
+  if (device_copy(*this, here)) return;
+  // A dtype pair the device does not convert: convert on the host, copy back in dst's dtype.
   Tensor h = Tensor::empty(shape(), dtype(), kCPU);
-  h.copy_(src.device().is_cpu() ? src : host_contiguous(src));
-  copy_(h);
+  detail::strided_convert(host_contiguous(here), h);
+  Tensor d = Tensor::empty(shape(), dtype(), device());
+  d.copy_(h);
+  MV_CHECK(device_copy(*this, d), "copy_: ", desc(), " cannot be written on its device");
 }
 
 void Tensor::fill_(double value) {
@@ -184,6 +237,18 @@ Tensor Tensor::detach() const {
   impl->dtype = dtype();
   impl->name = name();
   return Tensor(std::move(impl));
+}
+
+void Tensor::set_data(const Tensor& src) {
+  MV_CHECK(is_leaf() && src.defined(), "set_data: ", desc(), " is not a leaf");
+  MV_CHECK(!src.requires_grad() || src.is_leaf(), "set_data: the source must be a leaf");
+  TensorImpl& i = impl();
+  i.storage = src.storage();
+  i.offset = src.offset();
+  i.shape = src.shape();
+  i.strides = src.strides();
+  i.dtype = src.dtype();
+  i.grad.reset();
 }
 
 Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset) {

@@ -113,9 +113,13 @@ class Tensor {
   Tensor to(Device device) const;
 
   // --- in-place (not recorded by autograd; for optimizers, init, loading) ---
-  void copy_(const Tensor& src);  // same shape; converts dtype and device
+  void copy_(const Tensor& src);  // same shape; converts dtype and device; any strides
   void fill_(double value);
   void zero_() { fill_(0.0); }
+  // Points this tensor at src's storage, shape, strides and dtype (PyTorch's `param.data = src`):
+  // every handle sharing this tensor sees the change, its name and requires_grad stay, its
+  // gradient is dropped. For leaves only (moving parameters to another device or dtype).
+  void set_data(const Tensor& src);
 
   // --- autograd ---
   bool requires_grad() const { return impl().requires_grad; }
@@ -143,5 +147,12 @@ class Tensor {
 
 // A new tensor viewing `base`'s storage with another shape/strides/offset (no autograd).
 Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset);
+
+// How a back-end copies between two tensors on one of its devices, with any strides, converting
+// the dtype (dst and src have the same shape and device). Returns false for a pair of dtypes it
+// does not convert; a copy between equal dtypes must always succeed. Registered at static-init
+// time by the back-end; copy_ uses it for every device copy that is not one contiguous move.
+using DeviceCopyFn = bool (*)(const Tensor& dst, const Tensor& src);
+void register_device_copy(DeviceType type, DeviceCopyFn fn);
 
 }  // namespace minivlm

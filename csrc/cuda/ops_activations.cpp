@@ -1,23 +1,26 @@
-// GELU, quick_gelu, SwiGLU and softmax on the CUDA back-end.
+// SiLU, GELU, quick_gelu, SwiGLU and softmax on the CUDA back-end.
 #include "autograd/node.h"
 #include "cuda/backend.h"
+#include "cuda/kernels/layout_kernels.h"
 #include "cuda/ops.h"
 
 namespace minivlm::cuda {
 
 namespace {
 
-enum class Act { gelu, quick_gelu };
+enum class Act { silu, gelu, quick_gelu };
 
 Tensor activation(Act a, const Tensor& x) {
-  const char* op = a == Act::gelu ? "gelu" : "quick_gelu";
+  const char* op = a == Act::silu ? "silu" : a == Act::gelu ? "gelu" : "quick_gelu";
   const Device dev = x.device();
   const Tensor xc = contiguous_input(x);
   const auto n = static_cast<std::size_t>(x.numel());
   Tensor out = device_empty(x.shape(), x.dtype(), dev);
   dispatch_storage(op, x, [&](auto zero) {
     using T = decltype(zero);
-    if (a == Act::gelu) {
+    if (a == Act::silu) {
+      MV_OWN_KERNEL(dev, silu_forward, ptr<T>(out), ptr<const T>(xc), n, stream_for(dev));
+    } else if (a == Act::gelu) {
       MV_KERNEL(dev, gelu_forward, ptr<T>(out), ptr<const T>(xc), n, stream_for(dev));
     } else {
       MV_KERNEL(dev, quick_gelu_forward, ptr<T>(out), ptr<const T>(xc), n, stream_for(dev));
@@ -28,7 +31,10 @@ Tensor activation(Act a, const Tensor& x) {
     Tensor dx = device_empty(xc.shape(), xc.dtype(), dev);
     dispatch_storage(op, xc, [&](auto zero) {
       using T = decltype(zero);
-      if (a == Act::gelu) {
+      if (a == Act::silu) {
+        MV_OWN_KERNEL(dev, silu_backward, ptr<T>(dx), ptr<const T>(gc), ptr<const T>(xc), n,
+                      stream_for(dev));
+      } else if (a == Act::gelu) {
         MV_KERNEL(dev, gelu_backward, ptr<T>(dx), ptr<const T>(gc), ptr<const T>(xc), n,
                   stream_for(dev));
       } else {
@@ -42,6 +48,7 @@ Tensor activation(Act a, const Tensor& x) {
 
 }  // namespace
 
+Tensor silu(const Tensor& x) { return activation(Act::silu, x); }
 Tensor gelu(const Tensor& x) { return activation(Act::gelu, x); }
 Tensor quick_gelu(const Tensor& x) { return activation(Act::quick_gelu, x); }
 

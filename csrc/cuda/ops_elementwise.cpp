@@ -1,7 +1,9 @@
-// Layout copies, element-wise arithmetic and sums over a dimension on the CUDA back-end. Backward
-// closures are compositions of ops:: front-ends, so they run on whatever device the gradient is.
+// Layout copies (strided, with dtype conversion: the tensor core's device copy), element-wise
+// arithmetic and sums over a dimension on the CUDA back-end. Backward closures are compositions of
+// ops:: front-ends, so they run on whatever device the gradient is.
 #include "autograd/node.h"
 #include "cuda/backend.h"
+#include "cuda/kernels/layout_kernels.h"
 #include "cuda/ops.h"
 #include "ops/ops.h"
 
@@ -36,6 +38,68 @@ Tensor strided_copy(const Tensor& src) {
     MV_OWN_KERNEL(dev, strided_copy, ptr<T>(out), ptr<const T>(src), view, stream_for(dev));
   });
   return out;
+}
+
+namespace {
+
+kern::StridedView view_of(const Tensor& t) {
+  MV_CHECK(t.dim() <= kern::kMaxViewDims, "copy_: ", t.desc(), " has more than ",
+           kern::kMaxViewDims, " dimensions");
+  kern::StridedView v;
+  v.ndim = static_cast<int>(t.dim());
+  for (int d = 0; d < v.ndim; ++d) {
+    v.shape[d] = t.shape()[static_cast<size_t>(d)];
+    v.stride[d] = t.strides()[static_cast<size_t>(d)];
+  }
+  return v;
+}
+
+template <typename To, typename From>
+void convert(const Tensor& dst, const Tensor& src) {
+  const Device dev = dst.device();
+  MV_OWN_KERNEL(dev, strided_convert, ptr<To>(dst), view_of(dst), ptr<const From>(src),
+                view_of(src), stream_for(dev));
+}
+
+// Tensor::copy_ reaches the device copy through the core's registry; view_ops (Tensor::clone)
+// calls strided_copy, so this file is always linked.
+const bool device_copy_registered = [] {
+  register_device_copy(DeviceType::cuda_emu, &device_copy);
+  register_device_copy(DeviceType::cuda, &device_copy);
+  return true;
+}();
+
+}  // namespace
+
+bool device_copy(const Tensor& dst, const Tensor& src) {
+  check_device("copy_", src, dst.device());
+  if (dst.dtype() == src.dtype()) {
+    switch (dtype_size(dst.dtype())) {
+      case 1:
+        convert<uint8_t, uint8_t>(dst, src);
+        return true;
+      case 2:
+        convert<uint16_t, uint16_t>(dst, src);
+        return true;
+      case 4:
+        convert<uint32_t, uint32_t>(dst, src);
+        return true;
+      case 8:
+        convert<uint64_t, uint64_t>(dst, src);
+        return true;
+      default:
+        return false;
+    }
+  }
+  if (dst.dtype() == DType::f32 && src.dtype() == DType::bf16) {
+    convert<float, bf16>(dst, src);
+    return true;
+  }
+  if (dst.dtype() == DType::bf16 && src.dtype() == DType::f32) {
+    convert<bf16, float>(dst, src);
+    return true;
+  }
+  return false;
 }
 
 namespace {

@@ -94,7 +94,9 @@ Tensor ClipVision::features(const Tensor& pixels) const {
            "vision tower: pixels ", shape_str(pixels.shape()), " do not match [n, ",
            c_.num_channels, ", ", c_.image_size, ", ", c_.image_size, "]");
   const int64_t n = pixels.size(0), D = c_.hidden_size;
-  const Tensor patches = ops::patch_embed(pixels, patch_embedding);  // [n, G², D]
+  // Pixels come from the host loader; the tower computes where its weights are, in their dtype.
+  const Tensor px = pixels.to(patch_embedding.device()).to(patch_embedding.dtype());
+  const Tensor patches = ops::patch_embed(px, patch_embedding);  // [n, G², D]
   const Tensor cls = ops::expand(class_embedding.reshape({1, 1, D}), {n, 1, D});
   Tensor x = ops::add(ops::concat({cls.contiguous(), patches}, 1), position_embedding);
   x = ops::layernorm(x, pre_ln_w, pre_ln_b, c_.layer_norm_eps);

@@ -69,8 +69,8 @@ const char* act_name(Act a) {
 Tensor activation_backward(Act a, const Tensor& x, const Tensor& g);
 
 Tensor activation(Act a, const Tensor& x) {
-  if (x.device().is_cuda_backend() && a != Act::silu)
-    return a == Act::gelu ? cuda::gelu(x) : cuda::quick_gelu(x);
+  if (x.device().is_cuda_backend())
+    return a == Act::silu ? cuda::silu(x) : a == Act::gelu ? cuda::gelu(x) : cuda::quick_gelu(x);
   const char* op = act_name(a);
   check_cpu(op, x);
   const Tensor xc = x.contiguous();

@@ -1,5 +1,6 @@
 // concat, and row gather/scatter (merging image rows into the token sequence).
 #include "autograd/node.h"
+#include "cuda/ops.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -67,9 +68,10 @@ Tensor copy_rows(const Tensor& x, const std::vector<int64_t>& rows) {
 }  // namespace
 
 Tensor gather_rows(const Tensor& x, const Tensor& idx) {
-  check_cpu("gather_rows", x);
-  MV_CHECK(x.dim() == 2, "gather_rows: x must be [N, H], got ", x.desc());
+  MV_CHECK(x.defined() && x.dim() == 2, "gather_rows: x must be [N, H], got ", x.desc());
   const std::vector<int64_t> rows = checked_rows("gather_rows", idx, x.size(0));
+  if (x.device().is_cuda_backend()) return cuda::gather_rows(x, idx, rows);
+  check_cpu("gather_rows", x);
   Tensor out = copy_rows(x, rows);
   const Shape in_shape = x.shape();
   const DType dt = x.dtype();
@@ -85,8 +87,13 @@ Tensor gather_rows(const Tensor& x, const Tensor& idx) {
 }
 
 Tensor scatter_rows(const Tensor& base, const Tensor& idx, const Tensor& src) {
-  check_cpu("scatter_rows", base);
-  check_cpu("scatter_rows", src);
+  MV_CHECK(base.defined() && src.defined(), "scatter_rows: undefined input tensor");
+  MV_CHECK(base.device() == src.device(), "scatter_rows: base ", base.desc(), " and src ",
+           src.desc(), " are on different devices");
+  if (!base.device().is_cuda_backend()) {
+    check_cpu("scatter_rows", base);
+    check_cpu("scatter_rows", src);
+  }
   detail::check_same_dtype("scatter_rows", base, src);
   MV_CHECK(base.dim() == 2 && src.dim() == 2 && src.size(1) == base.size(1), "scatter_rows: base ",
            base.desc(), " and src ", src.desc(), " must be [N, H] and [M, H]");
@@ -98,6 +105,7 @@ Tensor scatter_rows(const Tensor& base, const Tensor& idx, const Tensor& src) {
     MV_CHECK(!seen[r], "scatter_rows: row ", r, " given twice");
     seen[r] = 1;
   }
+  if (base.device().is_cuda_backend()) return cuda::scatter_rows(base, idx, src, rows);
   Tensor out = base.detach().clone();
   const Tensor sc = src.contiguous();
   for (size_t i = 0; i < rows.size(); ++i)

@@ -1,6 +1,7 @@
 // Vision-side ops built from views: patch embedding (conv2d with stride = kernel) as an im2col
 // reshape plus one GEMM, and the SmolVLM pixel shuffle as a reshape/permute. Their backward comes
 // from the view and matmul nodes.
+#include "cuda/ops.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -34,6 +35,7 @@ Tensor pixel_shuffle(const Tensor& x, int64_t r) {
   MV_CHECK(G * G == S, "pixel_shuffle: ", S, " tokens do not form a square grid");
   MV_CHECK(G % r == 0, "pixel_shuffle: grid ", G, " is not divisible by factor ", r);
   if (r == 1) return x;
+  if (x.device().is_cuda_backend()) return cuda::pixel_shuffle(x, G, r);
   const int64_t Gr = G / r;
   Shape lead(x.shape().begin(), x.shape().end() - 2);
   const int64_t nl = static_cast<int64_t>(lead.size());

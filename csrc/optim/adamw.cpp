@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "cuda/ops.h"
+
 namespace minivlm {
 
 AdamW::AdamW(ParamList params, AdamWConfig config) : params_(std::move(params)), c_(config) {
@@ -16,8 +18,41 @@ AdamW::AdamW(ParamList params, AdamWConfig config) : params_(std::move(params)),
   }
 }
 
-void AdamW::step(double lr) {
+void AdamW::to(Device device, DType dtype) {
+  MV_CHECK(dtype == DType::f32 || dtype == DType::bf16, "AdamW: parameters are stored as f32 or ",
+           "bf16, not ", dtype_name(dtype));
+  master_.resize(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor& p = params_[i].tensor;
+    const Tensor fp32 = master(i).detach().to(device);
+    master_[i] = dtype == DType::f32 ? Tensor() : fp32;
+    p.set_data(dtype == DType::f32 ? fp32 : fp32.to(dtype));
+    m_[i] = m_[i].to(device);
+    v_[i] = v_[i].to(device);
+  }
+}
+
+Tensor AdamW::master(size_t i) const {
+  return i < master_.size() && master_[i].defined() ? master_[i] : params_[i].tensor;
+}
+
+void AdamW::step(double lr, double grad_scale) {
   ++t_;
+  if (!params_.empty() && params_[0].tensor.device().is_cuda_backend()) {
+    const Device dev = params_[0].tensor.device();
+    const Tensor scale =
+        grad_scale == 1.0
+            ? Tensor()
+            : Tensor::from_vector(std::vector<float>{static_cast<float>(grad_scale)}, {1}).to(dev);
+    const cuda::AdamWStep s{lr, c_.beta1, c_.beta2, c_.eps, c_.weight_decay, static_cast<long>(t_)};
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const Tensor g = params_[i].tensor.grad();
+      if (!g.defined()) continue;
+      const Tensor mw = i < master_.size() ? master_[i] : Tensor();
+      cuda::adamw_update(params_[i].tensor, mw, g, m_[i], v_[i], s, scale);
+    }
+    return;
+  }
   const double bc1 = 1.0 - std::pow(c_.beta1, static_cast<double>(t_));
   const double bc2 = 1.0 - std::pow(c_.beta2, static_cast<double>(t_));
   const float b1 = static_cast<float>(c_.beta1), b2 = static_cast<float>(c_.beta2);
@@ -25,6 +60,8 @@ void AdamW::step(double lr) {
   const float step_size = static_cast<float>(lr / bc1);
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   const float eps = static_cast<float>(c_.eps);
+  const bool scaled = grad_scale != 1.0;
+  const float gs = static_cast<float>(grad_scale);
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor g = params_[i].tensor.grad();
     if (!g.defined()) continue;
@@ -36,9 +73,10 @@ void AdamW::step(double lr) {
     const int64_t n = params_[i].tensor.numel();
 #pragma omp parallel for if (n > 65536) schedule(static)
     for (int64_t j = 0; j < n; ++j) {
+      const float gj = scaled ? gp[j] * gs : gp[j];
       p[j] *= decay;
-      m[j] = b1 * m[j] + (1 - b1) * gp[j];
-      v[j] = b2 * v[j] + (1 - b2) * gp[j] * gp[j];
+      m[j] = b1 * m[j] + (1 - b1) * gj;
+      v[j] = b2 * v[j] + (1 - b2) * gj * gj;
       p[j] -= step_size * m[j] / (std::sqrt(v[j]) * inv_sqrt_bc2 + eps);
     }
   }
@@ -82,6 +120,11 @@ double lr_at(int64_t step, int64_t total, int64_t warmup, double lr, double min_
 }
 
 double grad_norm(const ParamList& params) {
+  std::vector<Tensor> device_grads;
+  for (const NamedTensor& p : params)
+    if (p.tensor.grad().defined() && p.tensor.grad().device().is_cuda_backend())
+      device_grads.push_back(p.tensor.grad());
+  if (!device_grads.empty()) return cuda::grad_norm(device_grads);
   // Fixed-size chunks summed in order: the same bits for every thread count and run, which
   // bit-exact resume relies on (the norm feeds the clipping factor).
   constexpr int64_t kChunk = 1 << 14;
@@ -105,9 +148,14 @@ double grad_norm(const ParamList& params) {
   return std::sqrt(ss);
 }
 
-double clip_grads(const ParamList& params, double norm, double max_norm) {
+double clip_factor(double norm, double max_norm) {
   if (max_norm <= 0 || !(norm > max_norm)) return 1.0;
-  const double factor = max_norm / (norm + 1e-6);
+  return max_norm / (norm + 1e-6);
+}
+
+double clip_grads(const ParamList& params, double norm, double max_norm) {
+  const double factor = clip_factor(norm, max_norm);
+  if (factor == 1.0) return factor;
   for (const NamedTensor& p : params) {
     Tensor g = p.tensor.grad();
     if (!g.defined()) continue;

@@ -1,0 +1,1 @@
+#include "cuda/kernels/layout_kernels.cuh"
