@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "infer/sampling.h"
+#include "nn/decoder.h"
 #include "nn/vlm.h"
 
 namespace minivlm {
@@ -18,6 +19,11 @@ struct GenerationOptions {
   uint64_t seed = 42;
   int32_t eos_id = 2;  // <|im_end|>
   bool use_cache = true;
+  // Element type of the weights the cached decode steps read (nn/decoder.h): f32 matches the
+  // uncached path up to summation order; bf16 halves the bytes per token. The prefill stays f32.
+  DType decode_dtype = DType::f32;
+  // Prebuilt decode weights of this model (built per call when null; their dtype wins).
+  std::shared_ptr<const DecodeWeights> decode_weights;
 };
 
 struct GenerationStats {

@@ -3,7 +3,8 @@
 //   train     B×T tokens per step (one image per sample, frozen vision tower, SFT trainables =
 //             LLM + projector, AdamW); seconds of every timed step.
 //   generate  batch 1: a text prompt of --prompt tokens prefilled into the KV cache, then
-//             --new-tokens greedy decode steps; seconds of every repetition of each phase.
+//             --new-tokens greedy decode steps (nn/decoder.h, weights in --decode-dtype, bf16 or
+//             f32); seconds of every repetition of each phase.
 //   sgemm     C = A·B at n×n×n through the GEMM the ops use; GFLOP/s of every repetition.
 // Every line carries peak_rss_mb (the process's resident high-water mark) and the thread count.
 #include <omp.h>
@@ -22,6 +23,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "cpu/gemm.h"
+#include "nn/decoder.h"
 #include "nn/vision_cache.h"
 #include "nn/vlm.h"
 #include "optim/adamw.h"
@@ -101,25 +103,29 @@ json bench_train(MiniMindVLM& model, int64_t B, int64_t T, int warmup, int reps,
   return {{"tokens", B * T}, {"seconds", secs}, {"loss", loss}};
 }
 
-json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens, int warmup,
-                    int reps, Rng& rng) {
+json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens,
+                    DType decode_dtype, int warmup, int reps, Rng& rng) {
   NoGradGuard no_grad;
   const LlmConfig& c = model.config().llm;
   const Tensor ids = Tensor::from_vector(
       random_ids(prompt, c.vocab_size, model.image_token_id(), rng), {1, prompt});
+  // Built once per model, as infer does at load time; not part of a decode.
+  const auto w0 = Clock::now();
+  const auto weights = DecodeWeights::build(model.llm, decode_dtype);
+  const double weights_seconds = seconds_since(w0);
   std::vector<double> prefill, decode;
   for (int i = 0; i < warmup + reps; ++i) {
     KVCache cache = KVCache::allocate(c, 1, prompt + new_tokens);
     const auto t0 = Clock::now();
-    Tensor h = model.llm.forward_hidden(model.llm.embed(ids), 0, &cache);
+    const Tensor h = model.llm.forward_hidden(model.llm.embed(ids), 0, &cache);
+    const std::vector<float> first =
+        model.llm.logits(h.narrow(1, prompt - 1, 1).contiguous()).to_float_vector();
     const auto t1 = Clock::now();
+    Decoder decoder(model.llm, weights, 1, prompt + new_tokens);
+    const float* logits = first.data();
     for (int64_t s = 0; s < new_tokens; ++s) {
-      const Tensor last = h.narrow(1, h.size(1) - 1, 1).contiguous();
-      const std::vector<float> logits = model.llm.logits(last).to_float_vector();
-      const int64_t next = std::max_element(logits.begin(), logits.end()) - logits.begin();
-      h = model.llm.forward_hidden(
-          model.llm.embed(Tensor::from_vector(std::vector<int64_t>{next}, {1, 1})), cache.length,
-          &cache);
+      const int64_t next = std::max_element(logits, logits + c.vocab_size) - logits;
+      logits = decoder.step(&next, cache);
     }
     if (i >= warmup) {
       prefill.push_back(std::chrono::duration<double>(t1 - t0).count());
@@ -128,6 +134,8 @@ json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens
   }
   return {{"prompt_tokens", prompt},
           {"new_tokens", new_tokens},
+          {"decode_dtype", dtype_name(decode_dtype)},
+          {"decode_weights_seconds", weights_seconds},
           {"prefill_seconds", prefill},
           {"decode_seconds", decode}};
 }
@@ -156,6 +164,7 @@ MINIVLM_COMMAND("bench-model", "training / prefill / decode / sgemm speed on a r
                {"warmup", true},
                {"reps", true},
                {"n", true},
+               {"decode-dtype", true},
                {"vision-cache-mb", true}},
               "bench-model");
   const std::string what = a.get("what");
@@ -179,8 +188,8 @@ MINIVLM_COMMAND("bench-model", "training / prefill / decode / sgemm speed on a r
     if (what == "train")
       out = bench_train(model, a.get_int("batch", 4), a.get_int("seq", 256), warmup, reps, rng);
     else
-      out = bench_generate(model, a.get_int("prompt", 256), a.get_int("new-tokens", 128), warmup,
-                           reps, rng);
+      out = bench_generate(model, a.get_int("prompt", 256), a.get_int("new-tokens", 128),
+                           parse_decode_dtype(a.get("decode-dtype", "bf16")), warmup, reps, rng);
   }
   out["what"] = what;
   out["threads"] = omp_get_max_threads();

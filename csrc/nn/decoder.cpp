@@ -1,0 +1,234 @@
+#include "nn/decoder.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "cpu/gemv.h"
+
+namespace minivlm {
+
+namespace {
+
+// This thread's share [first, second) of n rows, in multiples of the gemv's 4-row tiles.
+std::pair<int64_t, int64_t> share(int64_t n, int t, int nt) {
+  const int64_t chunk = ((n + nt - 1) / nt + 3) / 4 * 4;
+  return {std::min(n, t * chunk), std::min(n, (t + 1) * chunk)};
+}
+
+// y = x · rsqrt(mean(x²) + eps) · w over n values, the statistics in double as ops::rmsnorm.
+void rms_row(const float* x, const float* w, int64_t n, double eps, float* y) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float rstd = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * rstd * w[i];
+}
+
+// Half-split rotation of one head in place (ops::rope at one position).
+void rope_head(float* x, const float* c, const float* s, int64_t half) {
+  for (int64_t i = 0; i < half; ++i) {
+    const float a = x[i], b = x[i + half];
+    x[i] = a * c[i] - b * s[i];
+    x[i + half] = b * c[i] + a * s[i];
+  }
+}
+
+Tensor decode_copy(const Tensor& w, DType dtype) {
+  MV_CHECK(w.device().is_cpu() && w.dtype() == DType::f32 && w.is_contiguous(),
+           "decode weights: ", w.name(), " must be a contiguous f32 CPU tensor, got ", w.desc());
+  if (dtype == DType::f32) return w.detach();
+  Tensor out = Tensor::empty(w.shape(), DType::bf16);
+  cpu::to_bf16(w.data<float>(), static_cast<uint16_t*>(out.raw_data()), w.numel());
+  return out;
+}
+
+}  // namespace
+
+DType parse_decode_dtype(const std::string& name) {
+  if (name == "f32") return DType::f32;
+  if (name == "bf16") return DType::bf16;
+  MV_FAIL("unknown decode dtype '", name, "'; valid: f32, bf16");
+}
+
+std::shared_ptr<const DecodeWeights> DecodeWeights::build(const MiniMindLM& lm, DType dtype) {
+  MV_CHECK(dtype == DType::f32 || dtype == DType::bf16, "decode weights: dtype ", dtype_name(dtype),
+           " is not supported; valid: f32, bf16");
+  auto w = std::make_shared<DecodeWeights>();
+  w->dtype = dtype;
+  for (const DecoderLayer& l : lm.layers)
+    w->layers.push_back({decode_copy(l.q_proj, dtype), decode_copy(l.k_proj, dtype),
+                         decode_copy(l.v_proj, dtype), decode_copy(l.o_proj, dtype),
+                         decode_copy(l.gate_proj, dtype), decode_copy(l.up_proj, dtype),
+                         decode_copy(l.down_proj, dtype)});
+  w->lm_head = decode_copy(lm.lm_head.defined() ? lm.lm_head : lm.embed_tokens, dtype);
+  return w;
+}
+
+Decoder::Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weights, int64_t batch,
+                 int64_t max_len)
+    : lm_(lm), w_(std::move(weights)), batch_(batch), max_len_(max_len) {
+  const LlmConfig& c = lm.config();
+  MV_CHECK(w_ && w_->layers.size() == lm.layers.size(),
+           "decoder: the decode weights do not belong to this model");
+  const int64_t H = c.hidden_size, qd = c.num_attention_heads * c.head_dim,
+                kd = c.num_key_value_heads * c.head_dim, I = c.intermediate_size;
+  const auto rows = [&](int64_t n) { return std::vector<float>(static_cast<size_t>(batch * n)); };
+  h_ = rows(H);
+  q_ = rows(qd);
+  k_ = rows(kd);
+  v_ = rows(kd);
+  att_ = rows(qd);
+  gate_ = rows(I);
+  up_ = rows(I);
+  logits_ = rows(c.vocab_size);
+  cos_.resize(static_cast<size_t>(c.head_dim / 2));
+  sin_.resize(cos_.size());
+  const size_t widest = static_cast<size_t>(batch * std::max({H, qd, I}));
+  scratch_.resize(static_cast<size_t>(omp_get_max_threads()));
+  for (ThreadScratch& s : scratch_) {
+    s.x.resize(widest);
+    if (w_->dtype == DType::bf16) s.xb.resize(widest);
+    s.scores.resize(static_cast<size_t>(max_len));
+  }
+}
+
+void Decoder::normalize(const float* h, const Tensor& weight, ThreadScratch& s) const {
+  const LlmConfig& c = lm_.config();
+  const int64_t H = c.hidden_size;
+  for (int64_t b = 0; b < batch_; ++b)
+    rms_row(h + b * H, weight.data<float>(), H, c.rms_norm_eps, s.x.data() + b * H);
+}
+
+void Decoder::product(const Tensor& w, const float* in, int64_t k, float* y, int64_t ldy,
+                      bool accumulate, int t, int nt, ThreadScratch& s, bool input_ready) {
+  const auto [n0, n1] = share(w.size(0), t, nt);
+  if (w.dtype() == DType::f32) {
+    cpu::gemv_rows(w.data<float>(), k, in, batch_, y, ldy, n0, n1, accumulate);
+    return;
+  }
+  if (!input_ready) cpu::to_bf16(in, s.xb.data(), batch_ * k);
+  cpu::gemv_rows(static_cast<const uint16_t*>(w.raw_data()), k, s.xb.data(), batch_, y, ldy, n0, n1,
+                 accumulate);
+}
+
+// Row b's kv head g: normalize and rotate the new key, append key and value to the cache, then
+// each query head of the group attends to every cached position (the new one included).
+void Decoder::attend(size_t l, int64_t b, int64_t g, int64_t pos, KVCache& cache,
+                     ThreadScratch& s) {
+  const LlmConfig& c = lm_.config();
+  const DecoderLayer& ml = lm_.layers[l];
+  const int64_t hd = c.head_dim, half = hd / 2, nq = c.num_attention_heads,
+                nkv = c.num_key_value_heads, group = nq / nkv, cap = cache.capacity();
+  float* kc = cache.k[l].data<float>() + ((b * cap) * nkv + g) * hd;
+  float* vc = cache.v[l].data<float>() + ((b * cap) * nkv + g) * hd;
+  const int64_t stride = nkv * hd;  // between positions
+  float* knew = kc + pos * stride;
+  const float* kin = k_.data() + (b * nkv + g) * hd;
+  if (c.qk_norm)
+    rms_row(kin, ml.k_norm.data<float>(), hd, c.rms_norm_eps, knew);
+  else
+    std::copy_n(kin, hd, knew);
+  rope_head(knew, cos_.data(), sin_.data(), half);
+  std::copy_n(v_.data() + (b * nkv + g) * hd, hd, vc + pos * stride);
+
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  float* p = s.scores.data();
+  for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+    float* q = q_.data() + (b * nq + h) * hd;
+    if (c.qk_norm) rms_row(q, ml.q_norm.data<float>(), hd, c.rms_norm_eps, q);
+    rope_head(q, cos_.data(), sin_.data(), half);
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j <= pos; ++j) {
+      const float* kj = kc + j * stride;
+      float dot = 0;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t i = 0; i < hd; ++i) dot += q[i] * kj[i];
+      p[j] = scale * dot;
+      mx = std::max(mx, p[j]);
+    }
+    double sum = 0;
+    for (int64_t j = 0; j <= pos; ++j) {
+      p[j] = std::exp(p[j] - mx);
+      sum += p[j];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    float* o = att_.data() + (b * nq + h) * hd;
+    std::fill_n(o, hd, 0.0f);
+    for (int64_t j = 0; j <= pos; ++j) {
+      const float* vj = vc + j * stride;
+      const float pj = p[j] * inv;
+#pragma omp simd
+      for (int64_t i = 0; i < hd; ++i) o[i] += pj * vj[i];
+    }
+  }
+}
+
+void Decoder::run_layer(size_t l, int64_t pos, KVCache& cache, int t, int nt) {
+  const LlmConfig& c = lm_.config();
+  const DecoderLayer& ml = lm_.layers[l];
+  const DecodeWeights::Layer& w = w_->layers[l];
+  const int64_t H = c.hidden_size, nq = c.num_attention_heads, nkv = c.num_key_value_heads,
+                qd = nq * c.head_dim, kd = nkv * c.head_dim, I = c.intermediate_size;
+  ThreadScratch& s = scratch_[static_cast<size_t>(t)];
+
+  normalize(h_.data(), ml.input_norm, s);
+  product(w.q, s.x.data(), H, q_.data(), qd, false, t, nt, s);
+  product(w.k, s.x.data(), H, k_.data(), kd, false, t, nt, s, true);
+  product(w.v, s.x.data(), H, v_.data(), kd, false, t, nt, s, true);
+#pragma omp barrier
+  for (int64_t task = t; task < batch_ * nkv; task += nt)
+    attend(l, task / nkv, task % nkv, pos, cache, s);
+#pragma omp barrier
+  product(w.o, att_.data(), qd, h_.data(), H, true, t, nt, s);  // h += attention output
+#pragma omp barrier
+  normalize(h_.data(), ml.post_norm, s);
+  product(w.gate, s.x.data(), H, gate_.data(), I, false, t, nt, s);
+  product(w.up, s.x.data(), H, up_.data(), I, false, t, nt, s, true);
+  const auto [i0, i1] = share(I, t, nt);  // the rows gate and up just computed
+  for (int64_t b = 0; b < batch_; ++b)
+    for (int64_t i = i0; i < i1; ++i) {
+      const float a = gate_[b * I + i];
+      gate_[b * I + i] = a / (1.0f + std::exp(-a)) * up_[b * I + i];
+    }
+#pragma omp barrier
+  product(w.down, gate_.data(), I, h_.data(), H, true, t, nt, s);  // h += MLP output
+#pragma omp barrier
+}
+
+const float* Decoder::step(const int64_t* ids, KVCache& cache) {
+  const LlmConfig& c = lm_.config();
+  const int64_t H = c.hidden_size, V = c.vocab_size, pos = cache.length;
+  MV_CHECK(cache.k.size() == lm_.layers.size() && cache.k[0].size(0) == batch_,
+           "decoder: the KV cache has ", cache.k.size(), " layers of batch ",
+           cache.k.empty() ? 0 : cache.k[0].size(0), "; expected ", lm_.layers.size(),
+           " layers of batch ", batch_);
+  MV_CHECK(pos < cache.capacity() && pos < max_len_, "KV cache overflow: position ", pos,
+           " for a cache of ", cache.capacity(), " and a decoder of ", max_len_);
+  const float* table = lm_.embed_tokens.data<float>();
+  for (int64_t b = 0; b < batch_; ++b) {
+    MV_CHECK(ids[b] >= 0 && ids[b] < V, "decoder: token id ", ids[b], " outside the vocabulary of ",
+             V);
+    std::copy_n(table + ids[b] * H, H, h_.data() + b * H);
+  }
+  const int64_t half = c.head_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const double inv_freq =
+        std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
+    cos_[i] = static_cast<float>(std::cos(static_cast<double>(pos) * inv_freq));
+    sin_[i] = static_cast<float>(std::sin(static_cast<double>(pos) * inv_freq));
+  }
+#pragma omp parallel num_threads(static_cast <int>(scratch_.size()))
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    for (size_t l = 0; l < lm_.layers.size(); ++l) run_layer(l, pos, cache, t, nt);
+    ThreadScratch& s = scratch_[static_cast<size_t>(t)];
+    normalize(h_.data(), lm_.final_norm, s);
+    product(w_->lm_head, s.x.data(), H, logits_.data(), V, false, t, nt, s);
+  }
+  cache.length = pos + 1;
+  return logits_.data();
+}
+
+}  // namespace minivlm

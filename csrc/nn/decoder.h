@@ -1,0 +1,68 @@
+// Decode steps with the KV cache, one new token per row, outside the op graph (SPEC §1.2 math).
+//
+// Decoding is bound by the bytes of weights read per token (every matrix once, ~26 M values for
+// minimind2-small-v), so a step is one OpenMP parallel region in which the threads split each
+// weight matrix by output rows (cpu/gemv.h) and meet at a barrier only where the next product
+// needs a whole vector: after q/k/v, after attention, after o_proj, after gate/up, after down.
+// The small one-row work is fused around the products: RMSNorm into each thread's own input copy,
+// RoPE at one position and the cache write inside attention, the residual adds into o_proj and
+// down_proj, SwiGLU into gate/up. Buffers are sized once per Decoder; a step allocates nothing.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/llm.h"
+
+namespace minivlm {
+
+// The LLM's matrices as the decode step reads them. f32 shares the model's own tensors (no copy,
+// results match the op path up to summation order); bf16 holds rounded copies, half the bytes per
+// token. Build once per model and element type; a copy does not follow later changes of the
+// model's weights.
+struct DecodeWeights {
+  struct Layer {
+    Tensor q, k, v, o, gate, up, down;  // [out, in] as nn.Linear stores them
+  };
+  DType dtype = DType::f32;
+  std::vector<Layer> layers;
+  Tensor lm_head;  // [V, H]: the embedding when tied
+
+  static std::shared_ptr<const DecodeWeights> build(const MiniMindLM& lm, DType dtype);
+};
+
+// Parses "f32" / "bf16" (the --decode-dtype option).
+DType parse_decode_dtype(const std::string& name);
+
+class Decoder {
+ public:
+  // Buffers for `batch` rows attending to up to `max_len` cached positions.
+  Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weights, int64_t batch,
+          int64_t max_len);
+
+  // Feeds ids[b] (one per row) at position cache.length, appends their keys and values to the
+  // cache and returns the logits [batch, V], valid until the next step.
+  const float* step(const int64_t* ids, KVCache& cache);
+
+ private:
+  struct ThreadScratch {
+    std::vector<float> x;       // [batch, max(H, nq·hd, I)]: this thread's normalized input
+    std::vector<uint16_t> xb;   // the same rounded to bf16
+    std::vector<float> scores;  // [max_len]
+  };
+  void run_layer(size_t l, int64_t pos, KVCache& cache, int t, int nt);
+  void attend(size_t l, int64_t b, int64_t g, int64_t pos, KVCache& cache, ThreadScratch& s);
+  // y[:, n0:n1] (+)= input · w[n0:n1]ᵀ for this thread's share of w's rows.
+  void product(const Tensor& w, const float* in, int64_t k, float* y, int64_t ldy, bool accumulate,
+               int t, int nt, ThreadScratch& s, bool input_ready = false);
+  void normalize(const float* h, const Tensor& weight, ThreadScratch& s) const;
+
+  const MiniMindLM& lm_;
+  std::shared_ptr<const DecodeWeights> w_;
+  int64_t batch_, max_len_;
+  std::vector<float> h_, q_, k_, v_, att_, gate_, up_, logits_;
+  std::vector<float> cos_, sin_;  // RoPE at the step's position, [hd/2]
+  std::vector<ThreadScratch> scratch_;
+};
+
+}  // namespace minivlm
