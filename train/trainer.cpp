@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 
 #include "cuda/gpu.h"
@@ -55,6 +56,10 @@ struct Run {
   int64_t tokens_total = 0;
   Rng rng;
   std::unique_ptr<GradReducer> grads;  // made by the first train_step
+  Device device;                       // where the model computes
+  DType dtype = DType::f32;            // its parameters' and activations' storage
+  // The fp32 values of frozen parameters stored narrower on the device (checkpoints keep them).
+  std::map<std::string, Tensor> frozen_fp32;
 };
 
 void log(const Run& r, const std::string& line) {
@@ -87,12 +92,27 @@ json trainer_state(Run& r) {
               {"options", r.opt.to_json()}};
 }
 
+// Every model tensor at full precision: master weights of trainable parameters, the fp32 values
+// of frozen ones, so a checkpoint holds the same tensors whatever the device and dtype.
+std::vector<std::pair<std::string, Tensor>> fp32_weights(const Run& r) {
+  std::map<std::string, Tensor> masters;
+  for (size_t i = 0; i < r.optim->params().size(); ++i)
+    masters[r.optim->params()[i].name] = r.optim->master(i);
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const NamedTensor& p : r.m.model->params()) {
+    Tensor t = p.tensor;
+    if (const auto m = masters.find(p.name); m != masters.end()) t = m->second;
+    if (const auto f = r.frozen_fp32.find(p.name); f != r.frozen_fp32.end()) t = f->second;
+    out.emplace_back(p.name, t.detach());
+  }
+  return out;
+}
+
 void save(Run& r) {
   const json state = trainer_state(r);  // collective: every rank takes part
   if (r.comm->is_main()) {
     CheckpointData d;
-    for (const NamedTensor& p : r.m.model->params())
-      d.model.emplace_back(p.name, p.tensor.detach());
+    d.model = fp32_weights(r);
     d.optimizer = r.optim->state_tensors();
     d.state = state;
     const std::string dir = save_checkpoint(r.opt.out, r.step, d, r.opt.keep_checkpoints);
@@ -178,6 +198,19 @@ void run_eval(Run& r) {
   log(r, buf);
 }
 
+// Moves the model to the run's device and dtype once its weights and optimizer state are final on
+// the host (after a resume): trainable parameters through the optimizer (which keeps fp32 masters
+// below fp32), frozen ones directly, keeping their fp32 values when narrowed.
+void to_device(Run& r) {
+  if (r.device.is_cpu()) return;
+  r.optim->to(r.device, r.dtype);
+  for (NamedTensor& p : r.m.model->params()) {
+    if (p.tensor.requires_grad()) continue;
+    if (r.dtype != DType::f32) r.frozen_fp32[p.name] = p.tensor.detach();
+    p.tensor.set_data(p.tensor.detach().to(r.device).to(r.dtype));
+  }
+}
+
 // One optimizer step. Returns false when the step was skipped for a non-finite loss or gradient.
 bool train_step(Run& r, const Step& s, double& loss_out, double& norm_out) {
   // The global supervised-token count normalises every micro-batch's summed loss (SPEC §4.2).
@@ -206,8 +239,8 @@ bool train_step(Run& r, const Step& s, double& loss_out, double& norm_out) {
     r.optim->zero_grad();
     return false;
   }
-  clip_grads(r.trainable, norm_out, r.opt.grad_clip);
-  r.optim->step(lr_at(r.step, r.total_steps, r.opt.warmup_steps, r.opt.lr, r.opt.min_lr_ratio));
+  r.optim->step(lr_at(r.step, r.total_steps, r.opt.warmup_steps, r.opt.lr, r.opt.min_lr_ratio),
+                clip_factor(norm_out, r.opt.grad_clip));
   r.optim->zero_grad();
   return true;
 }
@@ -222,9 +255,13 @@ void write_run_json(const Run& r) {
 }
 
 int train(Run& r) {
-  if (const std::string note = cpu_fallback_note(r.opt.device); !note.empty()) log(r, note);
-  MV_CHECK(r.opt.dtype == "fp32", "--dtype ", r.opt.dtype,
-           " needs the CUDA back-end, which does not train yet; use --dtype fp32");
+  r.device = compute_device(r.opt.device);
+  r.dtype = r.opt.dtype == "bf16" ? DType::bf16 : DType::f32;
+  MV_CHECK(r.dtype == DType::f32 || r.device.is_cuda_backend(), "--dtype ", r.opt.dtype,
+           " needs a CUDA back-end device (--device cuda or cuda-emu); --device ", r.device.str(),
+           " trains in fp32");
+  // Gradients of device parameters are reduced by the device's collectives.
+  use_device_communicator(r.comm, r.device);
   fs::create_directories(r.opt.out);
   r.m = load_model_dir(r.opt.model);
   if (r.opt.vision_cache_mb > 0)
@@ -267,6 +304,7 @@ int train(Run& r) {
     else
       log(r, "no checkpoint in " + r.opt.out + "/checkpoints: starting from scratch");
   }
+  to_device(r);
   write_run_json(r);
   print_startup(r);
 
@@ -340,6 +378,10 @@ int train(Run& r) {
   save(r);
   run_eval(r);
   if (r.comm->is_main()) {
+    // The final model directory holds the fp32 weights, as a checkpoint does.
+    const auto weights = fp32_weights(r);  // in the order of params()
+    ParamList ps = r.m.model->params();
+    for (size_t i = 0; i < ps.size(); ++i) ps[i].tensor.set_data(weights[i].second.to(kCPU));
     const std::string final_dir = (fs::path(r.opt.out) / "final").string();
     save_model_dir(*r.m.model, r.opt.model + "/tokenizer.json", final_dir);
     std::fprintf(stderr, "wrote %s\n", final_dir.c_str());

@@ -2,6 +2,8 @@
 #pragma once
 #include <string>
 
+#include "core/device.h"
+
 namespace minivlm {
 
 // True when this build has the CUDA back-end and the driver reports at least one device.
@@ -10,9 +12,14 @@ bool gpu_available();
 // One line for logs: the device name and memory, or why there is none.
 std::string gpu_summary();
 
-// The binaries compute on the CPU back-end. For `--device` other than cpu/auto this returns the
-// one line that says so (naming the device and the GPU state); for cpu/auto an empty string.
-// Throws for a device name that does not parse.
+// The device a `--device` value names for computing: auto (or empty) is cuda when a GPU is
+// usable, else cpu. Throws for a name that does not parse, and for cuda without a usable GPU
+// (naming the GPU state and the devices that remain).
+Device compute_device(const std::string& requested_device);
+
+// Binaries that compute only on the CPU back-end (eval, infer). For `--device` other than
+// cpu/auto this returns the one line that says so (naming the device and the GPU state); for
+// cpu/auto an empty string. Throws for a device name that does not parse.
 std::string cpu_fallback_note(const std::string& requested_device);
 
 }  // namespace minivlm

@@ -1,13 +1,24 @@
 #include "core/device.h"
+#include "core/error.h"
 #include "cuda/gpu.h"
 
 namespace minivlm {
+
+Device compute_device(const std::string& requested) {
+  if (requested.empty() || requested == "auto")
+    return gpu_available() ? Device{DeviceType::cuda, 0} : kCPU;
+  const Device d = parse_device(requested);
+  MV_CHECK(d.type != DeviceType::cuda || gpu_available(), "--device ", requested,
+           ": no usable GPU (", gpu_summary(),
+           "); use --device cpu, or --device cuda-emu to run the CUDA back-end emulated");
+  return d;
+}
 
 std::string cpu_fallback_note(const std::string& requested) {
   if (requested.empty() || requested == "auto" || requested == "cpu") return "";
   parse_device(requested);  // an unknown name is an error, not a fallback
   return "note: --device " + requested +
-         ": training and inference run on the cpu back-end in this version (" + gpu_summary() + ")";
+         ": this program runs on the cpu back-end in this version (" + gpu_summary() + ")";
 }
 
 }  // namespace minivlm
