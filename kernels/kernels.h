@@ -50,6 +50,29 @@ inline constexpr int global_norm_partial_count(std::size_t n,
 
 inline constexpr int kIgnoreIndex = -100;
 
+// Attention shapes (flash_attention.cuh): q [B, Tq, Hq, d], k, v [B, Tk, Hkv, d], Hq % Hkv == 0;
+// causal: query row i sees keys j <= i + Tk - Tq.
+struct AttentionShape {
+  int B = 0, Tq = 0, Tk = 0, Hq = 0, Hkv = 0, d = 0;
+  bool causal = false;
+};
+inline constexpr int kFlashMaxHeadDim = 128;
+// The decode kernel splits a cache of Tk keys into chunks of kFlashDecodeChunk keys; with more
+// than one chunk each (b, h, chunk) leaves (m, l, acc[d]) in scratch for the combine.
+inline constexpr int kFlashDecodeChunk = 128;
+inline constexpr std::size_t flash_decode_scratch_floats(const AttentionShape& s) {
+  const std::size_t chunks = (static_cast<std::size_t>(s.Tk) + kFlashDecodeChunk - 1) /
+                             static_cast<std::size_t>(kFlashDecodeChunk);
+  return chunks > 1 ? static_cast<std::size_t>(s.B) * static_cast<std::size_t>(s.Hq) * chunks *
+                          static_cast<std::size_t>(s.d + 2)
+                    : 0;
+}
+// The backward's rowsum(dO ∘ O), [B, Hq, Tq] fp32.
+inline constexpr std::size_t flash_backward_scratch_floats(const AttentionShape& s) {
+  return static_cast<std::size_t>(s.B) * static_cast<std::size_t>(s.Hq) *
+         static_cast<std::size_t>(s.Tq);
+}
+
 }  // namespace minivlm::kernels
 
 #define MINIVLM_KERNELS_NAMESPACE emu

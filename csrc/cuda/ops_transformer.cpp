@@ -1,4 +1,5 @@
 // Rotary embedding, attention, token embedding and the fused cross-entropy on the CUDA back-end.
+#include <algorithm>
 #include <vector>
 
 #include "autograd/node.h"
@@ -54,6 +55,9 @@ Tensor rope(const Tensor& x, double theta, int64_t start_pos) {
   });
 }
 
+// The fused kernels of kernels/flash_attention.cuh; a single query row (a decode step against a
+// cache) takes the key-split decode kernel. Either saves the per-row log-sum-exp, from which the
+// backward recomputes the probabilities.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
   const Device dev = q.device();
   check_device("attention", k, dev);
@@ -64,21 +68,31 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal)
            "attention: expected q [B, Tq, nq, hd], k and v [B, Tk, nkv, hd] with nq % nkv == 0, "
            "got ",
            q.desc(), ", ", k.desc(), ", ", v.desc());
-  kern::AttentionShape s;
+  MV_CHECK(q.size(3) % 8 == 0 && q.size(3) <= kernels::kFlashMaxHeadDim, "attention: head dim ",
+           q.size(3), " of q ", q.desc(), " is not a multiple of 8 in [8, ",
+           kernels::kFlashMaxHeadDim, "]");
+  kernels::AttentionShape s;
   s.B = static_cast<int>(q.size(0));
   s.Tq = static_cast<int>(q.size(1));
   s.Tk = static_cast<int>(k.size(1));
-  s.nq = static_cast<int>(q.size(2));
-  s.nkv = static_cast<int>(k.size(2));
-  s.hd = static_cast<int>(q.size(3));
+  s.Hq = static_cast<int>(q.size(2));
+  s.Hkv = static_cast<int>(k.size(2));
+  s.d = static_cast<int>(q.size(3));
   s.causal = causal;
   const Tensor qc = contiguous_input(q), kc = contiguous_input(k), vc = contiguous_input(v);
   Tensor out = device_empty(q.shape(), q.dtype(), dev);
-  const Tensor lse = device_empty({s.B, s.nq, s.Tq}, DType::f32, dev);
+  const Tensor lse = device_empty({s.B, s.Hq, s.Tq}, DType::f32, dev);
   dispatch_storage("attention", q, [&](auto zero) {
     using T = decltype(zero);
-    MV_OWN_KERNEL(dev, attention_forward, ptr<T>(out), ptr<float>(lse), ptr<const T>(qc),
-                  ptr<const T>(kc), ptr<const T>(vc), s, stream_for(dev));
+    if (s.Tq == 1) {
+      const auto floats = static_cast<int64_t>(kernels::flash_decode_scratch_floats(s));
+      const Tensor scratch = device_empty({std::max<int64_t>(floats, 1)}, DType::f32, dev);
+      MV_KERNEL(dev, flash_attention_decode, ptr<T>(out), ptr<float>(lse), ptr<float>(scratch),
+                ptr<const T>(qc), ptr<const T>(kc), ptr<const T>(vc), s, stream_for(dev));
+    } else {
+      MV_KERNEL(dev, flash_attention_forward, ptr<T>(out), ptr<float>(lse), ptr<const T>(qc),
+                ptr<const T>(kc), ptr<const T>(vc), s, stream_for(dev));
+    }
   });
   const Tensor od = out.detach();
   return record(out, "attention", {q, k, v}, [=](const Tensor& g) {
@@ -86,12 +100,12 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal)
     Tensor dq = device_empty(qc.shape(), qc.dtype(), dev);
     Tensor dk = device_empty(kc.shape(), kc.dtype(), dev);
     Tensor dv = device_empty(vc.shape(), vc.dtype(), dev);
-    Tensor scratch = device_empty({s.B, s.nq, s.Tq}, DType::f32, dev);
+    Tensor scratch = device_empty({s.B, s.Hq, s.Tq}, DType::f32, dev);
     dispatch_storage("attention", qc, [&](auto zero) {
       using T = decltype(zero);
-      MV_OWN_KERNEL(dev, attention_backward, ptr<T>(dq), ptr<T>(dk), ptr<T>(dv),
-                    ptr<float>(scratch), ptr<const T>(gc), ptr<const T>(qc), ptr<const T>(kc),
-                    ptr<const T>(vc), ptr<const T>(od), ptr<const float>(lse), s, stream_for(dev));
+      MV_KERNEL(dev, flash_attention_backward, ptr<T>(dq), ptr<T>(dk), ptr<T>(dv),
+                ptr<float>(scratch), ptr<const T>(gc), ptr<const T>(qc), ptr<const T>(kc),
+                ptr<const T>(vc), ptr<const T>(od), ptr<const float>(lse), s, stream_for(dev));
     });
     return std::vector<Tensor>{dq, dk, dv};
   });

@@ -127,6 +127,10 @@ TEST(CudaEmu, AttentionCausalGqaAndBidirectional) {
   const Tensor q2 = randn({1, 2, 2, 8}, 21), k2 = randn({1, 6, 1, 8}, 22),
                v2 = randn({1, 6, 1, 8}, 23);
   expect_same({q2, k2, v2}, [](const auto& t) { return ops::attention(t[0], t[1], t[2], true); });
+  // One query row (a decode step) takes the key-split kernel; 300 keys are three chunks.
+  const Tensor q3 = randn({2, 1, 4, 32}, 60), k3 = randn({2, 300, 2, 32}, 61),
+               v3 = randn({2, 300, 2, 32}, 62);
+  expect_same({q3, k3, v3}, [](const auto& t) { return ops::attention(t[0], t[1], t[2], true); });
 }
 
 TEST(CudaEmu, CrossEntropyWithIgnoredRows) {

@@ -24,11 +24,6 @@ struct StridedView {
 
 enum class BinaryOp : int { add, sub, mul };
 
-struct AttentionShape {
-  int B = 0, Tq = 0, Tk = 0, nq = 0, nkv = 0, hd = 0;
-  bool causal = false;
-};
-
 }  // namespace minivlm::cuda::kern
 
 #define MINIVLM_CUDA_KERNELS_NAMESPACE emu
