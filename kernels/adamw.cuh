@@ -9,6 +9,11 @@
 // Launch: a grid-stride loop, one parameter per thread per step. Bytes per parameter (bf16
 // params and grads, fp32 master): read 2 + 4 + 4 + 4, write 2 + 4 + 4 + 4 = 28 B; ~15 FLOPs and
 // one sqrtf: memory-bound, ~8.4 ns per 1K parameters at H100 bandwidth (~3.35 TB/s).
+//
+// Launch: grid-stride, grid ⌈n / 256⌉ (capped at 65535), block 256, no shared memory. Worked
+// example (H100 roofline: 3.35 TB/s HBM, 67 TFLOP/s fp32 non-tensor), minimind2-small: n ≈ 25.8 M
+// parameters (tied 6400×512 embedding, 8 layers of attention 0.66 M and MLP 2.16 M), bf16 with fp32
+// master: 28 B·n = 722 MB → 216 µs; 15·n = 0.4 GFLOP (6 µs).
 #pragma once
 
 #include <cmath>

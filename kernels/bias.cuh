@@ -5,6 +5,12 @@
 // sizeof(T) (the bias stays in L1/L2); 1 FLOP: memory-bound, in bf16 ~1.2 ns per 1K elements on
 // H100. Backward: column_sum, reading N·C·sizeof(T) once (plus fp32 chunk sums through scratch
 // when N > kColumnSumChunkRows).
+//
+// Launch: forward grid-stride, grid ⌈N·C / 256⌉ (capped at 65535), block 256; backward column_sum
+// blocks of 32×8 threads, grid (⌈C/32⌉, ⌈N/256⌉) then (⌈C/32⌉, 1); no dynamic shared memory. Worked
+// example (H100 roofline: 3.35 TB/s HBM, 67 TFLOP/s fp32 non-tensor), the CLIP MLP's fc1 bias (C =
+// 3072) on 4 images of 197 tokens (N = 788), bf16: forward 4 B·N·C = 9.7 MB → 2.9 µs; backward 2
+// B·N·C = 4.8 MB (+ 4 chunk rows of 3072 fp32) → 1.5 µs.
 #pragma once
 
 #include "kernels/reduce.cuh"

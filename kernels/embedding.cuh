@@ -17,6 +17,12 @@
 // (V·C·sizeof(T)), and the ids re-read by every block, (V/16)·(C/blockDim.x)·N·4 bytes, mostly
 // from L2 (for V = 6400, C = 512, N = 8K and 256 threads: ~26 MB against ~15 MB of dout and
 // dweight); 1 FLOP per dout element.
+//
+// Launch: forward grid N, block 256, no shared memory; backward grid (⌈C/256⌉, ⌈V/16⌉), block 256,
+// dynamic shared 16·256·4 B = 16 KB. Worked example (H100 roofline: 3.35 TB/s HBM, 67 TFLOP/s fp32
+// non-tensor), minimind2-small (V = 6400, C = 512), B = 4, T = 512 → N = 2048, bf16: forward 4
+// B·N·C = 4.2 MB → 1.25 µs; backward reads dout 2.1 MB, writes dweight 6.6 MB (→ 2.6 µs) and
+// re-reads the 8 KB of ids in each of 800 blocks (6.6 MB, from L2).
 #pragma once
 
 #include "kernels/common.cuh"

@@ -7,6 +7,11 @@
 // and writes sizeof(T); backward reads 2·sizeof(T) and writes sizeof(T). ~15–25 FLOPs per element
 // (erff or expf and a few multiplies): memory-bound on H100 (~3.35 TB/s, ~60 TFLOP/s fp32 SIMT),
 // in bf16 ~1.2 ns (forward) and ~1.8 ns (backward) per 1K elements.
+//
+// Launch: grid-stride, grid ⌈n / 256⌉ (capped at 65535), block 256, no shared memory. Worked
+// example (H100 roofline: 3.35 TB/s HBM, 67 TFLOP/s fp32 non-tensor), the CLIP MLP (intermediate
+// 3072) on 4 images of 197 tokens: n = 788·3072 = 2.4 M, bf16: forward 4 B·n = 9.7 MB → 2.9 µs;
+// backward 6 B·n = 14.5 MB → 4.3 µs; ~25·n = 60 MFLOP (0.9 µs).
 #pragma once
 
 #include "kernels/common.cuh"

@@ -16,6 +16,12 @@
 // them to scratch [blocks, 2, C], and two column sums add them in order. DRAM bytes per element:
 // read 2·sizeof(T) (dout, x), write sizeof(T); ~14 FLOPs per element: memory-bound, in bf16
 // ~1.8 ns per 1K elements on H100.
+//
+// Launch: forward grid N, block 256, no dynamic shared memory; backward grid min(N, 256), block
+// 256, dynamic shared 2·C·4 B. Worked example (H100 roofline: 3.35 TB/s HBM, 67 TFLOP/s fp32
+// non-tensor), the CLIP tower (C = 768) on B = 4 images of 197 tokens → N = 788 rows, bf16: forward
+// 4 B·N·C = 2.4 MB → 0.72 µs; backward 6 B·N·C = 3.6 MB + scratch 2·2·256·768·4 B = 3.1 MB → 2.0
+// µs. FLOPs ~7·N·C = 4 MFLOP.
 #pragma once
 
 #include <algorithm>

@@ -8,6 +8,11 @@
 // so reads and writes are coalesced over runs of D elements. Bytes per element: read and write
 // sizeof(T); index arithmetic only (~10 integer ops), memory-bound: in bf16 ~1.2 ns per 1K
 // elements at H100 bandwidth (~3.35 TB/s).
+//
+// Launch: grid-stride, grid ⌈n / 256⌉ (capped at 65535), block 256, no shared memory. Worked
+// example (H100 roofline: 3.35 TB/s HBM, 67 TFLOP/s fp32 non-tensor), the CLIP tower's features (G
+// = 14, D = 768, r = 2) for B = 4 images: n = 4·196·768 = 602 K, bf16: 4 B·n = 2.4 MB → 0.72 µs
+// (both directions).
 #pragma once
 
 #include "kernels/common.cuh"

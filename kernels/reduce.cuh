@@ -14,6 +14,10 @@
 // Bytes: R·C·sizeof(Tin) read, C·sizeof(Tout) written (+ 8·chunks·C through scratch when R >
 // kColumnSumChunkRows); 1 FLOP per element read, so it runs at memory bandwidth when C ≥ ~4K
 // columns fill the GPU, and below it for narrow matrices.
+//
+// Worked example (H100 roofline: 3.35 TB/s HBM, 67 TFLOP/s fp32 non-tensor): the column sum of a
+// CLIP bias gradient, R = 788 rows of C = 3072 bf16: grid (96, 4) blocks of 32×8 threads, 4.8 MB
+// read → 1.5 µs, then (96, 1) over the 4 chunk rows.
 #pragma once
 
 #include "kernels/common.cuh"

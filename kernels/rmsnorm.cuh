@@ -18,6 +18,12 @@
 // a column sum adds the partial rows in order (reduce.cuh). DRAM bytes per element: read
 // 2·sizeof(T) (dout, x; + dresidual), write sizeof(T); ~10 FLOPs per element: memory-bound, in
 // bf16 ~1.8 ns per 1K elements on H100 (fused ~2.4 ns), plus the scratch rows (blocks·C floats).
+//
+// Launch: forward grid N, block 256, no dynamic shared memory (block_sum: 33 floats static);
+// backward grid min(N, 256), block 256, dynamic shared C·4 B. Worked example (H100 roofline: 3.35
+// TB/s HBM, 67 TFLOP/s fp32 non-tensor), minimind2-small (C = 512), B = 4, T = 512 → N = 2048 rows,
+// bf16: forward 4 B·N·C = 4.2 MB → 1.25 µs (fused 8.4 MB → 2.5 µs); backward 6 B·N·C = 6.3 MB +
+// scratch 2·256·512·4 B = 1 MB → 2.2 µs. FLOPs (~4·N·C = 4 MFLOP, ~0.06 µs) never matter.
 #pragma once
 
 #include <algorithm>

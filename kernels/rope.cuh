@@ -11,6 +11,11 @@
 // sizeof(T) each; 3 FLOPs per element plus one double exp, cos and sin per 2·heads elements
 // (~100 DP instructions, below the memory time on H100 and A100 for heads ≥ 2): memory-bound,
 // in bf16 ~1.2 ns per 1K elements at H100 bandwidth.
+//
+// Launch: grid-stride, grid ⌈B·T·hd/2 / 256⌉ (capped at 65535), block 256, no shared memory. Worked
+// example (H100 roofline: 3.35 TB/s HBM, 67 TFLOP/s fp32 non-tensor), minimind2-small: q [4, 512,
+// 8, 64] in bf16 is 1.05 M elements, 4 B each → 4.2 MB → 1.25 µs; k [4, 512, 2, 64] → 1.05 MB →
+// 0.31 µs. 65 K (token, i) threads compute the trigonometry once each.
 #pragma once
 
 #include <cmath>

@@ -7,6 +7,11 @@
 // 2·sizeof(T) and writes sizeof(T); backward reads 3·sizeof(T) and writes 2·sizeof(T). ~10 FLOPs
 // per element (one expf): memory-bound, in bf16 ~1.8 ns (forward) and ~3 ns (backward) per 1K
 // elements at H100 bandwidth (~3.35 TB/s).
+//
+// Launch: grid-stride, grid ⌈n / 256⌉ (capped at 65535), block 256, no shared memory. Worked
+// example (H100 roofline: 3.35 TB/s HBM, 67 TFLOP/s fp32 non-tensor), minimind2-small (intermediate
+// 1408), B = 4, T = 512: n = 2048·1408 = 2.9 M, bf16: forward 6 B·n = 17.3 MB → 5.2 µs; backward 10
+// B·n = 28.8 MB → 8.6 µs; ~10·n = 29 MFLOP (0.4 µs).
 #pragma once
 
 #include "kernels/common.cuh"
