@@ -1,6 +1,7 @@
 // Data-parallel training under mpirun, end to end: two ranks match one process on the same global
-// batches, resume on two ranks is exact, resume on another process count continues at the same
-// sample, and a rank that fails on bad input ends the job with a message naming it.
+// batches (on the CPU and on cuda-emu), resume on two ranks is exact, resume on another process
+// count continues at the same sample, and a rank that fails on bad input ends the job with a
+// message naming it.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -106,6 +107,44 @@ TEST(MpiTrain, TwoRanksMatchOneProcessOnTheSameGlobalBatch) {
   EXPECT_LE(loss_diff, 1e-5);
   EXPECT_LE(weight_diff, 1e-5);
   // Training moved: the check above compares trained weights, not the initial ones twice.
+  EXPECT_GT(max_tensor_relative(workspace().model + "/model.safetensors",
+                                ranks + "/final/model.safetensors"),
+            1e-3);
+}
+
+// The CUDA back-end's data-parallel path on the emulated device: gradients of cuda-emu parameters
+// summed by the device communicator (NCCL's code path, its collectives emulated over MPI). Four
+// steps of global batch 4, three ways as above.
+TEST(MpiTrain, TwoRanksOnCudaEmuMatchOneProcessOnTheSameGlobalBatch) {
+  MINIVLM_SKIP_WITHOUT_MPI();
+  const std::string accum = fresh_dir("emu_accum"), ranks = fresh_dir("emu_ranks"),
+                    wide = fresh_dir("emu_wide");
+  const std::string emu = "--device cuda-emu --max-steps 4 ";
+  RunResult r = train(kAlone, accum, emu + "--batch-size 2 --grad-accum 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = train(mpirun(2) + "-x MINIVLM_BUCKET_MB=0.25 ", ranks, emu + "--batch-size 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("2 (nccl-emu)"), std::string::npos) << r.output;
+  r = train(kAlone, wide, emu + "--batch-size 4");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  const auto la = losses(accum), lr = losses(ranks), lw = losses(wide);
+  ASSERT_EQ(la.size(), 4u);
+  ASSERT_EQ(lr.size(), 4u);
+  ASSERT_EQ(lw.size(), 4u);
+  // The emulated all-reduce of two ranks is a + b, like accumulation: the same bits.
+  EXPECT_EQ(la, lr);
+  EXPECT_TRUE(read_file(accum + "/final/model.safetensors") ==
+              read_file(ranks + "/final/model.safetensors"));
+  const double loss_diff = max_relative(lw, lr);
+  const double weight_diff =
+      max_tensor_relative(wide + "/final/model.safetensors", ranks + "/final/model.safetensors");
+  std::printf(
+      "cuda-emu, 2 ranks × 2 vs 1 process × 4: max relative loss difference %.3g, "
+      "weights %.3g\n",
+      loss_diff, weight_diff);
+  EXPECT_LE(loss_diff, 1e-5);
+  EXPECT_LE(weight_diff, 1e-5);
   EXPECT_GT(max_tensor_relative(workspace().model + "/model.safetensors",
                                 ranks + "/final/model.safetensors"),
             1e-3);
