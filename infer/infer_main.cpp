@@ -1,5 +1,6 @@
 // infer (SPEC §6): answers a prompt about zero or more images, streaming the reply to stdout as it
-// is generated; tokens/s for prefill and decode go to stderr. --interactive keeps a chat history;
+// is generated; tokens/s for prefill and decode go to stderr. --decode-dtype bf16|f32 picks the
+// element type of the weights each decoded token reads. --interactive keeps a chat history;
 // "/image PATH" attaches an image to the next message, "/reset" starts over, "/quit" ends.
 #include <algorithm>
 #include <cstdio>
@@ -86,6 +87,7 @@ int infer_main(const std::vector<std::string>& argv) {
                {"seed", true},
                {"greedy", false},
                {"interactive", false},
+               {"decode-dtype", true},
                {"device", true}},
               "infer");
   if (const std::string note = cpu_fallback_note(a.get("device", "auto")); !note.empty())
@@ -100,6 +102,10 @@ int infer_main(const std::vector<std::string>& argv) {
   chat.gen.sampling.top_k = a.get_int("top-k", 50);
   chat.gen.sampling.repetition_penalty = a.get_double("repetition-penalty", 1.0);
   chat.gen.eos_id = m.tokenizer->token_to_id("<|im_end|>");
+  // bf16 by default: half the bytes per decoded token (decode is bound by reading the weights);
+  // --decode-dtype f32 decodes with the model's own weights.
+  chat.gen.decode_weights =
+      DecodeWeights::build(m.model->llm, parse_decode_dtype(a.get("decode-dtype", "bf16")));
   if (a.has("system")) chat.messages.push_back({"system", a.get("system")});
   for (const std::string& path : a.get_all("image")) chat.add_image(path);
 
