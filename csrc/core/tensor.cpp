@@ -217,8 +217,9 @@ void Tensor::fill_(double value) {
     detail::strided_fill(*this, value);
     return;
   }
-  Tensor h = Tensor::full(shape(), value, dtype(), kCPU);
-  copy_(h);
+  // One value uploaded, broadcast over the destination by the device copy (stride 0).
+  const Tensor one = Tensor::full({}, value, dtype(), kCPU).to(device());
+  copy_(make_view(one, shape(), Shape(shape().size(), 0), one.offset()));
 }
 
 Tensor& Tensor::set_requires_grad(bool r) {
