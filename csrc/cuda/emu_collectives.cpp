@@ -93,11 +93,13 @@ class EmulatedCollectives final : public Collectives {
     for (const DeviceBuffer& b : bufs) {
       const std::size_t esize = dtype_size(b.dtype);
       const std::size_t per_call = std::max<std::size_t>(1, kChunkBytes / world / esize);
-      for (std::size_t at = 0; at < b.count; at += per_call) {
+      // At least one message, so an empty buffer beside a non-empty one is caught too.
+      std::size_t at = 0;
+      do {
         const std::size_t n = std::min(per_call, b.count - at);
         char* chunk = static_cast<char*>(b.data) + at * esize;
         // Each message leads with the buffer's length, so ranks whose buffers differ all stop at
-        // their first chunk instead of calling different numbers of collectives.
+        // the first message instead of calling different numbers of collectives.
         std::string msg(kHeader + n * esize, '\0');
         const uint64_t count = b.count;
         std::memcpy(msg.data(), &count, kHeader);
@@ -113,7 +115,8 @@ class EmulatedCollectives final : public Collectives {
         std::string sum(n * esize, '\0');
         add_parts(b.dtype, parts, sum.data(), n);
         rt_.copy_h2d(chunk, sum.data(), sum.size(), nullptr);
-      }
+        at += n;
+      } while (at < b.count);
     }
     return std::make_unique<Completed>();
   }
@@ -123,17 +126,26 @@ class EmulatedCollectives final : public Collectives {
     const bool sender = host_.rank() == root;
     for (const DeviceBuffer& b : bufs) {
       const std::size_t nbytes = b.count * dtype_size(b.dtype);
-      for (std::size_t at = 0; at < nbytes; at += kChunkBytes) {
+      std::size_t at = 0;
+      do {
         const std::size_t n = std::min(kChunkBytes, nbytes - at);
         char* chunk = static_cast<char*>(b.data) + at;
-        std::string bytes(sender ? n : 0, '\0');
-        if (sender) rt_.copy_d2h(bytes.data(), chunk, n, nullptr);
-        host_.broadcast(bytes, root);
-        MV_CHECK(bytes.size() == n, "cuda-emu broadcast of ", b.count, " ", dtype_name(b.dtype),
-                 " elements: rank ", root, " sent ", bytes.size(), " bytes at byte ", at,
-                 " where this rank expects ", n, "; the ranks' buffers differ");
-        if (!sender) rt_.copy_h2d(chunk, bytes.data(), n, nullptr);
-      }
+        // Root's buffer length leads, so a rank whose buffer differs stops at the first message.
+        std::string msg(sender ? kHeader + n : 0, '\0');
+        if (sender) {
+          const uint64_t total = nbytes;
+          std::memcpy(msg.data(), &total, kHeader);
+          rt_.copy_d2h(msg.data() + kHeader, chunk, n, nullptr);
+        }
+        host_.broadcast(msg, root);
+        uint64_t total = 0;
+        if (msg.size() >= kHeader) std::memcpy(&total, msg.data(), kHeader);
+        MV_CHECK(total == nbytes && msg.size() == kHeader + n, "cuda-emu broadcast of ", b.count,
+                 " ", dtype_name(b.dtype), " elements (", nbytes, " bytes): rank ", root,
+                 " sent a buffer of ", total, " bytes; the ranks' buffers differ");
+        if (!sender) rt_.copy_h2d(chunk, msg.data() + kHeader, n, nullptr);
+        at += n;
+      } while (at < nbytes);
     }
     return std::make_unique<Completed>();
   }

@@ -1,7 +1,8 @@
 // The device communicator on cuda-emu, the code path of NCCL jobs with the collectives emulated:
 // exact sums and broadcasts of emulated device memory on two and three MPI ranks, sums rounded to
 // the storage type and added in rank order, buffers larger than one host message, mismatched
-// buffers refused on every rank, and the bucketed gradient reduction over it.
+// buffers refused (by every rank of a sum, by the receivers of a broadcast), and the bucketed
+// gradient reduction over it.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -110,7 +111,7 @@ TEST(MpiDeviceCollectives, SumsAddTheRanksInRankOrderOnEveryRank) {
   EXPECT_EQ(all, (std::vector<std::string>(3, all[0])));
 }
 
-TEST(MpiDeviceCollectives, RefusesMismatchedOrUnfitTensorsOnEveryRank) {
+TEST(MpiDeviceCollectives, RefusesMismatchedOrUnfitTensors) {
   if (!is_mpi_rank()) return run_on_ranks(2);
   std::unique_ptr<Communicator> comm = emu_world();
   const int r = comm->rank();
@@ -123,6 +124,18 @@ TEST(MpiDeviceCollectives, RefusesMismatchedOrUnfitTensorsOnEveryRank) {
     EXPECT_NE(std::string(e.what()).find("the ranks' buffers differ"), std::string::npos)
         << e.what();
   }
+  // Rank 0 broadcasts 3 elements into rank 1's 4: rank 1 sees the length and refuses.
+  try {
+    comm->broadcast({t}, 0);
+    EXPECT_EQ(r, 0) << "rank 1 took 3 elements into a buffer of 4";
+  } catch (const Error& e) {
+    EXPECT_EQ(r, 1) << e.what();
+    EXPECT_NE(std::string(e.what()).find("rank 0 sent a buffer of 12 bytes"), std::string::npos)
+        << e.what();
+  }
+  // An empty buffer beside a non-empty one.
+  Tensor z = on_emu(std::vector<float>(static_cast<size_t>(r), 1.0f));
+  EXPECT_THROW(comm->all_reduce_sum({z}), Error);
   // Not contiguous: refused before any message moves.
   Tensor m = Tensor::zeros({2, 3}, DType::f32, kEmu).transpose(0, 1);
   try {
