@@ -73,7 +73,7 @@ std::vector<std::vector<int32_t>> generate(
     decoder = std::make_unique<Decoder>(
         model.llm,
         o.decode_weights ? o.decode_weights : DecodeWeights::build(model.llm, o.decode_dtype),
-        static_cast<int64_t>(B), T + o.max_new_tokens);
+        static_cast<int64_t>(B), T + o.max_new_tokens, o.decode_threads);
     logits = last_logits(model, model.llm.forward_hidden(prompt_embeds, 0, &cache));
   } else {
     logits = last_logits(model, model.llm.forward_hidden(prompt_embeds));

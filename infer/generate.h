@@ -24,6 +24,7 @@ struct GenerationOptions {
   DType decode_dtype = DType::f32;
   // Prebuilt decode weights of this model (built per call when null; their dtype wins).
   std::shared_ptr<const DecodeWeights> decode_weights;
+  int decode_threads = 0;  // threads per decode step; 0: OpenMP's count
 };
 
 struct GenerationStats {

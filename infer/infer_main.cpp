@@ -1,6 +1,7 @@
 // infer (SPEC §6): answers a prompt about zero or more images, streaming the reply to stdout as it
 // is generated; tokens/s for prefill and decode go to stderr. --decode-dtype bf16|f32 picks the
-// element type of the weights each decoded token reads. --interactive keeps a chat history;
+// element type of the weights each decoded token reads, --decode-threads N the threads that read
+// them. --interactive keeps a chat history;
 // "/image PATH" attaches an image to the next message, "/reset" starts over, "/quit" ends.
 #include <algorithm>
 #include <cstdio>
@@ -88,6 +89,7 @@ int infer_main(const std::vector<std::string>& argv) {
                {"greedy", false},
                {"interactive", false},
                {"decode-dtype", true},
+               {"decode-threads", true},
                {"device", true}},
               "infer");
   if (const std::string note = cpu_fallback_note(a.get("device", "auto")); !note.empty())
@@ -106,6 +108,10 @@ int infer_main(const std::vector<std::string>& argv) {
   // --decode-dtype f32 decodes with the model's own weights.
   chat.gen.decode_weights =
       DecodeWeights::build(m.model->llm, parse_decode_dtype(a.get("decode-dtype", "bf16")));
+  // One thread by default: one row's decode is bound by memory bandwidth, which one core nearly
+  // saturates on the 2-core development machine, while the ~40 barriers per token of a split step
+  // cost more than a second core adds (docs/performance.md).
+  chat.gen.decode_threads = a.get_int("decode-threads", 1);
   if (a.has("system")) chat.messages.push_back({"system", a.get("system")});
   for (const std::string& path : a.get_all("image")) chat.add_image(path);
 

@@ -4,7 +4,8 @@
 //             LLM + projector, AdamW); seconds of every timed step.
 //   generate  batch 1: a text prompt of --prompt tokens prefilled into the KV cache, then
 //             --new-tokens greedy decode steps (nn/decoder.h, weights in --decode-dtype, bf16 or
-//             f32); seconds of every repetition of each phase.
+//             f32, on --decode-threads, default 1: see docs/performance.md); seconds of every
+//             repetition of each phase.
 //   sgemm     C = A·B at n×n×n through the GEMM the ops use; GFLOP/s of every repetition.
 // Every line carries peak_rss_mb (the process's resident high-water mark) and the thread count.
 #include <omp.h>
@@ -104,7 +105,7 @@ json bench_train(MiniMindVLM& model, int64_t B, int64_t T, int warmup, int reps,
 }
 
 json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens,
-                    DType decode_dtype, int warmup, int reps, Rng& rng) {
+                    DType decode_dtype, int decode_threads, int warmup, int reps, Rng& rng) {
   NoGradGuard no_grad;
   const LlmConfig& c = model.config().llm;
   const Tensor ids = Tensor::from_vector(
@@ -121,7 +122,7 @@ json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens
     const std::vector<float> first =
         model.llm.logits(h.narrow(1, prompt - 1, 1).contiguous()).to_float_vector();
     const auto t1 = Clock::now();
-    Decoder decoder(model.llm, weights, 1, prompt + new_tokens);
+    Decoder decoder(model.llm, weights, 1, prompt + new_tokens, decode_threads);
     const float* logits = first.data();
     for (int64_t s = 0; s < new_tokens; ++s) {
       const int64_t next = std::max_element(logits, logits + c.vocab_size) - logits;
@@ -135,6 +136,7 @@ json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens
   return {{"prompt_tokens", prompt},
           {"new_tokens", new_tokens},
           {"decode_dtype", dtype_name(decode_dtype)},
+          {"decode_threads", decode_threads},
           {"decode_weights_seconds", weights_seconds},
           {"prefill_seconds", prefill},
           {"decode_seconds", decode}};
@@ -165,6 +167,7 @@ MINIVLM_COMMAND("bench-model", "training / prefill / decode / sgemm speed on a r
                {"reps", true},
                {"n", true},
                {"decode-dtype", true},
+               {"decode-threads", true},
                {"vision-cache-mb", true}},
               "bench-model");
   const std::string what = a.get("what");
@@ -189,7 +192,8 @@ MINIVLM_COMMAND("bench-model", "training / prefill / decode / sgemm speed on a r
       out = bench_train(model, a.get_int("batch", 4), a.get_int("seq", 256), warmup, reps, rng);
     else
       out = bench_generate(model, a.get_int("prompt", 256), a.get_int("new-tokens", 128),
-                           parse_decode_dtype(a.get("decode-dtype", "bf16")), warmup, reps, rng);
+                           parse_decode_dtype(a.get("decode-dtype", "bf16")),
+                           a.get_int("decode-threads", 1), warmup, reps, rng);
   }
   out["what"] = what;
   out["threads"] = omp_get_max_threads();

@@ -67,7 +67,7 @@ std::shared_ptr<const DecodeWeights> DecodeWeights::build(const MiniMindLM& lm, 
 }
 
 Decoder::Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weights, int64_t batch,
-                 int64_t max_len)
+                 int64_t max_len, int threads)
     : lm_(lm), w_(std::move(weights)), batch_(batch), max_len_(max_len) {
   const LlmConfig& c = lm.config();
   MV_CHECK(w_ && w_->layers.size() == lm.layers.size(),
@@ -86,7 +86,7 @@ Decoder::Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weig
   cos_.resize(static_cast<size_t>(c.head_dim / 2));
   sin_.resize(cos_.size());
   const size_t widest = static_cast<size_t>(batch * std::max({H, qd, I}));
-  scratch_.resize(static_cast<size_t>(omp_get_max_threads()));
+  scratch_.resize(static_cast<size_t>(threads > 0 ? threads : omp_get_max_threads()));
   for (ThreadScratch& s : scratch_) {
     s.x.resize(widest);
     if (w_->dtype == DType::bf16) s.xb.resize(widest);

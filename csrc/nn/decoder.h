@@ -36,9 +36,10 @@ DType parse_decode_dtype(const std::string& name);
 
 class Decoder {
  public:
-  // Buffers for `batch` rows attending to up to `max_len` cached positions.
+  // Buffers for `batch` rows attending to up to `max_len` cached positions; `threads` split each
+  // step (0: OpenMP's thread count).
   Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weights, int64_t batch,
-          int64_t max_len);
+          int64_t max_len, int threads = 0);
 
   // Feeds ids[b] (one per row) at position cache.length, appends their keys and values to the
   // cache and returns the logits [batch, V], valid until the next step.
