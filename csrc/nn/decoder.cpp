@@ -49,7 +49,7 @@ Tensor decode_copy(const Tensor& w, DType dtype) {
 DType parse_decode_dtype(const std::string& name) {
   if (name == "f32") return DType::f32;
   if (name == "bf16") return DType::bf16;
-  MV_FAIL("unknown decode dtype '", name, "'; valid: f32, bf16");
+  MV_FAIL("unknown decode dtype '", name, "' (--decode-dtype); valid: f32, bf16");
 }
 
 std::shared_ptr<const DecodeWeights> DecodeWeights::build(const MiniMindLM& lm, DType dtype) {
