@@ -104,11 +104,41 @@ bool device_copy(const Tensor& dst, const Tensor& src) {
 
 namespace {
 
+// a [..., C] + bias [C] (a linear layer's bias): the bias kernels, without materialising the
+// broadcast bias; the bias gradient is their deterministic column sum.
+Tensor bias_add(const Tensor& a, const Tensor& bias) {
+  const Device dev = a.device();
+  const int C = static_cast<int>(a.size(-1));
+  const int N = C == 0 ? 0 : static_cast<int>(a.numel() / C);
+  const Tensor ac = contiguous_input(a), bc = contiguous_input(bias);
+  Tensor out = device_empty(a.shape(), a.dtype(), dev);
+  dispatch_storage("add", a, [&](auto zero) {
+    using T = decltype(zero);
+    MV_KERNEL(dev, bias_add_forward, ptr<T>(out), ptr<const T>(ac), ptr<const T>(bc), N, C,
+              stream_for(dev));
+  });
+  return record(out, "add", {a, bias}, [=](const Tensor& g) {
+    const Tensor gc = contiguous_input(g);
+    Tensor db = device_empty({C}, gc.dtype(), dev);
+    const auto floats = static_cast<int64_t>(kernels::column_sum_scratch_floats(N, C));
+    Tensor scratch = device_empty({std::max<int64_t>(floats, 1)}, DType::f32, dev);
+    dispatch_storage("add", gc, [&](auto zero) {
+      using T = decltype(zero);
+      MV_KERNEL(dev, bias_add_backward, ptr<T>(db), ptr<float>(scratch), ptr<const T>(gc), N, C,
+                stream_for(dev));
+    });
+    return std::vector<Tensor>{g, db};
+  });
+}
+
 Tensor binary(kern::BinaryOp kind, const char* op, const Tensor& a, const Tensor& b) {
   const Device dev = a.device();
   check_device(op, b, dev);
   MV_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch between ", a.desc(), " and ", b.desc());
   const Shape shape = broadcast_shapes(op, a.shape(), b.shape());
+  if (kind == kern::BinaryOp::add && b.dim() == 1 && a.shape() == shape && a.numel() > 0 &&
+      b.size(0) == a.size(-1))
+    return bias_add(a, b);
   const Tensor ac = contiguous_input(a.shape() == shape ? a : ops::expand(a.detach(), shape));
   const Tensor bc = contiguous_input(b.shape() == shape ? b : ops::expand(b.detach(), shape));
   Tensor out = device_empty(shape, a.dtype(), dev);

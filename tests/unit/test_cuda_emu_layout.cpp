@@ -1,6 +1,7 @@
 // The CUDA back-end's layout and optimizer host code on the emulated device: copies into and out
-// of strided device views with dtype conversion, row gathers and scatters, SiLU, the pixel-shuffle
-// kernel, concat, and the device AdamW step and gradient norm, each against the CPU back-end.
+// of strided device views with dtype conversion, row gathers and scatters, SiLU, the bias add, the
+// pixel-shuffle kernel, concat, and the device AdamW step and gradient norm, each against the CPU
+// back-end.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -99,6 +100,15 @@ TEST(CudaEmuLayout, ConcatGatherScatterSilu) {
   const Tensor rows = Tensor::from_vector(std::vector<int64_t>{5, 1, 2}, {3});
   expect_same({x, rows, src}, [](const auto& t) { return ops::scatter_rows(t[0], t[1], t[2]); });
   expect_same({x}, [](const auto& t) { return ops::silu(t[0]); });
+}
+
+TEST(CudaEmuLayout, BiasAddAndOneElementBroadcast) {
+  const Tensor a = randn({3, 2, 300}, 12), bias = randn({300}, 13), one = randn({1}, 14);
+  expect_same({a, bias}, [](const auto& t) { return ops::add(t[0], t[1]); });
+  expect_same({a, one}, [](const auto& t) { return ops::add(t[0], t[1]); });
+  // More rows than one chunk of the bias gradient's column sum.
+  const Tensor tall = randn({2, 300, 7}, 15), narrow = randn({7}, 16);
+  expect_same({tall, narrow}, [](const auto& t) { return ops::add(t[0], t[1]); });
 }
 
 TEST(CudaEmuLayout, PixelShuffleKernelAndPatchEmbed) {
