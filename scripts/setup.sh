@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config ccache
-  libopenblas-openmp-dev    # CBLAS GEMM for the CPU back-end (OpenMP threading)
+  libopenblas-openmp-dev    # CBLAS gemv and double GEMM for the CPU back-end (OpenMP threading)
+  libdnnl-dev               # oneDNN: float GEMM for the CPU back-end (AVX-512 where present)
   libomp-dev                # OpenMP runtime headers (gcc uses libgomp; kept for clang builds)
   nlohmann-json3-dev        # JSON (configs, safetensors headers, JSONL)
   libstb-dev                # stb_image / stb_image_write

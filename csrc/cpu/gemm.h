@@ -1,4 +1,5 @@
-// Row-major GEMM on the CPU through CBLAS: C = alpha · op(A) · op(B) + beta · C.
+// Row-major GEMM on the CPU: C = alpha · op(A) · op(B) + beta · C (oneDNN for float products,
+// CBLAS for double and for one-row or one-column products).
 #pragma once
 #include <cstdint>
 
