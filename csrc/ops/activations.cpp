@@ -1,8 +1,11 @@
 // Point-wise activations and softmax. Each forward is one loop; each backward one loop over
 // (x, grad) computing g · f'(x), so no intermediate tensors are kept besides the input.
 #include <cmath>
+#include <type_traits>
 
 #include "autograd/node.h"
+#include "cpu/parallel_ranges.h"
+#include "cpu/vec_exp.h"
 #include "cuda/ops.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
@@ -16,42 +19,47 @@ namespace {
 
 template <typename T>
 T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
+  return T(1) / (T(1) + cpu::exp_fast(-x));
 }
 
 enum class Act { silu, gelu, quick_gelu };
 
-template <typename T>
-T act_forward(Act a, T x) {
-  switch (a) {
-    case Act::silu:
-      return x * sigmoid(x);
-    case Act::gelu:
-      return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2)));
-    case Act::quick_gelu:
-      return x * sigmoid(T(1.702) * x);
-  }
-  return x;
+// The activation is a template argument so that each loop body is branch-free and vectorizes.
+template <Act A, typename T>
+T act_forward(T x) {
+  if constexpr (A == Act::silu) return x * sigmoid(x);
+  if constexpr (A == Act::gelu) return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2)));
+  if constexpr (A == Act::quick_gelu) return x * sigmoid(T(1.702) * x);
 }
 
-template <typename T>
-T act_derivative(Act a, T x) {
-  switch (a) {
-    case Act::silu: {
-      const T s = sigmoid(x);
-      return s * (T(1) + x * (T(1) - s));
-    }
-    case Act::gelu: {
-      const T cdf = T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2)));
-      const T pdf = std::exp(T(-0.5) * x * x) * T(0.3989422804014327);  // 1/sqrt(2π)
-      return cdf + x * pdf;
-    }
-    case Act::quick_gelu: {
-      const T s = sigmoid(T(1.702) * x);
-      return s + T(1.702) * x * s * (T(1) - s);
-    }
+template <Act A, typename T>
+T act_derivative(T x) {
+  if constexpr (A == Act::silu) {
+    const T s = sigmoid(x);
+    return s * (T(1) + x * (T(1) - s));
   }
-  return T(1);
+  if constexpr (A == Act::gelu) {
+    const T cdf = T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2)));
+    const T pdf = std::exp(T(-0.5) * x * x) * T(0.3989422804014327);  // 1/sqrt(2π)
+    return cdf + x * pdf;
+  }
+  if constexpr (A == Act::quick_gelu) {
+    const T s = sigmoid(T(1.702) * x);
+    return s + T(1.702) * x * s * (T(1) - s);
+  }
+}
+
+// Calls f(std::integral_constant<Act, a>{}).
+template <typename F>
+void with_act(Act a, F&& f) {
+  switch (a) {
+    case Act::silu:
+      return f(std::integral_constant<Act, Act::silu>{});
+    case Act::gelu:
+      return f(std::integral_constant<Act, Act::gelu>{});
+    case Act::quick_gelu:
+      return f(std::integral_constant<Act, Act::quick_gelu>{});
+  }
 }
 
 const char* act_name(Act a) {
@@ -80,8 +88,13 @@ Tensor activation(Act a, const Tensor& x) {
     const T* px = xc.data<T>();
     T* po = out.data<T>();
     const int64_t n = out.numel();
-#pragma omp parallel for if (n > 16384) schedule(static)
-    for (int64_t i = 0; i < n; ++i) po[i] = act_forward(a, px[i]);
+    with_act(a, [&](auto act) {
+      cpu::parallel_ranges(n, 16384, [&](int64_t i0, int64_t i1) {
+        const T* __restrict x = px;
+        T* __restrict o = po;
+        for (int64_t i = i0; i < i1; ++i) o[i] = act_forward<act()>(x[i]);
+      });
+    });
   });
   const Tensor saved = xc.detach();
   return record(out, op, {x}, [a, saved](const Tensor& g) {
@@ -98,8 +111,14 @@ Tensor activation_backward(Act a, const Tensor& x, const Tensor& g) {
     const T* pg = gc.data<T>();
     T* pd = dx.data<T>();
     const int64_t n = dx.numel();
-#pragma omp parallel for if (n > 16384) schedule(static)
-    for (int64_t i = 0; i < n; ++i) pd[i] = pg[i] * act_derivative(a, px[i]);
+    with_act(a, [&](auto act) {
+      cpu::parallel_ranges(n, 16384, [&](int64_t i0, int64_t i1) {
+        const T* __restrict x = px;
+        const T* __restrict gr = pg;
+        T* __restrict d = pd;
+        for (int64_t i = i0; i < i1; ++i) d[i] = gr[i] * act_derivative<act()>(x[i]);
+      });
+    });
   });
   return dx;
 }
@@ -124,8 +143,12 @@ Tensor swiglu(const Tensor& gate, const Tensor& up) {
     const T* pu = uc.data<T>();
     T* po = out.data<T>();
     const int64_t n = out.numel();
-#pragma omp parallel for if (n > 16384) schedule(static)
-    for (int64_t i = 0; i < n; ++i) po[i] = act_forward(Act::silu, pg[i]) * pu[i];
+    cpu::parallel_ranges(n, 16384, [&](int64_t i0, int64_t i1) {
+      const T* __restrict gt = pg;
+      const T* __restrict u = pu;
+      T* __restrict o = po;
+      for (int64_t i = i0; i < i1; ++i) o[i] = act_forward<Act::silu>(gt[i]) * u[i];
+    });
   });
   const Tensor sg = gc.detach(), su = uc.detach();
   return record(out, "swiglu", {gate, up}, [sg, su](const Tensor& g) {
@@ -140,11 +163,18 @@ Tensor swiglu(const Tensor& gate, const Tensor& up) {
       T* dg = dgate.data<T>();
       T* du = dup.data<T>();
       const int64_t n = dgate.numel();
-#pragma omp parallel for if (n > 16384) schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
-        dg[i] = pgo[i] * pu[i] * act_derivative(Act::silu, pg[i]);
-        du[i] = pgo[i] * act_forward(Act::silu, pg[i]);
-      }
+      cpu::parallel_ranges(n, 16384, [&](int64_t i0, int64_t i1) {
+        const T* __restrict gt = pg;
+        const T* __restrict u = pu;
+        const T* __restrict go = pgo;
+        T* __restrict dgt = dg;
+        T* __restrict dup_ = du;
+        for (int64_t i = i0; i < i1; ++i) {
+          const T s = sigmoid(gt[i]);
+          dgt[i] = go[i] * u[i] * (s * (T(1) + gt[i] * (T(1) - s)));
+          dup_[i] = go[i] * (gt[i] * s);
+        }
+      });
     });
     return std::vector<Tensor>{dgate, dup};
   });

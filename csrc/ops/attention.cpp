@@ -14,6 +14,7 @@
 #include "autograd/node.h"
 #include "cuda/ops.h"
 #include "cpu/gemm.h"
+#include "cpu/vec_exp.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -83,11 +84,13 @@ void attention_forward(const AttnDims& d, const T* q, const T* k, const T* v, T*
               continue;
             }
             double sum = 0;
+#pragma omp simd reduction(+ : sum)
             for (int64_t j = 0; j < lim; ++j) {
-              row[j] = std::exp(row[j] - mx);
+              row[j] = cpu::exp_fast(row[j] - mx);
               sum += row[j];
             }
             const T inv = static_cast<T>(1.0 / sum);
+#pragma omp simd
             for (int64_t j = 0; j < lim; ++j) row[j] *= inv;
             lb[i] = static_cast<T>(mx + std::log(sum));
           }
@@ -134,8 +137,13 @@ void attention_backward(const AttnDims& d, const T* q, const T* k, const T* v, c
             scores(d, qb, kb, i0, i1, lim, p.data());
             for (int64_t i = i0; i < i1; ++i) {
               T* row = p.data() + (i - i0) * lim;
-              const bool empty = lb[i] == -std::numeric_limits<T>::infinity();
-              for (int64_t j = 0; j < lim; ++j) row[j] = empty ? T(0) : std::exp(row[j] - lb[i]);
+              const T l = lb[i];
+              if (l == -std::numeric_limits<T>::infinity()) {
+                std::fill_n(row, lim, T(0));
+              } else {
+#pragma omp simd
+                for (int64_t j = 0; j < lim; ++j) row[j] = cpu::exp_fast(row[j] - l);
+              }
               double dot = 0;
               for (int64_t c = 0; c < d.hd; ++c) dot += gb[i * ldq + c] * ob[i * ldq + c];
               rowdot[i - i0] = static_cast<T>(dot);

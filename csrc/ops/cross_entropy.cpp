@@ -1,10 +1,12 @@
 // Masked softmax cross-entropy over logits, fused: forward keeps one log-sum-exp per row; backward
 // writes (softmax − onehot) · g / denominator straight into the gradient, so probabilities are
 // materialised once, in the gradient buffer itself.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "autograd/node.h"
+#include "cpu/vec_exp.h"
 #include "cuda/ops.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
@@ -47,7 +49,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
       T mx = row[0];
       for (int64_t j = 1; j < V; ++j) mx = std::max(mx, row[j]);
       double s = 0;
-      for (int64_t j = 0; j < V; ++j) s += std::exp(static_cast<double>(row[j] - mx));
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < V; ++j) s += static_cast<double>(cpu::exp_fast(row[j] - mx));
       const double l = static_cast<double>(mx) + std::log(s);
       pl[i] = static_cast<T>(l);
       row_loss[static_cast<size_t>(i)] = l - static_cast<double>(row[tv[i]]);
@@ -58,8 +61,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   const double loss = denom > 0 ? total / denom : 0.0;
   Tensor out = Tensor::full({}, loss, logits.dtype());
   return record(out, "cross_entropy", {logits, targets}, [=](const Tensor& g) {
-    Tensor dx = Tensor::zeros({N, V}, lc.dtype());
-    if (denom <= 0) return std::vector<Tensor>{dx, Tensor()};
+    if (denom <= 0) return std::vector<Tensor>{Tensor::zeros({N, V}, lc.dtype()), Tensor()};
+    Tensor dx = Tensor::empty({N, V}, lc.dtype());
     const double gs = g.item() / denom;
     dispatch_float("cross_entropy", lc, [&](auto zero) {
       using T = decltype(zero);
@@ -68,11 +71,16 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
       T* pd = dx.data<T>();
 #pragma omp parallel for if (N > 4) schedule(static)
       for (int64_t i = 0; i < N; ++i) {
-        if (tv[i] == ignore_index) continue;
         const T* row = px + i * V;
         T* drow = pd + i * V;
+        if (tv[i] == ignore_index) {
+          std::fill_n(drow, V, T(0));
+          continue;
+        }
+        const T l = pl[i];
+#pragma omp simd
         for (int64_t j = 0; j < V; ++j)
-          drow[j] = static_cast<T>(gs * std::exp(static_cast<double>(row[j] - pl[i])));
+          drow[j] = static_cast<T>(gs * static_cast<double>(cpu::exp_fast(row[j] - l)));
         drow[tv[i]] -= static_cast<T>(gs);
       }
     });

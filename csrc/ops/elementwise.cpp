@@ -1,7 +1,10 @@
 // Element-wise arithmetic with numpy broadcasting, and reductions.
 #include <omp.h>
 
+#include <algorithm>
+
 #include "autograd/node.h"
+#include "cpu/parallel_ranges.h"
 #include "cuda/ops.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
@@ -15,6 +18,34 @@ namespace {
 
 enum class Binary { add, sub, mul };
 
+// Calls f(op) with op a function object for the kind, so each loop body is branch-free.
+template <typename F>
+void with_binary(Binary kind, F&& f) {
+  switch (kind) {
+    case Binary::add:
+      return f([](auto x, auto y) { return x + y; });
+    case Binary::sub:
+      return f([](auto x, auto y) { return x - y; });
+    case Binary::mul:
+      return f([](auto x, auto y) { return x * y; });
+  }
+}
+
+// The number of trailing elements `small` spans when it broadcasts to `full` along leading
+// dimensions only (its shape, leading 1s dropped, is a suffix of full's); −1 otherwise.
+int64_t suffix_broadcast(const Shape& small, const Shape& full) {
+  size_t lead = 0;
+  while (lead < small.size() && small[lead] == 1) ++lead;
+  const size_t rank = small.size() - lead;
+  if (rank > full.size()) return -1;
+  int64_t inner = 1;
+  for (size_t i = 0; i < rank; ++i) {
+    if (small[lead + i] != full[full.size() - rank + i]) return -1;
+    inner *= small[lead + i];
+  }
+  return inner;
+}
+
 Tensor binary(Binary kind, const char* op, const Tensor& a, const Tensor& b) {
   if (a.device().is_cuda_backend()) {
     return kind == Binary::add   ? cuda::add(a, b)
@@ -25,8 +56,12 @@ Tensor binary(Binary kind, const char* op, const Tensor& a, const Tensor& b) {
   check_cpu(op, b);
   detail::check_same_dtype(op, a, b);
   const Shape shape = broadcast_shapes(op, a.shape(), b.shape());
+  // An operand that repeats along leading dimensions only (a bias [out] added to [N, out]) is read
+  // in place, row by row, instead of first being copied out to the full shape.
+  const int64_t b_inner = a.shape() == shape ? suffix_broadcast(b.shape(), shape) : -1;
   const Tensor ac = (a.shape() == shape ? a : expand(a.detach(), shape)).contiguous();
-  const Tensor bc = (b.shape() == shape ? b : expand(b.detach(), shape)).contiguous();
+  const Tensor bc = b_inner > 0 ? b.contiguous()
+                                : (b.shape() == shape ? b : expand(b.detach(), shape)).contiguous();
   Tensor out = Tensor::empty(shape, a.dtype());
   dispatch_float(op, a, [&](auto zero) {
     using T = decltype(zero);
@@ -34,20 +69,25 @@ Tensor binary(Binary kind, const char* op, const Tensor& a, const Tensor& b) {
     const T* pb = bc.data<T>();
     T* po = out.data<T>();
     const int64_t n = out.numel();
-#pragma omp parallel for if (n > 32768) schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      switch (kind) {
-        case Binary::add:
-          po[i] = pa[i] + pb[i];
-          break;
-        case Binary::sub:
-          po[i] = pa[i] - pb[i];
-          break;
-        case Binary::mul:
-          po[i] = pa[i] * pb[i];
-          break;
+    with_binary(kind, [&](auto f) {
+      if (b_inner > 0 && b_inner < n) {
+        const int64_t inner = b_inner;
+        cpu::parallel_ranges(n / inner, 32768 / inner + 1, [&](int64_t r0, int64_t r1) {
+          const T* __restrict a_ = pa;
+          const T* __restrict b_ = pb;
+          T* __restrict o_ = po;
+          for (int64_t r = r0; r < r1; ++r)
+            for (int64_t i = 0; i < inner; ++i) o_[r * inner + i] = f(a_[r * inner + i], b_[i]);
+        });
+      } else {
+        cpu::parallel_ranges(n, 32768, [&](int64_t i0, int64_t i1) {
+          const T* __restrict a_ = pa;
+          const T* __restrict b_ = pb;
+          T* __restrict o_ = po;
+          for (int64_t i = i0; i < i1; ++i) o_[i] = f(a_[i], b_[i]);
+        });
       }
-    }
+    });
   });
   const Shape sa = a.shape(), sb = b.shape();
   const Tensor a_saved = kind == Binary::mul ? a.detach() : Tensor();
@@ -136,12 +176,21 @@ Tensor sum(const Tensor& a, int64_t dim, bool keepdim) {
     using T = decltype(zero);
     const T* p = ac.data<T>();
     T* o = out.data<T>();
+    // Each output sums its n inputs in order k = 0, 1, ...; blocks of kBlock neighbouring
+    // outputs are accumulated together so that the inputs are read row by row, not down columns.
+    constexpr int64_t kBlock = 256;
+    const int64_t blocks = (inner + kBlock - 1) / kBlock;
 #pragma omp parallel for collapse(2) if (outer * inner > 4096) schedule(static)
     for (int64_t i = 0; i < outer; ++i) {
-      for (int64_t j = 0; j < inner; ++j) {
-        double acc = 0;
-        for (int64_t k = 0; k < n; ++k) acc += p[(i * n + k) * inner + j];
-        o[i * inner + j] = static_cast<T>(acc);
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t j0 = b * kBlock, len = std::min(kBlock, inner - j0);
+        double acc[kBlock] = {};
+        for (int64_t k = 0; k < n; ++k) {
+          const T* row = p + (i * n + k) * inner + j0;
+#pragma omp simd
+          for (int64_t j = 0; j < len; ++j) acc[j] += row[j];
+        }
+        for (int64_t j = 0; j < len; ++j) o[i * inner + j0 + j] = static_cast<T>(acc[j]);
       }
     }
   });

@@ -54,10 +54,12 @@ Tensor norm_forward(const char* op, bool centered, const Tensor& x, const Tensor
       const T* xr = px + r * n;
       double mu = 0;
       if (centered) {
+#pragma omp simd reduction(+ : mu)
         for (int64_t i = 0; i < n; ++i) mu += xr[i];
         mu /= static_cast<double>(n);
       }
       double ss = 0;
+#pragma omp simd reduction(+ : ss)
       for (int64_t i = 0; i < n; ++i) {
         const double d = xr[i] - mu;
         ss += d * d;
@@ -65,6 +67,7 @@ Tensor norm_forward(const char* op, bool centered, const Tensor& x, const Tensor
       const T rstd = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
       pr[r] = rstd;
       pm[r] = static_cast<T>(mu);
+#pragma omp simd
       for (int64_t i = 0; i < n; ++i) {
         const T y = (xr[i] - static_cast<T>(mu)) * rstd * pw[i];
         po[r * n + i] = pb ? y + pb[i] : y;
@@ -95,6 +98,7 @@ std::vector<Tensor> norm_backward(const char* op, bool centered, bool has_bias, 
       const T* xr = px + r * n;
       const T* gr = pg + r * n;
       double mean_wg = 0, mean_wgx = 0;
+#pragma omp simd reduction(+ : mean_wg, mean_wgx)
       for (int64_t i = 0; i < n; ++i) {
         const double xhat = (xr[i] - pm[r]) * pr[r];
         const double wg = static_cast<double>(pw[i]) * gr[i];
@@ -104,6 +108,7 @@ std::vector<Tensor> norm_backward(const char* op, bool centered, bool has_bias, 
       }
       mean_wg /= static_cast<double>(n);
       mean_wgx /= static_cast<double>(n);
+#pragma omp simd
       for (int64_t i = 0; i < n; ++i) {
         const double xhat = (xr[i] - pm[r]) * pr[r];
         double d = static_cast<double>(pw[i]) * gr[i] - xhat * mean_wgx;

@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <vector>
 
 #include "autograd/node.h"
 #include "cuda/ops.h"
@@ -16,28 +17,36 @@ using detail::dispatch_float;
 namespace {
 
 // Rotates every head of x [B, T, nh, hd] by +angle (sign = 1) or −angle (sign = −1, the backward:
-// the transpose of a rotation is the rotation by the opposite angle).
+// the transpose of a rotation is the rotation by the opposite angle). The cos/sin table is built
+// once per call for the T positions and shared by every batch row and head.
 Tensor rope_rotate(const Tensor& x, double theta, int64_t start_pos, double sign) {
   const Tensor xc = x.contiguous();
   const int64_t B = x.size(0), T = x.size(1), nh = x.size(2), hd = x.size(3), half = hd / 2;
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   dispatch_float("rope", x, [&](auto zero) {
     using T_ = decltype(zero);
+    std::vector<T_> cs(static_cast<size_t>(T * half)), sn(static_cast<size_t>(T * half));
+    std::vector<double> inv_freq(static_cast<size_t>(half));
+    for (int64_t i = 0; i < half; ++i)
+      inv_freq[i] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
+#pragma omp parallel for if (T * half > 4096) schedule(static)
+    for (int64_t t = 0; t < T; ++t) {
+      const double pos = static_cast<double>(start_pos + t);
+      for (int64_t i = 0; i < half; ++i) {
+        cs[t * half + i] = static_cast<T_>(std::cos(pos * inv_freq[i]));
+        sn[t * half + i] = static_cast<T_>(sign * std::sin(pos * inv_freq[i]));
+      }
+    }
     const T_* px = xc.data<T_>();
     T_* po = out.data<T_>();
 #pragma omp parallel for if (B * T > 4) schedule(static)
     for (int64_t bt = 0; bt < B * T; ++bt) {
-      const double pos = static_cast<double>(start_pos + bt % T);
-      std::vector<T_> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
-      for (int64_t i = 0; i < half; ++i) {
-        const double inv_freq =
-            std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
-        c[i] = static_cast<T_>(std::cos(pos * inv_freq));
-        s[i] = static_cast<T_>(sign * std::sin(pos * inv_freq));
-      }
+      const T_* c = cs.data() + (bt % T) * half;
+      const T_* s = sn.data() + (bt % T) * half;
       for (int64_t h = 0; h < nh; ++h) {
         const T_* xr = px + (bt * nh + h) * hd;
         T_* yr = po + (bt * nh + h) * hd;
+#pragma omp simd
         for (int64_t i = 0; i < half; ++i) {
           const T_ a = xr[i], b = xr[i + half];
           yr[i] = a * c[i] - b * s[i];
