@@ -112,12 +112,17 @@ void gemv_rows(const float* w, int64_t k, const float* x, int64_t m, float* y, i
   row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, f32_tile<4>, f32_tile<1>);
 }
 
+void gemv_rows_portable(const uint16_t* w, int64_t k, const uint16_t* x, int64_t m, float* y,
+                        int64_t ldy, int64_t n0, int64_t n1, bool accumulate) {
+  row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, bf16_tile_portable<4>, bf16_tile_portable<1>);
+}
+
 void gemv_rows(const uint16_t* w, int64_t k, const uint16_t* x, int64_t m, float* y, int64_t ldy,
                int64_t n0, int64_t n1, bool accumulate) {
   if (has_avx512_bf16())
     row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, bf16_tile_avx512<4>, bf16_tile_avx512<1>);
   else
-    row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, bf16_tile_portable<4>, bf16_tile_portable<1>);
+    gemv_rows_portable(w, k, x, m, y, ldy, n0, n1, accumulate);
 }
 
 void to_bf16(const float* x, uint16_t* y, int64_t n) {

@@ -23,4 +23,8 @@ void to_bf16(const float* x, uint16_t* y, int64_t n);
 // Whether gemv_rows on bf16 runs on AVX512-BF16 instructions on this CPU.
 bool has_avx512_bf16();
 
+// The portable bf16 loop gemv_rows falls back to without AVX512-BF16 (exposed for its test).
+void gemv_rows_portable(const uint16_t* w, int64_t k, const uint16_t* x, int64_t m, float* y,
+                        int64_t ldy, int64_t n0, int64_t n1, bool accumulate);
+
 }  // namespace minivlm::cpu

@@ -121,13 +121,17 @@ TEST(Decoder, GemvRowsMatchADoubleReference) {
   std::vector<uint16_t> wb(w.size()), xb(x.size());
   cpu::to_bf16(w.data(), wb.data(), N * K);
   cpu::to_bf16(x.data(), xb.data(), M * K);
-  for (const bool bf16 : {false, true})
+  // kernel 0: f32, 1: bf16 (AVX512-BF16 where the CPU has it), 2: the portable bf16 loop.
+  for (const int kernel : {0, 1, 2})
     for (const bool accumulate : {false, true}) {
+      const bool bf16 = kernel > 0;
       std::vector<float> y(M * N, 0.5f);
-      if (bf16)
+      if (kernel == 0)
+        cpu::gemv_rows(w.data(), K, x.data(), M, y.data(), N, n0, n1, accumulate);
+      else if (kernel == 1)
         cpu::gemv_rows(wb.data(), K, xb.data(), M, y.data(), N, n0, n1, accumulate);
       else
-        cpu::gemv_rows(w.data(), K, x.data(), M, y.data(), N, n0, n1, accumulate);
+        cpu::gemv_rows_portable(wb.data(), K, xb.data(), M, y.data(), N, n0, n1, accumulate);
       for (int64_t m = 0; m < M; ++m)
         for (int64_t n = 0; n < N; ++n) {
           double want = 0.5;
@@ -139,7 +143,8 @@ TEST(Decoder, GemvRowsMatchADoubleReference) {
                           : static_cast<double>(w[n * K + k]) * x[m * K + k];
             want = accumulate ? want + dot : dot;
           }
-          EXPECT_NEAR(y[m * N + n], want, 1e-4) << "bf16 " << bf16 << " row " << m << " out " << n;
+          EXPECT_NEAR(y[m * N + n], want, 1e-4)
+              << "kernel " << kernel << " row " << m << " out " << n;
         }
     }
 }
