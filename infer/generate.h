@@ -20,8 +20,9 @@ struct GenerationOptions {
   int32_t eos_id = 2;  // <|im_end|>
   bool use_cache = true;
   // Element type of the weights the cached decode steps read (nn/decoder.h): f32 matches the
-  // uncached path up to summation order; bf16 halves the bytes per token. The prefill stays f32.
-  DType decode_dtype = DType::f32;
+  // uncached path up to summation order; bf16 / i8 read half / a quarter of the bytes per token.
+  // The prefill stays f32.
+  DecodeDtype decode_dtype = DecodeDtype::f32;
   // Prebuilt decode weights of this model (built per call when null; their dtype wins).
   std::shared_ptr<const DecodeWeights> decode_weights;
   int decode_threads = 0;  // threads per decode step; 0: OpenMP's count

@@ -1,7 +1,7 @@
 // infer (SPEC §6): answers a prompt about zero or more images, streaming the reply to stdout as it
-// is generated; tokens/s for prefill and decode go to stderr. --decode-dtype bf16|f32 picks the
-// element type of the weights each decoded token reads, --decode-threads N the threads that read
-// them. --interactive keeps a chat history;
+// is generated; tokens/s for prefill and decode go to stderr. --decode-dtype bf16|i8|f32 picks
+// the element type of the weights each decoded token reads, --decode-threads N the threads that
+// read them. --interactive keeps a chat history;
 // "/image PATH" attaches an image to the next message, "/reset" starts over, "/quit" ends.
 #include <algorithm>
 #include <cstdio>
@@ -104,7 +104,8 @@ int infer_main(const std::vector<std::string>& argv) {
   chat.gen.sampling.top_k = a.get_int("top-k", 50);
   chat.gen.sampling.repetition_penalty = a.get_double("repetition-penalty", 1.0);
   chat.gen.eos_id = m.tokenizer->token_to_id("<|im_end|>");
-  // bf16 by default: half the bytes per decoded token (decode is bound by reading the weights);
+  // bf16 by default: half the bytes per decoded token (decode is bound by reading the weights)
+  // with logits within ~1% of f32's; i8 reads a quarter for ~2-6% (docs/performance.md);
   // --decode-dtype f32 decodes with the model's own weights.
   chat.gen.decode_weights =
       DecodeWeights::build(m.model->llm, parse_decode_dtype(a.get("decode-dtype", "bf16")));

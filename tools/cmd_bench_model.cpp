@@ -3,8 +3,8 @@
 //   train     B×T tokens per step (one image per sample, frozen vision tower, SFT trainables =
 //             LLM + projector, AdamW); seconds of every timed step.
 //   generate  batch 1: a text prompt of --prompt tokens prefilled into the KV cache, then
-//             --new-tokens greedy decode steps (nn/decoder.h, weights in --decode-dtype, bf16 or
-//             f32, on --decode-threads, default 1: see docs/performance.md); seconds of every
+//             --new-tokens greedy decode steps (nn/decoder.h, weights in --decode-dtype, bf16, i8
+//             or f32, on --decode-threads, default 1: see docs/performance.md); seconds of every
 //             repetition of each phase.
 //   sgemm     C = A·B at n×n×n through the GEMM the ops use; GFLOP/s of every repetition.
 // Every line carries peak_rss_mb (the process's resident high-water mark) and the thread count.
@@ -105,7 +105,7 @@ json bench_train(MiniMindVLM& model, int64_t B, int64_t T, int warmup, int reps,
 }
 
 json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens,
-                    DType decode_dtype, int decode_threads, int warmup, int reps, Rng& rng) {
+                    DecodeDtype decode_dtype, int decode_threads, int warmup, int reps, Rng& rng) {
   NoGradGuard no_grad;
   const LlmConfig& c = model.config().llm;
   const Tensor ids = Tensor::from_vector(
@@ -135,7 +135,7 @@ json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens
   }
   return {{"prompt_tokens", prompt},
           {"new_tokens", new_tokens},
-          {"decode_dtype", dtype_name(decode_dtype)},
+          {"decode_dtype", decode_dtype_name(decode_dtype)},
           {"decode_threads", decode_threads},
           {"decode_weights_seconds", weights_seconds},
           {"prefill_seconds", prefill},

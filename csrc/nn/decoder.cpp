@@ -35,34 +35,62 @@ void rope_head(float* x, const float* c, const float* s, int64_t half) {
   }
 }
 
-Tensor decode_copy(const Tensor& w, DType dtype) {
-  MV_CHECK(w.device().is_cpu() && w.dtype() == DType::f32 && w.is_contiguous(),
-           "decode weights: ", w.name(), " must be a contiguous f32 CPU tensor, got ", w.desc());
-  if (dtype == DType::f32) return w.detach();
-  Tensor out = Tensor::empty(w.shape(), DType::bf16);
-  cpu::to_bf16(w.data<float>(), static_cast<uint16_t*>(out.raw_data()), w.numel());
-  return out;
+DecodeMatrix decode_matrix(const Tensor& w, DecodeDtype dtype) {
+  MV_CHECK(w.device().is_cpu() && w.dtype() == DType::f32 && w.is_contiguous() && w.dim() == 2,
+           "decode weights: ", w.name(), " must be a contiguous 2-D f32 CPU tensor, got ",
+           w.desc());
+  DecodeMatrix m;
+  m.rows = w.size(0);
+  m.cols = w.size(1);
+  switch (dtype) {
+    case DecodeDtype::f32:
+      m.w = w.detach();
+      break;
+    case DecodeDtype::bf16:
+      m.w = Tensor::empty(w.shape(), DType::bf16);
+      cpu::to_bf16(w.data<float>(), static_cast<uint16_t*>(m.w.raw_data()), w.numel());
+      break;
+    case DecodeDtype::i8:
+      m.q.resize(static_cast<size_t>(w.numel()));
+      m.scale.resize(static_cast<size_t>(m.rows));
+      m.q_sum.resize(static_cast<size_t>(m.rows));
+      cpu::quantize_rows_i8(w.data<float>(), m.rows, m.cols, m.q.data(), m.scale.data(),
+                            m.q_sum.data());
+      break;
+  }
+  return m;
 }
 
 }  // namespace
 
-DType parse_decode_dtype(const std::string& name) {
-  if (name == "f32") return DType::f32;
-  if (name == "bf16") return DType::bf16;
-  MV_FAIL("unknown decode dtype '", name, "' (--decode-dtype); valid: f32, bf16");
+DecodeDtype parse_decode_dtype(const std::string& name) {
+  if (name == "f32") return DecodeDtype::f32;
+  if (name == "bf16") return DecodeDtype::bf16;
+  if (name == "i8") return DecodeDtype::i8;
+  MV_FAIL("unknown decode dtype '", name, "' (--decode-dtype); valid: f32, bf16, i8");
 }
 
-std::shared_ptr<const DecodeWeights> DecodeWeights::build(const MiniMindLM& lm, DType dtype) {
-  MV_CHECK(dtype == DType::f32 || dtype == DType::bf16, "decode weights: dtype ", dtype_name(dtype),
-           " is not supported; valid: f32, bf16");
+const char* decode_dtype_name(DecodeDtype d) {
+  switch (d) {
+    case DecodeDtype::f32:
+      return "f32";
+    case DecodeDtype::bf16:
+      return "bf16";
+    case DecodeDtype::i8:
+      return "i8";
+  }
+  return "?";
+}
+
+std::shared_ptr<const DecodeWeights> DecodeWeights::build(const MiniMindLM& lm, DecodeDtype dtype) {
   auto w = std::make_shared<DecodeWeights>();
   w->dtype = dtype;
   for (const DecoderLayer& l : lm.layers)
-    w->layers.push_back({decode_copy(l.q_proj, dtype), decode_copy(l.k_proj, dtype),
-                         decode_copy(l.v_proj, dtype), decode_copy(l.o_proj, dtype),
-                         decode_copy(l.gate_proj, dtype), decode_copy(l.up_proj, dtype),
-                         decode_copy(l.down_proj, dtype)});
-  w->lm_head = decode_copy(lm.lm_head.defined() ? lm.lm_head : lm.embed_tokens, dtype);
+    w->layers.push_back({decode_matrix(l.q_proj, dtype), decode_matrix(l.k_proj, dtype),
+                         decode_matrix(l.v_proj, dtype), decode_matrix(l.o_proj, dtype),
+                         decode_matrix(l.gate_proj, dtype), decode_matrix(l.up_proj, dtype),
+                         decode_matrix(l.down_proj, dtype)});
+  w->lm_head = decode_matrix(lm.lm_head.defined() ? lm.lm_head : lm.embed_tokens, dtype);
   return w;
 }
 
@@ -89,7 +117,11 @@ Decoder::Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weig
   scratch_.resize(static_cast<size_t>(threads > 0 ? threads : omp_get_max_threads()));
   for (ThreadScratch& s : scratch_) {
     s.x.resize(widest);
-    if (w_->dtype == DType::bf16) s.xb.resize(widest);
+    if (w_->dtype == DecodeDtype::bf16) s.xb.resize(widest);
+    if (w_->dtype == DecodeDtype::i8) {
+      s.xq.resize(widest);
+      s.xs.resize(static_cast<size_t>(batch));
+    }
     s.scores.resize(static_cast<size_t>(max_len));
   }
 }
@@ -101,16 +133,26 @@ void Decoder::normalize(const float* h, const Tensor& weight, ThreadScratch& s) 
     rms_row(h + b * H, weight.data<float>(), H, c.rms_norm_eps, s.x.data() + b * H);
 }
 
-void Decoder::product(const Tensor& w, const float* in, int64_t k, float* y, int64_t ldy,
+void Decoder::product(const DecodeMatrix& w, const float* in, int64_t k, float* y, int64_t ldy,
                       bool accumulate, int t, int nt, ThreadScratch& s, bool input_ready) {
-  const auto [n0, n1] = share(w.size(0), t, nt);
-  if (w.dtype() == DType::f32) {
-    cpu::gemv_rows(w.data<float>(), k, in, batch_, y, ldy, n0, n1, accumulate);
-    return;
+  const auto [n0, n1] = share(w.rows, t, nt);
+  switch (w_->dtype) {
+    case DecodeDtype::f32:
+      cpu::gemv_rows(w.w.data<float>(), k, in, batch_, y, ldy, n0, n1, accumulate);
+      break;
+    case DecodeDtype::bf16:
+      if (!input_ready) cpu::to_bf16(in, s.xb.data(), batch_ * k);
+      cpu::gemv_rows(static_cast<const uint16_t*>(w.w.raw_data()), k, s.xb.data(), batch_, y, ldy,
+                     n0, n1, accumulate);
+      break;
+    case DecodeDtype::i8:
+      if (!input_ready)
+        for (int64_t b = 0; b < batch_; ++b)
+          s.xs[b] = cpu::quantize_u8(in + b * k, k, &s.xq[b * k]);
+      cpu::gemv_rows(cpu::I8Rows{w.q.data(), w.scale.data(), w.q_sum.data()}, k,
+                     cpu::U8Rows{s.xq.data(), s.xs.data()}, batch_, y, ldy, n0, n1, accumulate);
+      break;
   }
-  if (!input_ready) cpu::to_bf16(in, s.xb.data(), batch_ * k);
-  cpu::gemv_rows(static_cast<const uint16_t*>(w.raw_data()), k, s.xb.data(), batch_, y, ldy, n0, n1,
-                 accumulate);
 }
 
 // Row b's kv head g: normalize and rotate the new key, append key and value to the cache, then

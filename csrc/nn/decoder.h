@@ -16,23 +16,35 @@
 
 namespace minivlm {
 
-// The LLM's matrices as the decode step reads them. f32 shares the model's own tensors (no copy,
+// Element type of the weights a decode step reads: f32 shares the model's own tensors (no copy,
 // results match the op path up to summation order); bf16 holds rounded copies, half the bytes per
-// token. Build once per model and element type; a copy does not follow later changes of the
-// model's weights.
-struct DecodeWeights {
-  struct Layer {
-    Tensor q, k, v, o, gate, up, down;  // [out, in] as nn.Linear stores them
-  };
-  DType dtype = DType::f32;
-  std::vector<Layer> layers;
-  Tensor lm_head;  // [V, H]: the embedding when tied
+// token; i8 holds 8-bit copies with one scale per row and quantizes each product's input per row
+// to 8 bits too (cpu/gemv.h), a quarter of the bytes.
+enum class DecodeDtype : uint8_t { f32, bf16, i8 };
+DecodeDtype parse_decode_dtype(const std::string& name);  // "f32", "bf16", "i8" (--decode-dtype)
+const char* decode_dtype_name(DecodeDtype d);
 
-  static std::shared_ptr<const DecodeWeights> build(const MiniMindLM& lm, DType dtype);
+// One weight [rows, cols] as nn.Linear stores it ([out, in]).
+struct DecodeMatrix {
+  Tensor w;                    // f32 or bf16; undefined for i8
+  std::vector<int8_t> q;       // i8: [rows, cols], w ≈ scale[n] · q[n, :]
+  std::vector<float> scale;    // i8: [rows]
+  std::vector<int32_t> q_sum;  // i8: [rows], Σ q[n, :]
+  int64_t rows = 0, cols = 0;
 };
 
-// Parses "f32" / "bf16" (the --decode-dtype option).
-DType parse_decode_dtype(const std::string& name);
+// The LLM's matrices as the decode step reads them. Build once per model and element type; a copy
+// does not follow later changes of the model's weights.
+struct DecodeWeights {
+  struct Layer {
+    DecodeMatrix q, k, v, o, gate, up, down;
+  };
+  DecodeDtype dtype = DecodeDtype::f32;
+  std::vector<Layer> layers;
+  DecodeMatrix lm_head;  // [V, H]: the embedding when tied
+
+  static std::shared_ptr<const DecodeWeights> build(const MiniMindLM& lm, DecodeDtype dtype);
+};
 
 class Decoder {
  public:
@@ -49,13 +61,15 @@ class Decoder {
   struct ThreadScratch {
     std::vector<float> x;       // [batch, max(H, nq·hd, I)]: this thread's normalized input
     std::vector<uint16_t> xb;   // the same rounded to bf16
+    std::vector<uint8_t> xq;    // or quantized to 8 bits
+    std::vector<float> xs;      // with one scale per row, [batch]
     std::vector<float> scores;  // [max_len]
   };
   void run_layer(size_t l, int64_t pos, KVCache& cache, int t, int nt);
   void attend(size_t l, int64_t b, int64_t g, int64_t pos, KVCache& cache, ThreadScratch& s);
   // y[:, n0:n1] (+)= input · w[n0:n1]ᵀ for this thread's share of w's rows.
-  void product(const Tensor& w, const float* in, int64_t k, float* y, int64_t ldy, bool accumulate,
-               int t, int nt, ThreadScratch& s, bool input_ready = false);
+  void product(const DecodeMatrix& w, const float* in, int64_t k, float* y, int64_t ldy,
+               bool accumulate, int t, int nt, ThreadScratch& s, bool input_ready = false);
   void normalize(const float* h, const Tensor& weight, ThreadScratch& s) const;
 
   const MiniMindLM& lm_;

@@ -1,6 +1,7 @@
 // The decode step (nn/decoder.h) against the op graph it replaces: f32 logits equal the cached
-// forward_hidden + logits path up to summation order, bf16 weights stay within bf16 rounding of
-// them, and the row-split gemv kernels equal a double-precision reference.
+// forward_hidden + logits path up to summation order, bf16 and i8 weights stay within their
+// rounding of them with the same greedy tokens, and the row-split gemv kernels (vector and
+// portable) and the int8 quantizers equal their definitions.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -84,29 +85,93 @@ double max_rel_diff(const Steps& a, const Steps& b) {
 TEST(Decoder, F32StepEqualsTheOpGraph) {
   for (const bool qk_norm : {false, true}) {
     const auto lm = test_lm(qk_norm);
-    const auto w = DecodeWeights::build(*lm, DType::f32);
+    const auto w = DecodeWeights::build(*lm, DecodeDtype::f32);
     const Steps ref = decode(*lm, nullptr, 2, 6);
     const Steps got = decode(*lm, w.get(), 2, 6);
     EXPECT_LT(max_rel_diff(got, ref), 2e-6) << "qk_norm " << qk_norm;
   }
 }
 
-TEST(Decoder, Bf16StepStaysWithinBf16RoundingAndKeepsTheArgmax) {
+// Reduced-precision decode weights against the f32 op graph: logits within `bound` of the
+// largest logit (and really different from it), the same greedy token at every step.
+void expect_close_with_same_argmax(DecodeDtype dtype, double bound) {
   const auto lm = test_lm(false);
-  const auto w = DecodeWeights::build(*lm, DType::bf16);
+  const auto w = DecodeWeights::build(*lm, dtype);
   const int64_t V = lm->config().vocab_size;
   const Steps ref = decode(*lm, nullptr, 2, 6);
   const Steps got = decode(*lm, w.get(), 2, 6);
-  // Weights and inputs of every product rounded to 8 significant bits (relative 2⁻⁹ each).
   const double rel = max_rel_diff(got, ref);
-  EXPECT_LT(rel, 3e-2);  // measured 1.0e-2
-  EXPECT_GT(rel, 1e-5);  // the bf16 copies are really used
+  EXPECT_LT(rel, bound) << decode_dtype_name(dtype);
+  EXPECT_GT(rel, 1e-5) << decode_dtype_name(dtype);  // the copies are really used
   for (size_t s = 0; s < ref.logits.size(); ++s)
     for (int64_t b = 0; b < 2; ++b) {
       const auto argmax = [&](const std::vector<float>& l) {
         return std::max_element(l.begin() + b * V, l.begin() + (b + 1) * V) - l.begin();
       };
-      EXPECT_EQ(argmax(got.logits[s]), argmax(ref.logits[s])) << "step " << s << " row " << b;
+      EXPECT_EQ(argmax(got.logits[s]), argmax(ref.logits[s]))
+          << decode_dtype_name(dtype) << " step " << s << " row " << b;
+    }
+}
+
+TEST(Decoder, Bf16StepStaysWithinBf16RoundingAndKeepsTheArgmax) {
+  // Weights and inputs of every product rounded to 8 significant bits (relative 2⁻⁹ each).
+  expect_close_with_same_argmax(DecodeDtype::bf16, 3e-2);  // measured 1.0e-2
+}
+
+TEST(Decoder, I8StepStaysWithin8BitRoundingAndKeepsTheArgmax) {
+  // Weights and inputs quantized to 255 levels of their row's largest magnitude.
+  expect_close_with_same_argmax(DecodeDtype::i8, 0.15);  // measured 5.6e-2
+}
+
+TEST(Decoder, Int8QuantizationAndGemvMatchTheirDefinitions) {
+  // K not a multiple of 64 (the masked tail), N not a multiple of 4, 3 rows, a row range inside
+  // the matrix, and the accumulating form.
+  const int64_t N = 23, K = 141, M = 3, n0 = 5, n1 = 22;
+  Rng rng(12);
+  std::vector<float> w(N * K), x(M * K);
+  for (float& v : w) v = static_cast<float>(rng.normal());
+  for (float& v : x) v = static_cast<float>(rng.normal());
+  w[7] = 0;
+  std::vector<int8_t> q(w.size());
+  std::vector<float> ws(N), xs(M);
+  std::vector<int32_t> qsum(N);
+  std::vector<uint8_t> xq(x.size());
+  cpu::quantize_rows_i8(w.data(), N, K, q.data(), ws.data(), qsum.data());
+  for (int64_t m = 0; m < M; ++m) xs[m] = cpu::quantize_u8(&x[m * K], K, &xq[m * K]);
+  for (int64_t n = 0; n < N; ++n) {
+    int32_t sum = 0, largest = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      EXPECT_NEAR(ws[n] * q[n * K + k], w[n * K + k], ws[n] * 0.5001) << n << "," << k;
+      sum += q[n * K + k];
+      largest = std::max(largest, std::abs(static_cast<int32_t>(q[n * K + k])));
+    }
+    EXPECT_EQ(qsum[n], sum);
+    EXPECT_EQ(largest, 127) << "row " << n << " does not use the full range";
+  }
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k)
+      EXPECT_NEAR(xs[m] * (xq[m * K + k] - 128), x[m * K + k], xs[m] * 0.5001) << m << "," << k;
+  for (const bool portable : {false, true})
+    for (const bool accumulate : {false, true}) {
+      std::vector<float> y(M * N, 0.5f);
+      const cpu::I8Rows wr{q.data(), ws.data(), qsum.data()};
+      const cpu::U8Rows xr{xq.data(), xs.data()};
+      if (portable)
+        cpu::gemv_rows_portable(wr, K, xr, M, y.data(), N, n0, n1, accumulate);
+      else
+        cpu::gemv_rows(wr, K, xr, M, y.data(), N, n0, n1, accumulate);
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          double want = 0.5;
+          if (n >= n0 && n < n1) {
+            double dot = 0;
+            for (int64_t k = 0; k < K; ++k)
+              dot += static_cast<double>(ws[n]) * q[n * K + k] * xs[m] * (xq[m * K + k] - 128);
+            want = accumulate ? want + dot : dot;
+          }
+          EXPECT_NEAR(y[m * N + n], want, 1e-4 * (1 + std::fabs(want)))
+              << "portable " << portable << " row " << m << " out " << n;
+        }
     }
 }
 
@@ -154,10 +219,10 @@ TEST(Decoder, RejectsAnUnknownDtypeAndAForeignCache) {
     parse_decode_dtype("f16");
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("valid: f32, bf16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("valid: f32, bf16, i8"), std::string::npos) << e.what();
   }
   const auto lm = test_lm(false);
-  Decoder dec(*lm, DecodeWeights::build(*lm, DType::f32), 2, 8);
+  Decoder dec(*lm, DecodeWeights::build(*lm, DecodeDtype::f32), 2, 8);
   KVCache one_row = KVCache::allocate(lm->config(), 1, 8);
   const int64_t ids[2] = {1, 2};
   EXPECT_THROW(dec.step(ids, one_row), Error);
