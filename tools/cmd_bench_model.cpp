@@ -7,6 +7,8 @@
 //             or f32, on --decode-threads, default 1: see docs/performance.md); seconds of every
 //             repetition of each phase.
 //   sgemm     C = A·B at n×n×n through the GEMM the ops use; GFLOP/s of every repetition.
+//   read      a buffer of --mb MiB (default 104: the LLM's fp32 weights) streamed by 1, 2, ..
+//             threads; GB/s of every repetition (the bandwidth that bounds decoding).
 // Every line carries peak_rss_mb (the process's resident high-water mark) and the thread count.
 #include <omp.h>
 #include <sys/resource.h>
@@ -153,9 +155,45 @@ json bench_sgemm(int64_t n, int reps) {
   return {{"n", n}, {"gflops", gflops}};
 }
 
+// Streams a buffer of `mb` MiB once per repetition with 1, 2, .. threads (each its own slice):
+// the read bandwidth that bounds decoding, which reads every weight once per token.
+json bench_read(int64_t mb, int reps) {
+  const int64_t n = (mb << 20) / static_cast<int64_t>(sizeof(float));
+  std::vector<float> buf(static_cast<size_t>(n), 1.0f);
+  json out = {{"mb", mb}};
+  for (int threads = 1; threads <= omp_get_max_threads(); ++threads) {
+    std::vector<double> gbs;
+    double total = 0;
+    for (int i = 0; i < reps + 1; ++i) {
+      const auto t0 = Clock::now();
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+      {
+        const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const float* p = buf.data() + n * t / nt;
+        const int64_t len = n * (t + 1) / nt - n * t / nt;
+        // Four independent 16-lane sums, so that the adds keep up with the loads.
+        float acc[4][16] = {};
+        int64_t j = 0;
+        for (; j + 64 <= len; j += 64)
+          for (int a = 0; a < 4; ++a)
+#pragma omp simd
+            for (int l = 0; l < 16; ++l) acc[a][l] += p[j + a * 16 + l];
+        for (; j < len; ++j) acc[0][0] += p[j];
+        for (const auto& lanes : acc)
+          for (const float v : lanes) total += v;
+      }
+      if (i > 0) gbs.push_back(static_cast<double>(n) * sizeof(float) / seconds_since(t0) / 1e9);
+    }
+    MV_CHECK(total > 0, "bench-model: the read probe summed nothing");
+    out["gb_per_s_" + std::to_string(threads) + "_threads"] = gbs;
+  }
+  return out;
+}
+
 }  // namespace
 
-MINIVLM_COMMAND("bench-model", "training / prefill / decode / sgemm speed on a random model") {
+MINIVLM_COMMAND("bench-model",
+                "training / prefill / decode / sgemm speed on a random model; read bandwidth") {
   cli::Args a(args,
               {{"what", true},
                {"config", true},
@@ -166,6 +204,7 @@ MINIVLM_COMMAND("bench-model", "training / prefill / decode / sgemm speed on a r
                {"warmup", true},
                {"reps", true},
                {"n", true},
+               {"mb", true},
                {"decode-dtype", true},
                {"decode-threads", true},
                {"vision-cache-mb", true}},
@@ -176,9 +215,11 @@ MINIVLM_COMMAND("bench-model", "training / prefill / decode / sgemm speed on a r
   json out;
   if (what == "sgemm") {
     out = bench_sgemm(a.get_int("n", 1024), reps);
+  } else if (what == "read") {
+    out = bench_read(a.get_int("mb", 104), reps);
   } else {
     MV_CHECK(what == "train" || what == "generate", "bench-model: unknown --what '", what,
-             "'; valid: train, generate, sgemm");
+             "'; valid: train, generate, sgemm, read");
     const ModelConfig config = ModelConfig::from_file(a.get("config"));
     const int64_t image_token = config.llm.vocab_size - 1;
     MiniMindVLM model(config, image_token);
