@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "cpu/gemv.h"
+#include "cpu/vec_exp.h"
 
 namespace minivlm {
 
@@ -190,11 +191,11 @@ void Decoder::attend(size_t l, int64_t b, int64_t g, int64_t pos, KVCache& cache
       p[j] = scale * dot;
       mx = std::max(mx, p[j]);
     }
+#pragma omp simd
+    for (int64_t j = 0; j <= pos; ++j) p[j] = cpu::exp_vec(p[j] - mx);
     double sum = 0;
-    for (int64_t j = 0; j <= pos; ++j) {
-      p[j] = std::exp(p[j] - mx);
-      sum += p[j];
-    }
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j <= pos; ++j) sum += p[j];
     const float inv = static_cast<float>(1.0 / sum);
     float* o = att_.data() + (b * nq + h) * hd;
     std::fill_n(o, hd, 0.0f);
@@ -229,11 +230,12 @@ void Decoder::run_layer(size_t l, int64_t pos, KVCache& cache, int t, int nt) {
   product(w.gate, s.x.data(), H, gate_.data(), I, false, t, nt, s);
   product(w.up, s.x.data(), H, up_.data(), I, false, t, nt, s, true);
   const auto [i0, i1] = share(I, t, nt);  // the rows gate and up just computed
-  for (int64_t b = 0; b < batch_; ++b)
-    for (int64_t i = i0; i < i1; ++i) {
-      const float a = gate_[b * I + i];
-      gate_[b * I + i] = a / (1.0f + std::exp(-a)) * up_[b * I + i];
-    }
+  for (int64_t b = 0; b < batch_; ++b) {
+    float* g = gate_.data() + b * I;
+    const float* u = up_.data() + b * I;
+#pragma omp simd
+    for (int64_t i = i0; i < i1; ++i) g[i] = g[i] / (1.0f + cpu::exp_vec(-g[i])) * u[i];
+  }
 #pragma omp barrier
   product(w.down, gate_.data(), I, h_.data(), H, true, t, nt, s);  // h += MLP output
 #pragma omp barrier
