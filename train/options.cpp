@@ -1,5 +1,7 @@
 #include "train/options.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "core/error.h"
@@ -171,6 +173,12 @@ TrainOptions parse_train_options(Stage stage, const std::vector<std::string>& ar
   json flags = json::object();
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::printf("options (--key value or --key=value; defaults of this stage):\n");
+      for (const auto& [k, v] : defaults.items())
+        std::printf("  --%s %s\n", k.c_str(), v.dump().c_str());
+      std::exit(0);
+    }
     MV_CHECK(a.rfind("--", 0) == 0, "unexpected argument '", a,
              "' (options are --key value; valid options: ", valid_list(defaults), ")");
     std::string key = a.substr(2), value;

@@ -1,5 +1,7 @@
 #include "core/args.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "core/error.h"
@@ -28,6 +30,13 @@ Args::Args(const std::vector<std::string>& argv, const std::map<std::string, boo
   };
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::string usage = "usage: " + command_;
+      for (const auto& [k, takes_value] : options)
+        usage += " [--" + k + (takes_value ? " VALUE]" : "]");
+      std::printf("%s\n", usage.c_str());
+      std::exit(0);
+    }
     MV_CHECK(a.rfind("--", 0) == 0, command_, ": unexpected argument '", a,
              "' (valid options: ", valid(), ")");
     const std::string body = a.substr(2);
