@@ -23,20 +23,8 @@ Tensor device_empty(const Shape& shape, DType dtype, Device device) {
 }
 
 Tensor strided_copy(const Tensor& src) {
-  const Device dev = src.device();
-  Tensor out = device_empty(src.shape(), src.dtype(), dev);
-  MV_CHECK(src.dim() <= kern::kMaxViewDims, "strided_copy: ", src.desc(), " has more than ",
-           kern::kMaxViewDims, " dimensions");
-  kern::StridedView view;
-  view.ndim = static_cast<int>(src.dim());
-  for (int d = 0; d < view.ndim; ++d) {
-    view.shape[d] = src.shape()[static_cast<size_t>(d)];
-    view.stride[d] = src.strides()[static_cast<size_t>(d)];
-  }
-  dispatch_storage("strided_copy", src, [&](auto zero) {
-    using T = decltype(zero);
-    MV_OWN_KERNEL(dev, strided_copy, ptr<T>(out), ptr<const T>(src), view, stream_for(dev));
-  });
+  Tensor out = device_empty(src.shape(), src.dtype(), src.device());
+  MV_CHECK(device_copy(out, src), "strided_copy: no device copy for ", src.desc());
   return out;
 }
 

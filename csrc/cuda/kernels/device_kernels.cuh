@@ -1,8 +1,8 @@
 // Definitions of cuda/kernels/launchers.inc, compiled once per back-end: by g++ against the SIMT
 // emulator (cuda/kernels/device_kernels_emu.cpp) and by nvcc for the GPU.
 //
-// strided_copy, binary, scale: grid-stride loops, one element per thread step; memory-bound
-// (strided_copy reads scattered). sum_dim: one thread per output element, sequential over n.
+// binary, scale: grid-stride loops, one element per thread step; memory-bound. sum_dim: one
+// thread per output element, sequential over n.
 // softmax: one block per row, block max and sum (reduce.cuh), 2 reads + 1 write per element.
 #pragma once
 
@@ -18,7 +18,6 @@ using kernels::MINIVLM_KERNEL_BACKEND::block_sum;
 using kernels::MINIVLM_KERNEL_BACKEND::from_float;
 using kernels::MINIVLM_KERNEL_BACKEND::grid_stride_blocks;
 using kernels::MINIVLM_KERNEL_BACKEND::MaxOp;
-using kernels::MINIVLM_KERNEL_BACKEND::require;
 using kernels::MINIVLM_KERNEL_BACKEND::require_block_size;
 using kernels::MINIVLM_KERNEL_BACKEND::to_float;
 
@@ -27,20 +26,6 @@ __device__ __forceinline__ std::size_t global_thread() {
 }
 __device__ __forceinline__ std::size_t grid_threads() {
   return static_cast<std::size_t>(gridDim.x) * blockDim.x;
-}
-
-template <typename T>
-__global__ void strided_copy_kernel(T* out, const T* in, StridedView view, std::size_t n) {
-  for (std::size_t i = global_thread(); i < n; i += grid_threads()) {
-    std::size_t rest = i;
-    int64_t off = 0;
-    for (int d = view.ndim - 1; d >= 0; --d) {
-      const std::size_t extent = static_cast<std::size_t>(view.shape[d]);
-      off += static_cast<int64_t>(rest % extent) * view.stride[d];
-      rest /= extent;
-    }
-    out[i] = in[off];
-  }
 }
 
 template <typename T>
@@ -95,17 +80,6 @@ __global__ void softmax_backward_kernel(T* dinp, const T* dout, const T* out, in
 }
 
 template <typename T>
-void strided_copy(T* out, const T* in, const StridedView& view, cudaStream_t stream,
-                  int block_size) {
-  require_block_size("strided_copy", block_size);
-  require(view.ndim >= 0 && view.ndim <= kMaxViewDims, "strided_copy", "too many dimensions");
-  const std::size_t n = view.numel();
-  if (n == 0) return;
-  simt::launch(strided_copy_kernel<T>, grid_stride_blocks(n, block_size), block_size, 0, stream,
-               out, in, view, n);
-}
-
-template <typename T>
 void binary(T* out, const T* a, const T* b, std::size_t n, BinaryOp op, cudaStream_t stream,
             int block_size) {
   require_block_size("binary", block_size);
@@ -147,7 +121,6 @@ void softmax_backward(T* dinp, const T* dout, const T* out, int rows, int n, cud
   simt::launch(softmax_backward_kernel<T>, rows, block_size, 0, stream, dinp, dout, out, n);
 }
 
-MINIVLM_INSTANTIATE_STORAGE_TYPES(strided_copy)
 MINIVLM_INSTANTIATE_STORAGE_TYPES(binary)
 MINIVLM_INSTANTIATE_STORAGE_TYPES(scale)
 MINIVLM_INSTANTIATE_STORAGE_TYPES(sum_dim)
