@@ -163,7 +163,9 @@ double clip_grads(const ParamList& params, double norm, double max_norm) {
              " is ", g.desc());
     float* d = g.data<float>();
     const float f = static_cast<float>(factor);
-    for (int64_t i = 0; i < g.numel(); ++i) d[i] *= f;
+    const int64_t n = g.numel();
+#pragma omp parallel for if (n > 65536) schedule(static)
+    for (int64_t i = 0; i < n; ++i) d[i] *= f;
   }
   return factor;
 }
