@@ -6,8 +6,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
@@ -73,6 +75,35 @@ inline const Workspace& workspace() {
     return w;
   }();
   return w;
+}
+
+// A trainer binary (`bin`: train_sft, train_pretrain) on the workspace's `data_file` and images,
+// with the options the end-to-end training tests share (batch 4, lr 2e-3, a metrics line every
+// step); `extra` adds more.
+inline std::string train_command(const std::string& bin, const std::string& model,
+                                 const std::string& data_file, const std::string& out,
+                                 const std::string& extra) {
+  const Workspace& w = workspace();
+  return kBin + "/" + bin + " --model " + model + " --data " + w.data + "/" + data_file +
+         " --images " + w.images + " --out " + out +
+         " --batch-size 4 --lr 2e-3 --log-every 1 --max-seq-len 256 " + extra;
+}
+
+// The training lines (those with a loss) of a run's metrics.jsonl, in order.
+inline std::vector<nlohmann::json> train_lines(const std::string& run_dir) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(read_file(run_dir + "/metrics.jsonl"));
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+inline std::vector<double> losses(const std::string& run_dir) {
+  std::vector<double> out;
+  for (const nlohmann::json& j : train_lines(run_dir)) out.push_back(j["loss"].get<double>());
+  return out;
 }
 
 }  // namespace minivlm::testing

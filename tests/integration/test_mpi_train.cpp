@@ -18,6 +18,7 @@ namespace {
 
 using testing::fresh_dir;
 using testing::kBin;
+using testing::losses;
 using testing::mpirun;
 using testing::read_file;
 using testing::run;
@@ -34,16 +35,6 @@ RunResult train(const std::string& launcher, const std::string& out, const std::
   return run(launcher + kBin + "/train_sft --model " + w.model + " --data " +
              (data.empty() ? w.data + "/sft.jsonl" : data) + " --images " + w.images + " --out " +
              out + " --lr 2e-3 --log-every 1 --max-seq-len 256 --seed 42 " + extra);
-}
-
-std::vector<double> losses(const std::string& run_dir) {
-  std::vector<double> out;
-  std::istringstream in(read_file(run_dir + "/metrics.jsonl"));
-  for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) out.push_back(j["loss"].get<double>());
-  }
-  return out;
 }
 
 double max_relative(const std::vector<double>& a, const std::vector<double>& b) {

@@ -14,27 +14,14 @@ namespace minivlm {
 namespace {
 
 using testing::fresh_dir;
-using testing::kBin;
 using testing::read_file;
 using testing::run;
+using testing::train_command;
+using testing::train_lines;
 using testing::workspace;
 
 std::string train_sft(const std::string& out, const std::string& extra) {
-  const auto& w = workspace();
-  return kBin + "/train_sft --model " + w.model + " --data " + w.data + "/sft.jsonl --images " +
-         w.images + " --out " + out + " --batch-size 4 --lr 2e-3 --log-every 1 --max-seq-len 256 " +
-         extra;
-}
-
-// The training lines of metrics.jsonl.
-std::vector<nlohmann::json> train_lines(const std::string& run_dir) {
-  std::vector<nlohmann::json> out;
-  std::istringstream in(read_file(run_dir + "/metrics.jsonl"));
-  for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) out.push_back(j);
-  }
-  return out;
+  return train_command("train_sft", workspace().model, "sft.jsonl", out, extra);
 }
 
 // max |a − b| / max |b| over the tensors of two safetensors files with the same names, dtypes and

@@ -17,34 +17,18 @@ namespace minivlm {
 namespace {
 
 using testing::fresh_dir;
-using testing::kBin;
+using testing::losses;
 using testing::read_file;
 using testing::run;
+using testing::train_command;
 using testing::workspace;
-
-std::string train(const std::string& bin, const std::string& model, const std::string& data_file,
-                  const std::string& out, const std::string& extra) {
-  const auto& w = workspace();
-  return kBin + "/" + bin + " --model " + model + " --data " + w.data + "/" + data_file +
-         " --images " + w.images + " --out " + out +
-         " --batch-size 4 --lr 2e-3 --log-every 1 --max-seq-len 256 " + extra;
-}
-
-std::vector<double> losses(const std::string& run_dir) {
-  std::vector<double> out;
-  std::istringstream in(read_file(run_dir + "/metrics.jsonl"));
-  for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) out.push_back(j["loss"].get<double>());
-  }
-  return out;
-}
 
 // Six SFT steps in one go: the reference the interrupted runs must reproduce bit for bit.
 const std::string& straight_run() {
   static const std::string dir = [] {
     const std::string d = fresh_dir("straight");
-    const auto r = run(train("train_sft", workspace().model, "sft.jsonl", d, "--max-steps 6"));
+    const auto r =
+        run(train_command("train_sft", workspace().model, "sft.jsonl", d, "--max-steps 6"));
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return d;
   }();
@@ -54,12 +38,12 @@ const std::string& straight_run() {
 TEST(TrainResume, HalfThenResumeEqualsStraight) {
   const std::string& a = straight_run();
   const std::string b = fresh_dir("half");
-  auto r =
-      run(train("train_sft", workspace().model, "sft.jsonl", b, "--max-steps 6 --save-every 3"));
+  auto r = run(train_command("train_sft", workspace().model, "sft.jsonl", b,
+                             "--max-steps 6 --save-every 3"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string c = fresh_dir("resumed");
-  r = run(train("train_sft", workspace().model, "sft.jsonl", c,
-                "--max-steps 6 --resume " + b + "/checkpoints/step_00000003"));
+  r = run(train_command("train_sft", workspace().model, "sft.jsonl", c,
+                        "--max-steps 6 --resume " + b + "/checkpoints/step_00000003"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
   const std::string wa = read_file(a + "/final/model.safetensors");
@@ -77,7 +61,8 @@ TEST(TrainResume, HalfThenResumeEqualsStraight) {
 TEST(TrainResume, SigtermFinishesTheStepSavesAndResumesExactly) {
   const std::string& a = straight_run();
   const std::string b = fresh_dir("signal");
-  const std::string cmd = train("train_sft", workspace().model, "sft.jsonl", b, "--max-steps 6");
+  const std::string cmd =
+      train_command("train_sft", workspace().model, "sft.jsonl", b, "--max-steps 6");
   pid_t pid;
   const char* args[] = {"/bin/sh", "-c", nullptr, nullptr};
   const std::string exec_cmd = "exec " + cmd + " >" + b + ".log 2>&1";
@@ -103,17 +88,19 @@ TEST(TrainResume, SigtermFinishesTheStepSavesAndResumesExactly) {
 
 TEST(TrainResume, PretrainThenSftHandoffResumesExactly) {
   const std::string p = fresh_dir("pretrain");
-  auto r = run(train("train_pretrain", workspace().model, "pretrain.jsonl", p, "--max-steps 3"));
+  auto r =
+      run(train_command("train_pretrain", workspace().model, "pretrain.jsonl", p, "--max-steps 3"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // The pretrain stage trained only the projector: the LLM weights are unchanged.
   const std::string s1 = fresh_dir("sft_straight"), s2 = fresh_dir("sft_half"),
                     s3 = fresh_dir("sft_resumed");
-  r = run(train("train_sft", p + "/final", "sft.jsonl", s1, "--max-steps 4"));
+  r = run(train_command("train_sft", p + "/final", "sft.jsonl", s1, "--max-steps 4"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = run(train("train_sft", p + "/final", "sft.jsonl", s2, "--max-steps 4 --save-every 2"));
+  r = run(
+      train_command("train_sft", p + "/final", "sft.jsonl", s2, "--max-steps 4 --save-every 2"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = run(train("train_sft", p + "/final", "sft.jsonl", s3,
-                "--max-steps 4 --resume " + s2 + "/checkpoints/step_00000002"));
+  r = run(train_command("train_sft", p + "/final", "sft.jsonl", s3,
+                        "--max-steps 4 --resume " + s2 + "/checkpoints/step_00000002"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(read_file(s1 + "/final/model.safetensors") ==
               read_file(s3 + "/final/model.safetensors"));
@@ -121,12 +108,12 @@ TEST(TrainResume, PretrainThenSftHandoffResumesExactly) {
 
 TEST(TrainOptions, UnknownOptionListsValidOnesAndRunJsonIsWritten) {
   const std::string d = fresh_dir("options");
-  auto r = run(train("train_sft", workspace().model, "sft.jsonl", d, "--max-step 2"));
+  auto r = run(train_command("train_sft", workspace().model, "sft.jsonl", d, "--max-step 2"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("unknown option --max-step"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("--max_steps"), std::string::npos) << r.output;
-  r = run(train("train_pretrain", workspace().model, "pretrain.jsonl", d,
-                "--max_steps 1 --grad-accum 2 --device cuda-emu"));
+  r = run(train_command("train_pretrain", workspace().model, "pretrain.jsonl", d,
+                        "--max_steps 1 --grad-accum 2 --device cuda-emu"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // Training runs on the requested device: no note about falling back to the CPU.
   EXPECT_EQ(r.output.find("note: --device"), std::string::npos) << r.output;
@@ -157,8 +144,8 @@ TEST(TrainGuards, NonFiniteStepsAreSkippedThenAbort) {
   std::filesystem::copy_file(w.model + "/config.json", model + "/config.json");
   std::filesystem::copy_file(w.model + "/tokenizer.json", model + "/tokenizer.json");
   const std::string d = fresh_dir("nan_run");
-  const auto r =
-      run(train("train_sft", model, "sft.jsonl", d, "--max-steps 10 --max-nonfinite-steps 3"));
+  const auto r = run(
+      train_command("train_sft", model, "sft.jsonl", d, "--max-steps 10 --max-nonfinite-steps 3"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("4 steps in a row had a non-finite loss or gradient"), std::string::npos)
       << r.output;
@@ -169,8 +156,9 @@ TEST(TrainGuards, NonFiniteStepsAreSkippedThenAbort) {
 TEST(TrainEval, PeriodicHeldOutEvaluationIsLogged) {
   const auto& w = workspace();
   const std::string d = fresh_dir("periodic_eval");
-  const auto r = run(train("train_sft", w.model, "sft.jsonl", d,
-                           "--max-steps 4 --eval-every 2 --eval " + w.data + "/eval.jsonl"));
+  const auto r =
+      run(train_command("train_sft", w.model, "sft.jsonl", d,
+                        "--max-steps 4 --eval-every 2 --eval " + w.data + "/eval.jsonl"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::istringstream in(read_file(d + "/metrics.jsonl"));
   std::vector<int64_t> eval_steps;
