@@ -1,6 +1,5 @@
 #include "train/trainer.h"
 
-#include <csignal>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +18,7 @@
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/progress.h"
+#include "train/stop_signals.h"
 
 namespace minivlm {
 
@@ -26,9 +26,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-volatile std::sig_atomic_t g_stop_signal = 0;
-extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 // requires_grad per the stage's policy; the vision tower is always frozen.
 void apply_freeze_policy(const MiniMindVLM& model, const std::string& train) {
@@ -44,6 +41,7 @@ void apply_freeze_policy(const MiniMindVLM& model, const std::string& train) {
 }
 
 struct Run {
+  const StopSignals* stop = nullptr;
   TrainOptions opt;
   std::unique_ptr<Communicator> comm;
   LoadedModel m;
@@ -308,8 +306,6 @@ int train(Run& r) {
   write_run_json(r);
   print_startup(r);
 
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
   Progress progress(r.total_steps, r.step, r.opt.log_every);
   auto t_last = std::chrono::steady_clock::now();
   int64_t tokens_since = 0;
@@ -359,7 +355,7 @@ int train(Run& r) {
       run_eval(r);
     }
     // A signal on any rank stops every rank after this step.
-    std::vector<double> stop = {g_stop_signal != 0 ? 1.0 : 0.0};
+    std::vector<double> stop = {r.stop->received() != 0 ? 1.0 : 0.0};
     r.comm->all_reduce_sum(stop);
     if (stop[0] > 0) {
       progress.finish();
@@ -393,7 +389,9 @@ int train(Run& r) {
 }  // namespace
 
 int train_main(Stage stage, int argc, char** argv) {
+  const StopSignals stop;  // before any other thread starts
   Run r;
+  r.stop = &stop;
   r.comm = make_communicator();
   const char* prog = stage == Stage::pretrain ? "train_pretrain" : "train_sft";
   try {
