@@ -2,15 +2,15 @@
 // skipped, tokens, loss, ppl; with --generate also exact_match and token_f1) and
 // OUT/predictions.jsonl (one line per record: index, loss over its supervised tokens, tokens; with
 // --generate the greedy prediction and the reference). Under mpirun the records are split across
-// ranks.
+// ranks. --device cuda|cuda-emu computes on the CUDA back-end (infer/device_model.h).
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/process_env.h"
-#include "cuda/gpu.h"
 #include "dist/communicator.h"
+#include "infer/device_model.h"
 #include "infer/evaluate.h"
 #include "io/model_io.h"
 #include "text/tokenizer.h"
@@ -34,9 +34,8 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
                {"generate", false},
                {"max-new-tokens", true}},
               "eval");
-  if (const std::string note = cpu_fallback_note(a.get("device", "auto")); !note.empty())
-    std::fprintf(stderr, "%s\n", note.c_str());
   const LoadedModel m = load_model_dir(a.get("model"));
+  place_for_inference(*m.model, a.get("device", "auto"));
   const SampleFormat fmt = SampleFormat::for_model(m.config, a.get_int("max-seq-len", 2048));
   const JsonlDataset data(a.get("data"), a.get("images"), *m.tokenizer, fmt);
   EvalOptions opt;

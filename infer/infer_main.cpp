@@ -1,7 +1,8 @@
 // infer (SPEC §6): answers a prompt about zero or more images, streaming the reply to stdout as it
 // is generated; tokens/s for prefill and decode go to stderr. --decode-dtype bf16|i8|f32 picks
 // the element type of the weights each decoded token reads, --decode-threads N the threads that
-// read them. --interactive keeps a chat history;
+// read them (both for the CPU decoder); --device cuda|cuda-emu computes on the CUDA back-end.
+// --interactive keeps a chat history;
 // "/image PATH" attaches an image to the next message, "/reset" starts over, "/quit" ends.
 #include <algorithm>
 #include <cstdio>
@@ -9,8 +10,8 @@
 
 #include "core/args.h"
 #include "core/process_env.h"
-#include "cuda/gpu.h"
 #include "data/image.h"
+#include "infer/device_model.h"
 #include "infer/generate.h"
 #include "infer/utf8_stream.h"
 #include "io/model_io.h"
@@ -92,9 +93,8 @@ int infer_main(const std::vector<std::string>& argv) {
                {"decode-threads", true},
                {"device", true}},
               "infer");
-  if (const std::string note = cpu_fallback_note(a.get("device", "auto")); !note.empty())
-    std::fprintf(stderr, "%s\n", note.c_str());
   const LoadedModel m = load_model_dir(a.get("model"));
+  const Device device = place_for_inference(*m.model, a.get("device", "auto"));
   Chat chat{m, {}, {}, {}, 0};
   chat.gen.max_new_tokens = a.get_int("max-new-tokens", 512);
   chat.gen.seed = static_cast<uint64_t>(a.get_int("seed", 42));
@@ -106,9 +106,16 @@ int infer_main(const std::vector<std::string>& argv) {
   chat.gen.eos_id = m.tokenizer->token_to_id("<|im_end|>");
   // bf16 by default: half the bytes per decoded token (decode is bound by reading the weights)
   // with logits within ~1% of f32's; i8 reads a quarter for ~2-6% (docs/performance.md);
-  // --decode-dtype f32 decodes with the model's own weights.
-  chat.gen.decode_weights =
-      DecodeWeights::build(m.model->llm, parse_decode_dtype(a.get("decode-dtype", "bf16")));
+  // --decode-dtype f32 decodes with the model's own weights, as a model on a device always does.
+  if (device.is_cpu()) {
+    chat.gen.decode_weights =
+        DecodeWeights::build(m.model->llm, parse_decode_dtype(a.get("decode-dtype", "bf16")));
+  } else {
+    MV_CHECK(a.get("decode-dtype", "f32") == "f32" && !a.has("decode-threads"),
+             "infer: --decode-dtype ", a.get("decode-dtype", "f32"),
+             " and --decode-threads set the CPU decoder; --device ", device.str(),
+             " decodes with the model's fp32 weights");
+  }
   // One thread by default: one row's decode is bound by memory bandwidth, which one core nearly
   // saturates on the 2-core development machine, while the ~40 barriers per token of a split step
   // cost more than a second core adds (docs/performance.md).

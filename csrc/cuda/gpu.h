@@ -17,9 +17,4 @@ std::string gpu_summary();
 // (naming the GPU state and the devices that remain).
 Device compute_device(const std::string& requested_device);
 
-// Binaries that compute only on the CPU back-end (eval, infer). For `--device` other than
-// cpu/auto this returns the one line that says so (naming the device and the GPU state); for
-// cpu/auto an empty string. Throws for a device name that does not parse.
-std::string cpu_fallback_note(const std::string& requested_device);
-
 }  // namespace minivlm

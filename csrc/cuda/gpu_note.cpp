@@ -14,11 +14,4 @@ Device compute_device(const std::string& requested) {
   return d;
 }
 
-std::string cpu_fallback_note(const std::string& requested) {
-  if (requested.empty() || requested == "auto" || requested == "cpu") return "";
-  parse_device(requested);  // an unknown name is an error, not a fallback
-  return "note: --device " + requested +
-         ": this program runs on the cpu back-end in this version (" + gpu_summary() + ")";
-}
-
 }  // namespace minivlm

@@ -5,11 +5,12 @@
 
 namespace minivlm {
 
-KVCache KVCache::allocate(const LlmConfig& c, int64_t batch, int64_t max_len) {
+KVCache KVCache::allocate(const LlmConfig& c, int64_t batch, int64_t max_len, Device device) {
   KVCache kv;
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    kv.k.push_back(Tensor::zeros({batch, max_len, c.num_key_value_heads, c.head_dim}));
-    kv.v.push_back(Tensor::zeros({batch, max_len, c.num_key_value_heads, c.head_dim}));
+    const Shape shape = {batch, max_len, c.num_key_value_heads, c.head_dim};
+    kv.k.push_back(Tensor::zeros(shape, DType::f32, device));
+    kv.v.push_back(Tensor::zeros(shape, DType::f32, device));
   }
   return kv;
 }

@@ -9,12 +9,12 @@
 namespace minivlm {
 
 // Keys and values of past positions, per layer: [B, max_len, nkv, hd]; k is stored after qk-norm
-// and RoPE. Used only without autograd (generation).
+// and RoPE, on the device of the model it serves. Used only without autograd (generation).
 struct KVCache {
   std::vector<Tensor> k, v;
   int64_t length = 0;  // positions filled
   int64_t capacity() const { return k.empty() ? 0 : k[0].size(1); }
-  static KVCache allocate(const LlmConfig& c, int64_t batch, int64_t max_len);
+  static KVCache allocate(const LlmConfig& c, int64_t batch, int64_t max_len, Device device = kCPU);
 };
 
 struct DecoderLayer {

@@ -5,10 +5,12 @@
 
 #include <cmath>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "infer/generate.h"
 #include "infer/utf8_stream.h"
+#include "ops/ops.h"
 #include "nn/vlm.h"
 
 namespace minivlm {
@@ -79,6 +81,36 @@ TEST(Generate, GreedyWithCacheEqualsFullRecomputation) {
   Prompt q = p;
   q.pixels = Tensor::zeros(p.pixels.shape());
   EXPECT_NE(generate(*m, q.ids, q.pixels, q.images, o)[0], cached[0]);
+}
+
+// The model on cuda-emu decodes through the op graph with the cache on the device (the flash
+// decode kernel for every new token); its greedy tokens equal the CPU's f32 decoder's.
+TEST(Generate, GreedyOnCudaEmuEqualsTheCpuDecoder) {
+  const auto cpu = test_model();
+  const auto emu = test_model();
+  const Device dev{DeviceType::cuda_emu, 0};
+  for (NamedTensor& p : emu->params()) p.tensor.set_data(p.tensor.detach().to(dev));
+  ASSERT_EQ(emu->llm.embed_tokens.device(), dev);
+  GenerationOptions o;
+  o.max_new_tokens = 16;
+  o.sampling.greedy = true;
+  o.eos_id = -1;  // never stop early: compare every step
+  o.decode_dtype = DecodeDtype::f32;
+  const Prompt p = image_prompt(*cpu, 2);  // two rows, one image each, decoded together
+  const auto want = generate(*cpu, p.ids, p.pixels, p.images, o);
+  const auto got = generate(*emu, p.ids, p.pixels, p.images, o);
+  ASSERT_EQ(got.size(), 2u);
+  for (size_t b = 0; b < 2; ++b) {
+    EXPECT_EQ(got[b].size(), 16u);
+    EXPECT_EQ(got[b], want[b]) << "row " << b;
+    // A reply of one repeated token would compare nothing of the cache's later positions.
+    EXPECT_GT(std::set<int32_t>(want[b].begin(), want[b].end()).size(), 3u) << "row " << b;
+  }
+  // A prompt of another length with other pixels, alone.
+  std::vector<int32_t> ids = p.ids[1];
+  ids.insert(ids.end(), {200, 300, 400});
+  const Tensor px = ops::scale(p.pixels.narrow(0, 1, 1).contiguous(), -0.5);
+  EXPECT_EQ(generate(*emu, {ids}, px, {1}, o), generate(*cpu, {ids}, px, {1}, o));
 }
 
 TEST(Generate, SeededSamplingIsReproducibleAndTemperatureZeroIsGreedy) {
