@@ -77,6 +77,13 @@ inline const Workspace& workspace() {
   return w;
 }
 
+// A JSON list of command-line words (a golden case's recorded arguments) as " a b c".
+inline std::string args_of(const nlohmann::json& list) {
+  std::string s;
+  for (const auto& a : list) s += " " + a.get<std::string>();
+  return s;
+}
+
 // A trainer binary (`bin`: train_sft, train_pretrain) on the workspace's `data_file` and images,
 // with the options the end-to-end training tests share (batch 4, lr 2e-3, a metrics line every
 // step); `extra` adds more.

@@ -9,18 +9,13 @@
 namespace minivlm {
 namespace {
 
+using testing::args_of;
 using testing::fresh_dir;
 using testing::kBin;
 using testing::kSource;
 using testing::kTokenizer;
 using testing::read_file;
 using testing::run;
-
-std::string args_of(const nlohmann::json& list) {
-  std::string s;
-  for (const auto& a : list) s += " " + a.get<std::string>();
-  return s;
-}
 
 TEST(EvalParity, PerSampleLossesMatchTheIndependentReference) {
   const auto golden =
