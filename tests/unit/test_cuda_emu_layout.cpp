@@ -4,65 +4,19 @@
 // back-end.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <functional>
 #include <vector>
 
 #include "core/device.h"
-#include "op_test_util.h"
+#include "cuda_emu_util.h"
 #include "optim/adamw.h"
 
 namespace minivlm {
 namespace {
 
-// The emulated device; MINIVLM_TEST_DEVICE=cuda runs the same tests on a real GPU.
-const Device kEmu = [] {
-  const char* d = std::getenv("MINIVLM_TEST_DEVICE");
-  return d != nullptr ? parse_device(d) : Device{DeviceType::cuda_emu, 0};
-}();
-
-Tensor randn(const Shape& s, uint64_t seed) {
-  Rng rng(seed);
-  return testing::randn(rng, s, DType::f32);
-}
-
-// Element-wise |got − want| ≤ rtol · max|want| (exact for rtol 0).
-::testing::AssertionResult close(const Tensor& got, const Tensor& want, double rtol = 1e-5) {
-  if (got.shape() != want.shape())
-    return ::testing::AssertionFailure() << got.desc() << " vs " << want.desc();
-  const std::vector<double> a = got.to_double_vector(), b = want.to_double_vector();
-  double scale = 0;
-  for (double x : b) scale = std::max(scale, std::abs(x));
-  return testing::all_close(a, b, 0.0, rtol * scale);
-}
-
-Tensor leaf(const Tensor& t, Device d) {
-  Tensor out = t.detach().to(d);
-  out.set_requires_grad(true);
-  return out;
-}
-
-// f on CPU leaves and on device copies; same outputs and input gradients for one upstream grad.
-void expect_same(const std::vector<Tensor>& inputs,
-                 const std::function<Tensor(const std::vector<Tensor>&)>& f) {
-  std::vector<Tensor> cpu, emu;
-  for (const Tensor& t : inputs) {
-    const bool grad = is_floating(t.dtype());
-    cpu.push_back(grad ? leaf(t, kCPU) : t);
-    emu.push_back(grad ? leaf(t, kEmu) : t.to(kEmu));
-  }
-  const Tensor y_cpu = f(cpu), y_emu = f(emu);
-  ASSERT_EQ(y_emu.device(), kEmu);
-  EXPECT_TRUE(close(y_emu, y_cpu)) << "forward";
-  const Tensor g = randn(y_cpu.shape(), 7);
-  y_cpu.backward(g);
-  y_emu.backward(g.to(kEmu));
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!cpu[i].requires_grad()) continue;
-    ASSERT_TRUE(emu[i].grad().defined()) << "input " << i;
-    EXPECT_TRUE(close(emu[i].grad(), cpu[i].grad())) << "gradient of input " << i;
-  }
-}
+using testing::close;
+using testing::expect_same;
+using testing::kEmu;
+using testing::randn;
 
 TEST(CudaEmuLayout, CopyIntoStridedDeviceViewsConvertsAndLeavesTheRest) {
   const Tensor base = randn({4, 6, 5}, 1), src = randn({6, 4}, 2);

@@ -2,13 +2,13 @@
 // and kernels on cuda-emu: logits, loss and every parameter gradient equal the CPU back-end's.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "core/rng.h"
+#include "cuda_emu_util.h"
 #include "nn/config.h"
 #include "nn/llm.h"
 #include "ops/ops.h"
@@ -16,11 +16,7 @@
 namespace minivlm {
 namespace {
 
-// The emulated device; MINIVLM_TEST_DEVICE=cuda runs the same tests on a real GPU.
-const Device kEmu = [] {
-  const char* d = std::getenv("MINIVLM_TEST_DEVICE");
-  return d != nullptr ? parse_device(d) : Device{DeviceType::cuda_emu, 0};
-}();
+using testing::kEmu;
 
 void for_each_param(MiniMindLM& m, const std::function<void(Tensor&)>& f) {
   for (Tensor* t : {&m.embed_tokens, &m.final_norm, &m.lm_head})

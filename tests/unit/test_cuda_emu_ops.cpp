@@ -2,69 +2,19 @@
 // against the CPU back-end, forward and backward, fp32 within 1e-5 of the tensor's scale.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <functional>
 #include <vector>
 
 #include "core/device.h"
 #include "cuda/runtime.h"
-#include "op_test_util.h"
+#include "cuda_emu_util.h"
 
 namespace minivlm {
 namespace {
 
-// The emulated device; MINIVLM_TEST_DEVICE=cuda runs the same tests on a real GPU.
-const Device kEmu = [] {
-  const char* d = std::getenv("MINIVLM_TEST_DEVICE");
-  return d != nullptr ? parse_device(d) : Device{DeviceType::cuda_emu, 0};
-}();
-
-// |got − want| ≤ 1e-5 · max|want| element-wise (zero tensors: exactly equal).
-::testing::AssertionResult close(const Tensor& got, const Tensor& want) {
-  if (got.shape() != want.shape())
-    return ::testing::AssertionFailure() << got.desc() << " vs " << want.desc();
-  const std::vector<double> a = got.to_double_vector(), b = want.to_double_vector();
-  double scale = 0;
-  for (double x : b) scale = std::max(scale, std::abs(x));
-  return testing::all_close(a, b, 0.0, 1e-5 * scale);
-}
-
-Tensor leaf(const Tensor& t, Device d) {
-  Tensor out = t.detach().to(d);
-  out.set_requires_grad(true);
-  return out;
-}
-
-// Runs f on CPU leaves and on cuda-emu copies of them, backpropagates the same random upstream
-// gradient through both, and compares outputs and every input gradient.
-void expect_same(const std::vector<Tensor>& inputs,
-                 const std::function<Tensor(const std::vector<Tensor>&)>& f, bool backward = true) {
-  std::vector<Tensor> cpu, emu;
-  for (const Tensor& t : inputs) {
-    const bool grad = backward && is_floating(t.dtype());
-    cpu.push_back(grad ? leaf(t, kCPU) : t);
-    emu.push_back(grad ? leaf(t, kEmu) : t.to(kEmu));
-  }
-  const Tensor y_cpu = f(cpu), y_emu = f(emu);
-  ASSERT_EQ(y_emu.device(), kEmu);
-  EXPECT_TRUE(close(y_emu, y_cpu)) << "forward";
-  if (!backward) return;
-  Rng rng(7);
-  const Tensor g = testing::randn(rng, y_cpu.shape(), DType::f32);
-  y_cpu.backward(g);
-  y_emu.backward(g.to(kEmu));
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!cpu[i].requires_grad()) continue;
-    ASSERT_TRUE(emu[i].grad().defined()) << "input " << i;
-    EXPECT_EQ(emu[i].grad().device(), kEmu);
-    EXPECT_TRUE(close(emu[i].grad(), cpu[i].grad())) << "gradient of input " << i;
-  }
-}
-
-Tensor randn(const Shape& s, uint64_t seed) {
-  Rng rng(seed);
-  return testing::randn(rng, s, DType::f32);
-}
+using testing::close;
+using testing::expect_same;
+using testing::kEmu;
+using testing::randn;
 
 TEST(CudaEmu, DeviceIsAvailableAndHoldsTensors) {
   EXPECT_TRUE(device_available(DeviceType::cuda_emu));

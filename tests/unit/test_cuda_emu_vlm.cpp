@@ -6,24 +6,19 @@
 // tolerances of the fp32 CPU run.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "autograd/node.h"
-#include "op_test_util.h"
+#include "cuda_emu_util.h"
 #include "nn/vlm.h"
 #include "optim/adamw.h"
 
 namespace minivlm {
 namespace {
 
-// The emulated device; MINIVLM_TEST_DEVICE=cuda runs the same tests on a real GPU.
-const Device kEmu = [] {
-  const char* d = std::getenv("MINIVLM_TEST_DEVICE");
-  return d != nullptr ? parse_device(d) : Device{DeviceType::cuda_emu, 0};
-}();
+using testing::kEmu;
 
 constexpr int64_t kImageToken = 12;
 
