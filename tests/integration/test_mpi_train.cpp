@@ -62,29 +62,32 @@ double max_tensor_relative(const std::string& a_path, const std::string& b_path)
   return worst;
 }
 
-// 20 steps of global batch 4 three ways: one process accumulating two micro-batches of 2, two ranks
-// with one micro-batch of 2 each (several gradient buckets), one process with micro-batches of 4.
-TEST(MpiTrain, TwoRanksMatchOneProcessOnTheSameGlobalBatch) {
-  MINIVLM_SKIP_WITHOUT_MPI();
-  const std::string accum = fresh_dir("accum"), ranks = fresh_dir("ranks"),
-                    wide = fresh_dir("wide");
-  RunResult r = train(kAlone, accum, "--max-steps 20 --batch-size 2 --grad-accum 2");
+// `steps` steps of global batch 4 three ways, `options` added to each: one process accumulating
+// two micro-batches of 2, two ranks with one micro-batch of 2 each (several gradient buckets), one
+// process with micro-batches of 4. The two-rank job names `engine` as its communicator.
+void expect_two_ranks_match_one_process(const std::string& tag, int steps,
+                                        const std::string& options, const std::string& engine) {
+  const std::string accum = fresh_dir(tag + "accum"), ranks = fresh_dir(tag + "ranks"),
+                    wide = fresh_dir(tag + "wide");
+  const std::string common = options + "--max-steps " + std::to_string(steps) + " ";
+  RunResult r = train(kAlone, accum, common + "--batch-size 2 --grad-accum 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = train(mpirun(2) + "-x MINIVLM_BUCKET_MB=0.25 ", ranks, "--max-steps 20 --batch-size 2");
+  r = train(mpirun(2) + "-x MINIVLM_BUCKET_MB=0.25 ", ranks, common + "--batch-size 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("2 (mpi)"), std::string::npos) << r.output;
-  r = train(kAlone, wide, "--max-steps 20 --batch-size 4");
+  EXPECT_NE(r.output.find("2 (" + engine + ")"), std::string::npos) << r.output;
+  r = train(kAlone, wide, common + "--batch-size 4");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto run_json = nlohmann::json::parse(read_file(ranks + "/run.json"));
   EXPECT_EQ(run_json["world_size"], 2);
   EXPECT_EQ(run_json["global_batch"], 4);
 
   const auto la = losses(accum), lr = losses(ranks), lw = losses(wide);
-  ASSERT_EQ(la.size(), 20u);
-  ASSERT_EQ(lr.size(), 20u);
-  ASSERT_EQ(lw.size(), 20u);
-  // The same micro-batches, their gradients added by MPI instead of by accumulation: a + b
-  // either way, so the same bits.
+  const auto n = static_cast<size_t>(steps);
+  ASSERT_EQ(la.size(), n);
+  ASSERT_EQ(lr.size(), n);
+  ASSERT_EQ(lw.size(), n);
+  // The same micro-batches, their gradients added by the communicator instead of by
+  // accumulation: a + b either way, so the same bits.
   EXPECT_EQ(la, lr);
   EXPECT_TRUE(read_file(accum + "/final/model.safetensors") ==
               read_file(ranks + "/final/model.safetensors"));
@@ -93,8 +96,8 @@ TEST(MpiTrain, TwoRanksMatchOneProcessOnTheSameGlobalBatch) {
   const double loss_diff = max_relative(lw, lr);
   const double weight_diff =
       max_tensor_relative(wide + "/final/model.safetensors", ranks + "/final/model.safetensors");
-  std::printf("2 ranks × 2 vs 1 process × 4: max relative loss difference %.3g, weights %.3g\n",
-              loss_diff, weight_diff);
+  std::printf("%s2 ranks × 2 vs 1 process × 4: max relative loss difference %.3g, weights %.3g\n",
+              options.c_str(), loss_diff, weight_diff);
   EXPECT_LE(loss_diff, 1e-5);
   EXPECT_LE(weight_diff, 1e-5);
   // Training moved: the check above compares trained weights, not the initial ones twice.
@@ -103,42 +106,16 @@ TEST(MpiTrain, TwoRanksMatchOneProcessOnTheSameGlobalBatch) {
             1e-3);
 }
 
+TEST(MpiTrain, TwoRanksMatchOneProcessOnTheSameGlobalBatch) {
+  MINIVLM_SKIP_WITHOUT_MPI();
+  expect_two_ranks_match_one_process("", 20, "", "mpi");
+}
+
 // The CUDA back-end's data-parallel path on the emulated device: gradients of cuda-emu parameters
-// summed by the device communicator (NCCL's code path, its collectives emulated over MPI). Four
-// steps of global batch 4, three ways as above.
+// summed by the device communicator (NCCL's code path, its collectives emulated over MPI).
 TEST(MpiTrain, TwoRanksOnCudaEmuMatchOneProcessOnTheSameGlobalBatch) {
   MINIVLM_SKIP_WITHOUT_MPI();
-  const std::string accum = fresh_dir("emu_accum"), ranks = fresh_dir("emu_ranks"),
-                    wide = fresh_dir("emu_wide");
-  const std::string emu = "--device cuda-emu --max-steps 4 ";
-  RunResult r = train(kAlone, accum, emu + "--batch-size 2 --grad-accum 2");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = train(mpirun(2) + "-x MINIVLM_BUCKET_MB=0.25 ", ranks, emu + "--batch-size 2");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("2 (nccl-emu)"), std::string::npos) << r.output;
-  r = train(kAlone, wide, emu + "--batch-size 4");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-
-  const auto la = losses(accum), lr = losses(ranks), lw = losses(wide);
-  ASSERT_EQ(la.size(), 4u);
-  ASSERT_EQ(lr.size(), 4u);
-  ASSERT_EQ(lw.size(), 4u);
-  // The emulated all-reduce of two ranks is a + b, like accumulation: the same bits.
-  EXPECT_EQ(la, lr);
-  EXPECT_TRUE(read_file(accum + "/final/model.safetensors") ==
-              read_file(ranks + "/final/model.safetensors"));
-  const double loss_diff = max_relative(lw, lr);
-  const double weight_diff =
-      max_tensor_relative(wide + "/final/model.safetensors", ranks + "/final/model.safetensors");
-  std::printf(
-      "cuda-emu, 2 ranks × 2 vs 1 process × 4: max relative loss difference %.3g, "
-      "weights %.3g\n",
-      loss_diff, weight_diff);
-  EXPECT_LE(loss_diff, 1e-5);
-  EXPECT_LE(weight_diff, 1e-5);
-  EXPECT_GT(max_tensor_relative(workspace().model + "/model.safetensors",
-                                ranks + "/final/model.safetensors"),
-            1e-3);
+  expect_two_ranks_match_one_process("emu_", 4, "--device cuda-emu ", "nccl-emu");
 }
 
 // Six steps on two ranks straight, and three + resume + three: the same bits.
