@@ -130,11 +130,12 @@ Tensor contiguous_here(const Tensor& t) {
   return out;
 }
 
-// A contiguous host copy of any tensor, in its own dtype.
+// A contiguous host copy of any tensor, in its own dtype: gathered where it lives, then moved.
 Tensor host_contiguous(const Tensor& t) {
-  if (t.device().is_cpu() && t.is_contiguous()) return t;
+  const Tensor c = contiguous_here(t);
+  if (c.device().is_cpu()) return c;
   Tensor out = Tensor::empty(t.shape(), t.dtype(), kCPU);
-  out.copy_(t);
+  out.copy_(c);
   return out;
 }
 template <typename V>
@@ -187,20 +188,13 @@ void Tensor::copy_(const Tensor& src) {
   // Other layouts or dtypes: gather src where it lives, move the bytes, then scatter and convert
   // where the destination lives (a device kernel, or the host loop).
   if (device().is_cpu()) {
-    const Tensor c = contiguous_here(src);
-    Tensor h = c;
-    if (!c.device().is_cpu()) {
-      h = Tensor::empty(shape(), c.dtype(), kCPU);
-      h.copy_(c);
-    }
-    detail::strided_convert(h, *this);
+    detail::strided_convert(host_contiguous(src), *this);
     return;
   }
   Tensor here = src;
   if (src.device() != device()) {
-    const Tensor c = contiguous_here(src);
     here = Tensor::empty(shape(), src.dtype(), device());
-    here.copy_(c);
+    here.copy_(host_contiguous(src));
   }
   if (device_copy(*this, here)) return;
   // A dtype pair the device does not convert: convert on the host, copy back in dst's dtype.
