@@ -60,8 +60,7 @@ void AdamW::step(double lr, double grad_scale) {
   const float step_size = static_cast<float>(lr / bc1);
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   const float eps = static_cast<float>(c_.eps);
-  const bool scaled = grad_scale != 1.0;
-  const float gs = static_cast<float>(grad_scale);
+  const float gs = static_cast<float>(grad_scale);  // × 1 is exact: unscaled steps keep their bits
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor g = params_[i].tensor.grad();
     if (!g.defined()) continue;
@@ -73,7 +72,7 @@ void AdamW::step(double lr, double grad_scale) {
     const int64_t n = params_[i].tensor.numel();
 #pragma omp parallel for if (n > 65536) schedule(static)
     for (int64_t j = 0; j < n; ++j) {
-      const float gj = scaled ? gp[j] * gs : gp[j];
+      const float gj = gp[j] * gs;
       p[j] *= decay;
       m[j] = b1 * m[j] + (1 - b1) * gj;
       v[j] = b2 * v[j] + (1 - b2) * gj * gj;
