@@ -56,7 +56,7 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
     return;
   }
   const int M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
-  if (m == 1 && k > 0) {
+  if (m == 1) {
     // c[1, n] = a[1, k] · op(B): B stored [n, k] (tb) or [k, n].
     const int inca = ta ? static_cast<int>(lda) : 1;
     if (tb)
@@ -67,7 +67,7 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
                     c, 1);
     return;
   }
-  if (n == 1 && k > 0) {
+  if (n == 1) {
     // c[m, 1] = op(A) · b[k, 1]: A stored [m, k] or [k, m] (ta).
     const int incb = tb ? 1 : static_cast<int>(ldb);
     Blas<T>::gemv(CblasRowMajor, op(ta), ta ? K : M, ta ? M : K, alpha, a, static_cast<int>(lda), b,
