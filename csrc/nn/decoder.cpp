@@ -134,9 +134,10 @@ void Decoder::normalize(const float* h, const Tensor& weight, ThreadScratch& s) 
     rms_row(h + b * H, weight.data<float>(), H, c.rms_norm_eps, s.x.data() + b * H);
 }
 
-void Decoder::product(const DecodeMatrix& w, const float* in, int64_t k, float* y, int64_t ldy,
-                      bool accumulate, int t, int nt, ThreadScratch& s, bool input_ready) {
+void Decoder::product(const DecodeMatrix& w, const float* in, float* y, bool accumulate, int t,
+                      int nt, ThreadScratch& s, bool input_ready) {
   const auto [n0, n1] = share(w.rows, t, nt);
+  const int64_t k = w.cols, ldy = w.rows;
   switch (w_->dtype) {
     case DecodeDtype::f32:
       cpu::gemv_rows(w.w.data<float>(), k, in, batch_, y, ldy, n0, n1, accumulate);
@@ -212,23 +213,22 @@ void Decoder::run_layer(size_t l, int64_t pos, KVCache& cache, int t, int nt) {
   const LlmConfig& c = lm_.config();
   const DecoderLayer& ml = lm_.layers[l];
   const DecodeWeights::Layer& w = w_->layers[l];
-  const int64_t H = c.hidden_size, nq = c.num_attention_heads, nkv = c.num_key_value_heads,
-                qd = nq * c.head_dim, kd = nkv * c.head_dim, I = c.intermediate_size;
+  const int64_t nkv = c.num_key_value_heads, I = c.intermediate_size;
   ThreadScratch& s = scratch_[static_cast<size_t>(t)];
 
   normalize(h_.data(), ml.input_norm, s);
-  product(w.q, s.x.data(), H, q_.data(), qd, false, t, nt, s);
-  product(w.k, s.x.data(), H, k_.data(), kd, false, t, nt, s, true);
-  product(w.v, s.x.data(), H, v_.data(), kd, false, t, nt, s, true);
+  product(w.q, s.x.data(), q_.data(), false, t, nt, s);
+  product(w.k, s.x.data(), k_.data(), false, t, nt, s, true);
+  product(w.v, s.x.data(), v_.data(), false, t, nt, s, true);
 #pragma omp barrier
   for (int64_t task = t; task < batch_ * nkv; task += nt)
     attend(l, task / nkv, task % nkv, pos, cache, s);
 #pragma omp barrier
-  product(w.o, att_.data(), qd, h_.data(), H, true, t, nt, s);  // h += attention output
+  product(w.o, att_.data(), h_.data(), true, t, nt, s);  // h += attention output
 #pragma omp barrier
   normalize(h_.data(), ml.post_norm, s);
-  product(w.gate, s.x.data(), H, gate_.data(), I, false, t, nt, s);
-  product(w.up, s.x.data(), H, up_.data(), I, false, t, nt, s, true);
+  product(w.gate, s.x.data(), gate_.data(), false, t, nt, s);
+  product(w.up, s.x.data(), up_.data(), false, t, nt, s, true);
   const auto [i0, i1] = share(I, t, nt);  // the rows gate and up just computed
   for (int64_t b = 0; b < batch_; ++b) {
     float* g = gate_.data() + b * I;
@@ -237,7 +237,7 @@ void Decoder::run_layer(size_t l, int64_t pos, KVCache& cache, int t, int nt) {
     for (int64_t i = i0; i < i1; ++i) g[i] = g[i] / (1.0f + cpu::exp_vec(-g[i])) * u[i];
   }
 #pragma omp barrier
-  product(w.down, gate_.data(), I, h_.data(), H, true, t, nt, s);  // h += MLP output
+  product(w.down, gate_.data(), h_.data(), true, t, nt, s);  // h += MLP output
 #pragma omp barrier
 }
 
@@ -269,7 +269,7 @@ const float* Decoder::step(const int64_t* ids, KVCache& cache) {
     for (size_t l = 0; l < lm_.layers.size(); ++l) run_layer(l, pos, cache, t, nt);
     ThreadScratch& s = scratch_[static_cast<size_t>(t)];
     normalize(h_.data(), lm_.final_norm, s);
-    product(w_->lm_head, s.x.data(), H, logits_.data(), V, false, t, nt, s);
+    product(w_->lm_head, s.x.data(), logits_.data(), false, t, nt, s);
   }
   cache.length = pos + 1;
   return logits_.data();

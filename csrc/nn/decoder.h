@@ -67,9 +67,10 @@ class Decoder {
   };
   void run_layer(size_t l, int64_t pos, KVCache& cache, int t, int nt);
   void attend(size_t l, int64_t b, int64_t g, int64_t pos, KVCache& cache, ThreadScratch& s);
-  // y[:, n0:n1] (+)= input · w[n0:n1]ᵀ for this thread's share of w's rows.
-  void product(const DecodeMatrix& w, const float* in, int64_t k, float* y, int64_t ldy,
-               bool accumulate, int t, int nt, ThreadScratch& s, bool input_ready = false);
+  // y[:, n0:n1] (+)= input · w[n0:n1]ᵀ for this thread's share of w's rows; input is
+  // [batch, w.cols], y [batch, w.rows].
+  void product(const DecodeMatrix& w, const float* in, float* y, bool accumulate, int t, int nt,
+               ThreadScratch& s, bool input_ready = false);
   void normalize(const float* h, const Tensor& weight, ThreadScratch& s) const;
 
   const MiniMindLM& lm_;
