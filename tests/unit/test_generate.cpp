@@ -8,6 +8,7 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
+#include "infer/device_model.h"
 #include "infer/generate.h"
 #include "infer/utf8_stream.h"
 #include "ops/ops.h"
@@ -89,7 +90,7 @@ TEST(Generate, GreedyOnCudaEmuEqualsTheCpuDecoder) {
   const auto cpu = test_model();
   const auto emu = test_model();
   const Device dev{DeviceType::cuda_emu, 0};
-  for (NamedTensor& p : emu->params()) p.tensor.set_data(p.tensor.detach().to(dev));
+  ASSERT_EQ(place_for_inference(*emu, "cuda-emu"), dev);
   ASSERT_EQ(emu->llm.embed_tokens.device(), dev);
   GenerationOptions o;
   o.max_new_tokens = 16;
