@@ -123,14 +123,35 @@ TEST(Decoder, I8StepStaysWithin8BitRoundingAndKeepsTheArgmax) {
   expect_close_with_same_argmax(DecodeDtype::i8, 0.15);  // measured 5.6e-2
 }
 
+// n standard normal values.
+std::vector<float> normal_values(Rng& rng, int64_t n) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = static_cast<float>(rng.normal());
+  return v;
+}
+
+// y [M, N] after a gemv_rows over output rows [n0, n1) of a y that was 0.5 everywhere: dot(m, n)
+// inside the range (plus the 0.5 when accumulating), 0.5 untouched outside it; within
+// abs_tol + rel_tol · |expected|.
+template <typename Dot>
+void expect_gemv_rows(const std::vector<float>& y, int64_t M, int64_t N, int64_t n0, int64_t n1,
+                      bool accumulate, Dot dot, double abs_tol, double rel_tol,
+                      const std::string& what) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double want = 0.5;
+      if (n >= n0 && n < n1) want = accumulate ? want + dot(m, n) : dot(m, n);
+      EXPECT_NEAR(y[m * N + n], want, abs_tol + rel_tol * std::fabs(want))
+          << what << " row " << m << " out " << n;
+    }
+}
+
 TEST(Decoder, Int8QuantizationAndGemvMatchTheirDefinitions) {
   // K not a multiple of 64 (the masked tail), N not a multiple of 4, 3 rows, a row range inside
   // the matrix, and the accumulating form.
   const int64_t N = 23, K = 141, M = 3, n0 = 5, n1 = 22;
   Rng rng(12);
-  std::vector<float> w(N * K), x(M * K);
-  for (float& v : w) v = static_cast<float>(rng.normal());
-  for (float& v : x) v = static_cast<float>(rng.normal());
+  std::vector<float> w = normal_values(rng, N * K), x = normal_values(rng, M * K);
   w[7] = 0;
   std::vector<int8_t> q(w.size());
   std::vector<float> ws(N), xs(M);
@@ -160,18 +181,14 @@ TEST(Decoder, Int8QuantizationAndGemvMatchTheirDefinitions) {
         cpu::gemv_rows_portable(wr, K, xr, M, y.data(), N, n0, n1, accumulate);
       else
         cpu::gemv_rows(wr, K, xr, M, y.data(), N, n0, n1, accumulate);
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = 0; n < N; ++n) {
-          double want = 0.5;
-          if (n >= n0 && n < n1) {
-            double dot = 0;
-            for (int64_t k = 0; k < K; ++k)
-              dot += static_cast<double>(ws[n]) * q[n * K + k] * xs[m] * (xq[m * K + k] - 128);
-            want = accumulate ? want + dot : dot;
-          }
-          EXPECT_NEAR(y[m * N + n], want, 1e-4 * (1 + std::fabs(want)))
-              << "portable " << portable << " row " << m << " out " << n;
-        }
+      const auto dot = [&](int64_t m, int64_t n) {
+        double d = 0;
+        for (int64_t k = 0; k < K; ++k)
+          d += static_cast<double>(ws[n]) * q[n * K + k] * xs[m] * (xq[m * K + k] - 128);
+        return d;
+      };
+      expect_gemv_rows(y, M, N, n0, n1, accumulate, dot, 1e-4, 1e-4,
+                       "portable " + std::to_string(portable));
     }
 }
 
@@ -180,9 +197,7 @@ TEST(Decoder, GemvRowsMatchADoubleReference) {
   // a row range that starts inside the matrix, and the accumulating form.
   const int64_t N = 23, K = 77, M = 3, n0 = 5, n1 = 22;
   Rng rng(11);
-  std::vector<float> w(N * K), x(M * K);
-  for (float& v : w) v = static_cast<float>(rng.normal());
-  for (float& v : x) v = static_cast<float>(rng.normal());
+  const std::vector<float> w = normal_values(rng, N * K), x = normal_values(rng, M * K);
   std::vector<uint16_t> wb(w.size()), xb(x.size());
   cpu::to_bf16(w.data(), wb.data(), N * K);
   cpu::to_bf16(x.data(), xb.data(), M * K);
@@ -197,20 +212,15 @@ TEST(Decoder, GemvRowsMatchADoubleReference) {
         cpu::gemv_rows(wb.data(), K, xb.data(), M, y.data(), N, n0, n1, accumulate);
       else
         cpu::gemv_rows_portable(wb.data(), K, xb.data(), M, y.data(), N, n0, n1, accumulate);
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = 0; n < N; ++n) {
-          double want = 0.5;
-          if (n >= n0 && n < n1) {
-            double dot = 0;
-            for (int64_t k = 0; k < K; ++k)
-              dot += bf16 ? static_cast<double>(bf16_to_f32(wb[n * K + k])) *
-                                bf16_to_f32(xb[m * K + k])
-                          : static_cast<double>(w[n * K + k]) * x[m * K + k];
-            want = accumulate ? want + dot : dot;
-          }
-          EXPECT_NEAR(y[m * N + n], want, 1e-4)
-              << "kernel " << kernel << " row " << m << " out " << n;
-        }
+      const auto dot = [&](int64_t m, int64_t n) {
+        double d = 0;
+        for (int64_t k = 0; k < K; ++k)
+          d += bf16 ? static_cast<double>(bf16_to_f32(wb[n * K + k])) * bf16_to_f32(xb[m * K + k])
+                    : static_cast<double>(w[n * K + k]) * x[m * K + k];
+        return d;
+      };
+      expect_gemv_rows(y, M, N, n0, n1, accumulate, dot, 1e-4, 0.0,
+                       "kernel " + std::to_string(kernel));
     }
 }
 
