@@ -1,7 +1,5 @@
 #include "infer/device_model.h"
 
-#include "cuda/gpu.h"
-
 namespace minivlm {
 
 Device place_for_inference(MiniMindVLM& model, const std::string& requested) {

@@ -8,7 +8,7 @@
 #include <map>
 #include <memory>
 
-#include "cuda/gpu.h"
+#include "core/backend.h"
 #include "data/loader.h"
 #include "dist/communicator.h"
 #include "dist/grad_reducer.h"
@@ -255,9 +255,10 @@ void write_run_json(const Run& r) {
 int train(Run& r) {
   r.device = compute_device(r.opt.device);
   r.dtype = r.opt.dtype == "bf16" ? DType::bf16 : DType::f32;
-  MV_CHECK(r.dtype == DType::f32 || r.device.is_cuda_backend(), "--dtype ", r.opt.dtype,
-           " needs a CUDA back-end device (--device cuda or cuda-emu); --device ", r.device.str(),
-           " trains in fp32");
+  MV_CHECK(r.dtype == DType::f32 || backend_for(r.device).computes(r.dtype), "--dtype ",
+           r.opt.dtype, ": the ", backend_for(r.device).name(),
+           " back-end does not train in it (--device cuda or cuda-emu do); --device ",
+           r.device.str(), " trains in fp32");
   // Gradients of device parameters are reduced by the device's collectives.
   use_device_communicator(r.comm, r.device);
   fs::create_directories(r.opt.out);

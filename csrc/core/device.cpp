@@ -50,6 +50,11 @@ std::array<DeviceAllocator*, 3>& registry() {
   return r;
 }
 
+std::array<std::string (*)(), 3>& summaries() {
+  static std::array<std::string (*)(), 3> s{};
+  return s;
+}
+
 }  // namespace
 
 void register_allocator(DeviceType type, DeviceAllocator* alloc) {
@@ -57,6 +62,28 @@ void register_allocator(DeviceType type, DeviceAllocator* alloc) {
 }
 
 bool device_available(DeviceType type) { return registry()[static_cast<size_t>(type)] != nullptr; }
+
+void register_device_summary(DeviceType type, std::string (*summary)()) {
+  summaries()[static_cast<size_t>(type)] = summary;
+}
+
+std::string device_summary(DeviceType type) {
+  if (auto* f = summaries()[static_cast<size_t>(type)]) return f();
+  return device_available(type) ? "available" : "not in this build";
+}
+
+Device compute_device(const std::string& requested) {
+  if (requested.empty() || requested == "auto")
+    return device_available(DeviceType::cuda) ? Device{DeviceType::cuda, 0} : kCPU;
+  const Device d = parse_device(requested);
+  if (device_available(d.type)) return d;
+  std::string others;
+  for (DeviceType t : {DeviceType::cpu, DeviceType::cuda, DeviceType::cuda_emu})
+    if (device_available(t))
+      others += (others.empty() ? "--device " : " or --device ") + Device{t, 0}.str();
+  MV_FAIL("--device ", requested, ": not usable (", device_summary(d.type), "); use ", others,
+          " (cuda-emu: the CUDA back-end emulated on the CPU)");
+}
 
 DeviceAllocator& allocator_for(Device d) {
   DeviceAllocator* a = registry()[static_cast<size_t>(d.type)];

@@ -15,14 +15,17 @@ struct Device {
   int index = 0;
   bool operator==(const Device&) const = default;
   bool is_cpu() const { return type == DeviceType::cpu; }
-  // cuda and cuda-emu run the same CUDA back-end host code and kernels.
-  bool is_cuda_backend() const { return type != DeviceType::cpu; }
   std::string str() const;
 };
 
 inline const Device kCPU{};
 
 Device parse_device(const std::string& s);  // "cpu", "cuda", "cuda:1", "cuda-emu"
+
+// The device a `--device` value names for computing: auto (or empty) is cuda when it is available,
+// else cpu. Throws for a name that does not parse and for a device that is not available, naming
+// its state (device_summary) and the devices that are.
+Device compute_device(const std::string& requested_device);
 
 // Memory on a device: allocate/free, fill from/to host, device-to-device copy.
 struct DeviceAllocator {
@@ -37,6 +40,13 @@ struct DeviceAllocator {
 // Registered by each back-end at static-init time; throws a clear error for unregistered devices.
 void register_allocator(DeviceType type, DeviceAllocator* alloc);
 DeviceAllocator& allocator_for(Device d);
+// Whether tensors can live on devices of `type` in this build on this machine.
 bool device_available(DeviceType type);
+
+// One line on a device type's state for messages and `minivlm info`: what it is, or why it is
+// absent ("no GPU: the CUDA driver reports no device"). Registered by back-ends that can be absent
+// at run time; others read "available" or "not in this build".
+void register_device_summary(DeviceType type, std::string (*summary)());
+std::string device_summary(DeviceType type);
 
 }  // namespace minivlm

@@ -256,4 +256,18 @@ Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, i
   return Tensor(std::move(impl));
 }
 
+Tensor broadcast_view(const Tensor& a, const Shape& shape) {
+  MV_CHECK(shape.size() >= a.shape().size(), "expand: cannot expand ", shape_str(a.shape()), " to ",
+           shape_str(shape));
+  const size_t lead = shape.size() - a.shape().size();
+  Shape st(shape.size(), 0);
+  for (size_t i = 0; i < a.shape().size(); ++i) {
+    const int64_t d = a.shape()[i];
+    MV_CHECK(d == shape[lead + i] || d == 1, "expand: cannot expand ", shape_str(a.shape()), " to ",
+             shape_str(shape));
+    st[lead + i] = d == 1 ? 0 : a.strides()[i];
+  }
+  return make_view(a, shape, st, a.offset());
+}
+
 }  // namespace minivlm

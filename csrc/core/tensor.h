@@ -147,6 +147,9 @@ class Tensor {
 
 // A new tensor viewing `base`'s storage with another shape/strides/offset (no autograd).
 Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset);
+// `a` broadcast to `shape` as a view (stride 0 along repeated dimensions; no autograd); throws
+// naming both shapes when a does not broadcast to it.
+Tensor broadcast_view(const Tensor& a, const Shape& shape);
 
 // How a back-end copies between two tensors on one of its devices, with any strides, converting
 // the dtype (dst and src have the same shape and device). Returns false for a pair of dtypes it

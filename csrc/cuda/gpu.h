@@ -1,4 +1,5 @@
-// Whether a real GPU is usable, and the device's registration with the tensor core.
+// Whether a real GPU is usable, and one line on its state (registered as the `cuda` device's
+// summary, core/device.h).
 #pragma once
 #include <string>
 
@@ -11,10 +12,5 @@ namespace minivlm {
 bool gpu_available();
 // One line for logs: the device name and memory, or why there is none.
 std::string gpu_summary();
-
-// The device a `--device` value names for computing: auto (or empty) is cuda when a GPU is
-// usable, else cpu. Throws for a name that does not parse, and for cuda without a usable GPU
-// (naming the GPU state and the devices that remain).
-Device compute_device(const std::string& requested_device);
 
 }  // namespace minivlm

@@ -12,5 +12,12 @@ namespace cuda {
 Runtime* real_runtime() { return nullptr; }
 }  // namespace cuda
 
+namespace {
+const bool registered = [] {
+  register_device_summary(DeviceType::cuda, &gpu_summary);
+  return true;
+}();
+}  // namespace
+
 }  // namespace minivlm
 #endif

@@ -96,7 +96,7 @@ Runtime& emulated_runtime() {
 
 namespace {
 
-// cuda-emu exists in every build; the op dispatch references this file, so it is always linked.
+// cuda-emu exists in every build.
 const bool emu_registered = [] {
   static RuntimeAllocator alloc(emulated_runtime());
   register_allocator(DeviceType::cuda_emu, &alloc);
@@ -106,7 +106,8 @@ const bool emu_registered = [] {
 }  // namespace
 
 Runtime& runtime_for(Device device) {
-  MV_CHECK(device.is_cuda_backend(), "runtime_for: ", device.str(), " is not a CUDA device");
+  MV_CHECK(device.type == DeviceType::cuda || device.type == DeviceType::cuda_emu,
+           "runtime_for: ", device.str(), " is not a CUDA device");
   if (device.type == DeviceType::cuda_emu) return emulated_runtime();
   Runtime* rt = real_runtime();
   MV_CHECK(rt != nullptr, "device ", device.str(),

@@ -1,213 +1,30 @@
-// Fused scaled-dot-product attention on the CPU (causal or bidirectional, GQA).
-//
-// Forward works per (batch, query head) on blocks of kBlock query rows: S = Q Kᵀ·scale by GEMM,
-// masked softmax in place, O = P V by GEMM; it saves only the per-row log-sum-exp. Backward works
-// per (batch, kv head) — so dK/dV of a kv head are owned by one thread, no atomics — and for each
-// query head of the group and each query block recomputes P = exp(S − lse), then
-//   dV += Pᵀ dO,  dP = dO Vᵀ,  dS = P ∘ (dP − rowsum(dO ∘ O)),  dQ = scale·dS K,  dK += scale·dSᵀ
-//   Q.
-// Peak scratch is kBlock × Tk per thread, never Tq × Tk.
-#include <cmath>
-#include <limits>
-#include <vector>
-
+// Scaled-dot-product attention (causal or bidirectional, GQA) as one fused node: the forward saves
+// only the per-row log-sum-exp, from which the backward recomputes the probabilities, so [Tq, Tk]
+// is never stored (cpu/attention.cpp, kernels/flash_attention.cuh).
 #include "autograd/node.h"
-#include "cuda/ops.h"
-#include "cpu/gemm.h"
-#include "cpu/vec_exp.h"
-#include "ops/dispatch.h"
+#include "ops/checks.h"
 #include "ops/ops.h"
 
 namespace minivlm::ops {
 
-using detail::check_cpu;
-using detail::dispatch_float;
-
-namespace {
-
-constexpr int64_t kBlock = 64;
-
-struct AttnDims {
-  int64_t B, Tq, Tk, nq, nkv, hd, group;
-  double scale;
-  bool causal;
-  // Keys visible to query row i: [0, visible(i)).
-  int64_t visible(int64_t i) const {
-    if (!causal) return Tk;
-    return std::clamp<int64_t>(i + 1 + (Tk - Tq), 0, Tk);
-  }
-};
-
-// S[r, j] = scale · q_r · k_j for rows [i0, i1) and keys [0, lim), masked to −inf.
-template <typename T>
-void scores(const AttnDims& d, const T* q, const T* k, int64_t i0, int64_t i1, int64_t lim, T* s) {
-  cpu::gemm<T>(false, true, i1 - i0, lim, d.hd, static_cast<T>(d.scale), q + i0 * d.nq * d.hd,
-               d.nq * d.hd, k, d.nkv * d.hd, T(0), s, lim);
-  for (int64_t i = i0; i < i1; ++i) {
-    T* row = s + (i - i0) * lim;
-    for (int64_t j = d.visible(i); j < lim; ++j) row[j] = -std::numeric_limits<T>::infinity();
-  }
-}
-
-template <typename T>
-void attention_forward(const AttnDims& d, const T* q, const T* k, const T* v, T* o, T* lse) {
-#pragma omp parallel
-  {
-    std::vector<T> s(static_cast<size_t>(kBlock * d.Tk));
-#pragma omp for collapse(2) schedule(dynamic)
-    for (int64_t b = 0; b < d.B; ++b) {
-      for (int64_t h = 0; h < d.nq; ++h) {
-        const int64_t kh = h / d.group;
-        const T* qb = q + (b * d.Tq * d.nq + h) * d.hd;
-        const T* kb = k + (b * d.Tk * d.nkv + kh) * d.hd;
-        const T* vb = v + (b * d.Tk * d.nkv + kh) * d.hd;
-        T* ob = o + (b * d.Tq * d.nq + h) * d.hd;
-        T* lb = lse + (b * d.nq + h) * d.Tq;
-        for (int64_t i0 = 0; i0 < d.Tq; i0 += kBlock) {
-          const int64_t i1 = std::min(d.Tq, i0 + kBlock);
-          const int64_t lim = d.visible(i1 - 1);
-          if (lim == 0) {
-            for (int64_t i = i0; i < i1; ++i) {
-              std::fill_n(ob + i * d.nq * d.hd, d.hd, T(0));
-              lb[i] = -std::numeric_limits<T>::infinity();
-            }
-            continue;
-          }
-          scores(d, qb, kb, i0, i1, lim, s.data());
-          for (int64_t i = i0; i < i1; ++i) {
-            T* row = s.data() + (i - i0) * lim;
-            T mx = -std::numeric_limits<T>::infinity();
-            for (int64_t j = 0; j < lim; ++j) mx = std::max(mx, row[j]);
-            if (mx == -std::numeric_limits<T>::infinity()) {  // a row that sees no key
-              std::fill_n(row, lim, T(0));
-              lb[i] = mx;
-              continue;
-            }
-            double sum = 0;
-#pragma omp simd reduction(+ : sum)
-            for (int64_t j = 0; j < lim; ++j) {
-              row[j] = cpu::exp_fast(row[j] - mx);
-              sum += row[j];
-            }
-            const T inv = static_cast<T>(1.0 / sum);
-#pragma omp simd
-            for (int64_t j = 0; j < lim; ++j) row[j] *= inv;
-            lb[i] = static_cast<T>(mx + std::log(sum));
-          }
-          cpu::gemm<T>(false, false, i1 - i0, d.hd, lim, T(1), s.data(), lim, vb, d.nkv * d.hd,
-                       T(0), ob + i0 * d.nq * d.hd, d.nq * d.hd);
-        }
-      }
-    }
-  }
-}
-
-template <typename T>
-void attention_backward(const AttnDims& d, const T* q, const T* k, const T* v, const T* o,
-                        const T* lse, const T* dout, T* dq, T* dk, T* dv) {
-#pragma omp parallel
-  {
-    std::vector<T> p(static_cast<size_t>(kBlock * d.Tk)), dp(static_cast<size_t>(kBlock * d.Tk));
-    std::vector<T> rowdot(static_cast<size_t>(kBlock));
-#pragma omp for collapse(2) schedule(dynamic)
-    for (int64_t b = 0; b < d.B; ++b) {
-      for (int64_t kh = 0; kh < d.nkv; ++kh) {
-        const T* kb = k + (b * d.Tk * d.nkv + kh) * d.hd;
-        const T* vb = v + (b * d.Tk * d.nkv + kh) * d.hd;
-        T* dkb = dk + (b * d.Tk * d.nkv + kh) * d.hd;
-        T* dvb = dv + (b * d.Tk * d.nkv + kh) * d.hd;
-        const int64_t ldq = d.nq * d.hd, ldk = d.nkv * d.hd;
-        for (int64_t j = 0; j < d.Tk; ++j) {
-          std::fill_n(dkb + j * ldk, d.hd, T(0));
-          std::fill_n(dvb + j * ldk, d.hd, T(0));
-        }
-        for (int64_t h = kh * d.group; h < (kh + 1) * d.group; ++h) {
-          const T* qb = q + (b * d.Tq * d.nq + h) * d.hd;
-          const T* ob = o + (b * d.Tq * d.nq + h) * d.hd;
-          const T* gb = dout + (b * d.Tq * d.nq + h) * d.hd;
-          T* dqb = dq + (b * d.Tq * d.nq + h) * d.hd;
-          const T* lb = lse + (b * d.nq + h) * d.Tq;
-          for (int64_t i0 = 0; i0 < d.Tq; i0 += kBlock) {
-            const int64_t i1 = std::min(d.Tq, i0 + kBlock), rows = i1 - i0;
-            const int64_t lim = d.visible(i1 - 1);
-            if (lim == 0) {
-              for (int64_t i = i0; i < i1; ++i) std::fill_n(dqb + i * ldq, d.hd, T(0));
-              continue;
-            }
-            scores(d, qb, kb, i0, i1, lim, p.data());
-            for (int64_t i = i0; i < i1; ++i) {
-              T* row = p.data() + (i - i0) * lim;
-              const T l = lb[i];
-              if (l == -std::numeric_limits<T>::infinity()) {
-                std::fill_n(row, lim, T(0));
-              } else {
-#pragma omp simd
-                for (int64_t j = 0; j < lim; ++j) row[j] = cpu::exp_fast(row[j] - l);
-              }
-              double dot = 0;
-              for (int64_t c = 0; c < d.hd; ++c) dot += gb[i * ldq + c] * ob[i * ldq + c];
-              rowdot[i - i0] = static_cast<T>(dot);
-            }
-            // dV += Pᵀ dO
-            cpu::gemm<T>(true, false, lim, d.hd, rows, T(1), p.data(), lim, gb + i0 * ldq, ldq,
-                         T(1), dvb, ldk);
-            // dP = dO Vᵀ
-            cpu::gemm<T>(false, true, rows, lim, d.hd, T(1), gb + i0 * ldq, ldq, vb, ldk, T(0),
-                         dp.data(), lim);
-            for (int64_t r = 0; r < rows; ++r)
-              for (int64_t j = 0; j < lim; ++j) {
-                const size_t at = static_cast<size_t>(r * lim + j);
-                dp[at] = p[at] * (dp[at] - rowdot[r]);
-              }
-            // dQ = scale · dS K ;  dK += scale · dSᵀ Q
-            cpu::gemm<T>(false, false, rows, d.hd, lim, static_cast<T>(d.scale), dp.data(), lim, kb,
-                         ldk, T(0), dqb + i0 * ldq, ldq);
-            cpu::gemm<T>(true, false, lim, d.hd, rows, static_cast<T>(d.scale), dp.data(), lim,
-                         qb + i0 * ldq, ldq, T(1), dkb, ldk);
-          }
-        }
-      }
-    }
-  }
-}
-
-}  // namespace
-
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
-  if (q.device().is_cuda_backend()) return cuda::attention(q, k, v, causal);
-  for (const Tensor* t : {&q, &k, &v}) {
-    check_cpu("attention", *t);
+  Backend& be = detail::backend_of("attention", {&q, &k, &v});
+  for (const Tensor* t : {&q, &k, &v})
     MV_CHECK(t->dim() == 4, "attention: expected [B, T, heads, head_dim], got ", t->desc());
-  }
   detail::check_same_dtype("attention", q, k);
   detail::check_same_dtype("attention", q, v);
-  AttnDims d{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3), 1, 0.0, causal};
-  MV_CHECK(k.size(0) == d.B && k.size(3) == d.hd, "attention: k ", shape_str(k.shape()),
+  MV_CHECK(k.size(0) == q.size(0) && k.size(3) == q.size(3), "attention: k ", shape_str(k.shape()),
            " does not match q ", shape_str(q.shape()));
   detail::check_shape("attention", "v", v, k.shape());
-  MV_CHECK(d.nkv > 0 && d.nq % d.nkv == 0, "attention: ", d.nq,
-           " query heads are not a multiple of ", d.nkv, " kv heads");
-  d.group = d.nq / d.nkv;
-  d.scale = 1.0 / std::sqrt(static_cast<double>(d.hd));
+  MV_CHECK(k.size(2) > 0 && q.size(2) % k.size(2) == 0, "attention: ", q.size(2),
+           " query heads are not a multiple of ", k.size(2), " kv heads");
   const Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(),
                vc = v.detach().contiguous();
-  Tensor out = Tensor::empty(q.shape(), q.dtype());
-  Tensor lse = Tensor::empty({d.B, d.nq, d.Tq}, q.dtype());
-  dispatch_float("attention", q, [&](auto zero) {
-    using T = decltype(zero);
-    attention_forward<T>(d, qc.data<T>(), kc.data<T>(), vc.data<T>(), out.data<T>(), lse.data<T>());
-  });
-  const Tensor saved_o = out.detach();
-  return record(out, "attention", {q, k, v}, [=](const Tensor& g) {
-    const Tensor gc = g.contiguous();
-    Tensor dq = Tensor::empty(qc.shape(), qc.dtype());
-    Tensor dk = Tensor::empty(kc.shape(), kc.dtype());
-    Tensor dv = Tensor::empty(vc.shape(), vc.dtype());
-    dispatch_float("attention", qc, [&](auto zero) {
-      using T = decltype(zero);
-      attention_backward<T>(d, qc.data<T>(), kc.data<T>(), vc.data<T>(), saved_o.data<T>(),
-                            lse.data<T>(), gc.data<T>(), dq.data<T>(), dk.data<T>(), dv.data<T>());
-    });
+  Backend::Attention saved = be.attention_forward(qc, kc, vc, causal);
+  Tensor out = saved.out;
+  saved.out = out.detach();
+  return record(out, "attention", {q, k, v}, [=, &be](const Tensor& g) {
+    const auto [dq, dk, dv] = be.attention_backward(g.contiguous(), qc, kc, vc, saved, causal);
     return std::vector<Tensor>{dq, dk, dv};
   });
 }

@@ -1,12 +1,9 @@
 // concat, and row gather/scatter (merging image rows into the token sequence).
 #include "autograd/node.h"
-#include "cuda/ops.h"
-#include "ops/dispatch.h"
+#include "ops/checks.h"
 #include "ops/ops.h"
 
 namespace minivlm::ops {
-
-using detail::check_cpu;
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
   MV_CHECK(!xs.empty(), "concat: no tensors");
@@ -45,55 +42,29 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
 namespace {
 
 std::vector<int64_t> checked_rows(const char* op, const Tensor& idx, int64_t n) {
-  MV_CHECK(idx.dim() == 1 && (idx.dtype() == DType::i32 || idx.dtype() == DType::i64), op,
-           ": indices must be a 1-D integer tensor, got ", idx.desc());
-  std::vector<int64_t> rows = idx.to_int_vector();
+  MV_CHECK(idx.defined() && idx.dim() == 1, op, ": indices must be a 1-D integer tensor, got ",
+           idx.defined() ? idx.desc() : "undefined");
+  std::vector<int64_t> rows = detail::index_values(op, "indices", idx);
   for (int64_t r : rows) MV_CHECK(r >= 0 && r < n, op, ": row index ", r, " outside [0, ", n, ")");
   return rows;
-}
-
-// out[i] = x[rows[i]] for 2-D contiguous tensors.
-Tensor copy_rows(const Tensor& x, const std::vector<int64_t>& rows) {
-  const Tensor xc = x.contiguous();
-  const int64_t H = x.size(1);
-  const size_t esz = dtype_size(x.dtype());
-  Tensor out = Tensor::empty({static_cast<int64_t>(rows.size()), H}, x.dtype());
-  const char* src = static_cast<const char*>(xc.raw_data());
-  char* dst = static_cast<char*>(out.raw_data());
-  for (size_t i = 0; i < rows.size(); ++i)
-    std::copy_n(src + rows[i] * H * esz, H * esz, dst + i * H * esz);
-  return out;
 }
 
 }  // namespace
 
 Tensor gather_rows(const Tensor& x, const Tensor& idx) {
-  MV_CHECK(x.defined() && x.dim() == 2, "gather_rows: x must be [N, H], got ", x.desc());
-  const std::vector<int64_t> rows = checked_rows("gather_rows", idx, x.size(0));
-  if (x.device().is_cuda_backend()) return cuda::gather_rows(x, idx, rows);
-  check_cpu("gather_rows", x);
-  Tensor out = copy_rows(x, rows);
-  const Shape in_shape = x.shape();
-  const DType dt = x.dtype();
-  return record(out, "gather_rows", {x, idx}, [=](const Tensor& g) {
-    Tensor dx = Tensor::zeros(in_shape, dt);
-    const Tensor gc = g.contiguous();
-    for (size_t i = 0; i < rows.size(); ++i) {
-      Tensor dst = dx.select(0, rows[i]);
-      dst.copy_(add(dst, gc.select(0, static_cast<int64_t>(i))));
-    }
-    return std::vector<Tensor>{dx, Tensor()};
+  MV_CHECK(x.defined() && x.dim() == 2, "gather_rows: x must be [N, H], got ",
+           x.defined() ? x.desc() : "undefined");
+  Backend& be = detail::backend_of("gather_rows", {&x});
+  const Tensor rows = be.indices(checked_rows("gather_rows", idx, x.size(0)), x.device());
+  Tensor out = be.gather_rows(x.detach().contiguous(), rows);
+  const int64_t n = x.size(0);
+  return record(out, "gather_rows", {x, idx}, [rows, n, &be](const Tensor& g) {
+    return std::vector<Tensor>{be.index_add_rows(n, rows, g.contiguous()), Tensor()};
   });
 }
 
 Tensor scatter_rows(const Tensor& base, const Tensor& idx, const Tensor& src) {
-  MV_CHECK(base.defined() && src.defined(), "scatter_rows: undefined input tensor");
-  MV_CHECK(base.device() == src.device(), "scatter_rows: base ", base.desc(), " and src ",
-           src.desc(), " are on different devices");
-  if (!base.device().is_cuda_backend()) {
-    check_cpu("scatter_rows", base);
-    check_cpu("scatter_rows", src);
-  }
+  Backend& be = detail::backend_of("scatter_rows", {&base, &src});
   detail::check_same_dtype("scatter_rows", base, src);
   MV_CHECK(base.dim() == 2 && src.dim() == 2 && src.size(1) == base.size(1), "scatter_rows: base ",
            base.desc(), " and src ", src.desc(), " must be [N, H] and [M, H]");
@@ -105,15 +76,11 @@ Tensor scatter_rows(const Tensor& base, const Tensor& idx, const Tensor& src) {
     MV_CHECK(!seen[r], "scatter_rows: row ", r, " given twice");
     seen[r] = 1;
   }
-  if (base.device().is_cuda_backend()) return cuda::scatter_rows(base, idx, src, rows);
-  Tensor out = base.detach().clone();
-  const Tensor sc = src.contiguous();
-  for (size_t i = 0; i < rows.size(); ++i)
-    out.select(0, rows[i]).copy_(sc.detach().select(0, static_cast<int64_t>(i)));
-  return record(out, "scatter_rows", {base, idx, src}, [rows](const Tensor& g) {
-    Tensor dbase = g.clone();
-    for (int64_t r : rows) dbase.select(0, r).zero_();
-    return std::vector<Tensor>{dbase, Tensor(), copy_rows(g, rows)};
+  const Tensor r = be.indices(rows, base.device());
+  Tensor out = be.scatter_rows(base.detach().contiguous(), r, src.detach().contiguous());
+  return record(out, "scatter_rows", {base, idx, src}, [r, &be](const Tensor& g) {
+    const Tensor gc = g.contiguous();
+    return std::vector<Tensor>{be.scatter_rows(gc, r, Tensor()), Tensor(), be.gather_rows(gc, r)};
   });
 }
 

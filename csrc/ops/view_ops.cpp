@@ -3,7 +3,6 @@
 #include <numeric>
 
 #include "autograd/node.h"
-#include "cuda/ops.h"
 #include "ops/ops.h"
 
 namespace minivlm {
@@ -136,10 +135,8 @@ Tensor Tensor::squeeze(int64_t d) const {
 Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
 Tensor Tensor::clone() const {
-  // Device views are gathered by a kernel: the core's copy_ moves contiguous device bytes only.
-  const bool gather = device().is_cuda_backend() && !is_contiguous();
-  Tensor out = gather ? cuda::strided_copy(*this) : Tensor::empty(shape(), dtype(), device());
-  if (!gather) out.copy_(*this);
+  Tensor out = Tensor::empty(shape(), dtype(), device());
+  out.copy_(*this);
   return record(out, "clone", {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
 }
 

@@ -1,8 +1,8 @@
-// Vision-side ops built from views: patch embedding (conv2d with stride = kernel) as an im2col
-// reshape plus one GEMM, and the SmolVLM pixel shuffle as a reshape/permute. Their backward comes
-// from the view and matmul nodes.
-#include "cuda/ops.h"
-#include "ops/dispatch.h"
+// Vision-side ops: patch embedding (conv2d with stride = kernel) as an im2col reshape plus one
+// GEMM, whose backward comes from the view and linear nodes, and the SmolVLM pixel shuffle, one
+// node over the back-end's permutation.
+#include "autograd/node.h"
+#include "ops/checks.h"
 #include "ops/ops.h"
 
 namespace minivlm::ops {
@@ -29,27 +29,18 @@ Tensor patch_embed(const Tensor& pixels, const Tensor& weight, const Tensor& bia
 Tensor pixel_shuffle(const Tensor& x, int64_t r) {
   MV_CHECK(x.dim() >= 2, "pixel_shuffle: expected [..., S, D], got ", x.desc());
   MV_CHECK(r >= 1, "pixel_shuffle: factor must be >= 1, got ", r);
-  const int64_t S = x.size(-2), D = x.size(-1);
+  const int64_t S = x.size(-2);
   int64_t G = 0;
   while (G * G < S) ++G;
   MV_CHECK(G * G == S, "pixel_shuffle: ", S, " tokens do not form a square grid");
   MV_CHECK(G % r == 0, "pixel_shuffle: grid ", G, " is not divisible by factor ", r);
   if (r == 1) return x;
-  if (x.device().is_cuda_backend()) return cuda::pixel_shuffle(x, G, r);
-  const int64_t Gr = G / r;
-  Shape lead(x.shape().begin(), x.shape().end() - 2);
-  const int64_t nl = static_cast<int64_t>(lead.size());
-  // in[(h2·r + dr)·G + (w2·r + dc)][d] viewed as [..., h2, dr, w2, dc, d];
-  // out[h2·Gr + w2][(dr·r + dc)·D + d] is the order [..., h2, w2, dr, dc, d].
-  Shape five = lead;
-  for (int64_t v : {Gr, r, Gr, r, D}) five.push_back(v);
-  std::vector<int64_t> perm;
-  for (int64_t i = 0; i < nl; ++i) perm.push_back(i);
-  for (int64_t v : {0, 2, 1, 3, 4}) perm.push_back(nl + v);
-  Shape out_shape = lead;
-  out_shape.push_back(Gr * Gr);
-  out_shape.push_back(r * r * D);
-  return x.reshape(five).permute(perm).reshape(out_shape);
+  Backend& be = detail::backend_of("pixel_shuffle", {&x});
+  Tensor out = be.pixel_shuffle_forward(x.detach().contiguous(), G, r);
+  const Shape in_shape = x.shape();
+  return record(out, "pixel_shuffle", {x}, [in_shape, G, r, &be](const Tensor& g) {
+    return std::vector<Tensor>{be.pixel_shuffle_backward(g.contiguous(), in_shape, G, r)};
+  });
 }
 
 }  // namespace minivlm::ops

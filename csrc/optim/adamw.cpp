@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "cuda/ops.h"
+#include "core/backend.h"
 
 namespace minivlm {
 
@@ -38,47 +38,16 @@ Tensor AdamW::master(size_t i) const {
 
 void AdamW::step(double lr, double grad_scale) {
   ++t_;
-  if (!params_.empty() && params_[0].tensor.device().is_cuda_backend()) {
-    const Device dev = params_[0].tensor.device();
-    const Tensor scale =
-        grad_scale == 1.0
-            ? Tensor()
-            : Tensor::from_vector(std::vector<float>{static_cast<float>(grad_scale)}, {1}).to(dev);
-    const cuda::AdamWStep s{lr, c_.beta1, c_.beta2, c_.eps, c_.weight_decay, static_cast<long>(t_)};
-    for (size_t i = 0; i < params_.size(); ++i) {
-      const Tensor g = params_[i].tensor.grad();
-      if (!g.defined()) continue;
-      const Tensor mw = i < master_.size() ? master_[i] : Tensor();
-      cuda::adamw_update(params_[i].tensor, mw, g, m_[i], v_[i], s, scale);
-    }
-    return;
-  }
-  const double bc1 = 1.0 - std::pow(c_.beta1, static_cast<double>(t_));
-  const double bc2 = 1.0 - std::pow(c_.beta2, static_cast<double>(t_));
-  const float b1 = static_cast<float>(c_.beta1), b2 = static_cast<float>(c_.beta2);
-  const float decay = static_cast<float>(1.0 - lr * c_.weight_decay);
-  const float step_size = static_cast<float>(lr / bc1);
-  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
-  const float eps = static_cast<float>(c_.eps);
-  const float gs = static_cast<float>(grad_scale);  // × 1 is exact: unscaled steps keep their bits
+  std::vector<AdamWSlot> slots;
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor g = params_[i].tensor.grad();
     if (!g.defined()) continue;
-    const Tensor gc = g.to(DType::f32).contiguous();
-    float* p = params_[i].tensor.data<float>();
-    float* m = m_[i].data<float>();
-    float* v = v_[i].data<float>();
-    const float* gp = gc.data<float>();
-    const int64_t n = params_[i].tensor.numel();
-#pragma omp parallel for if (n > 65536) schedule(static)
-    for (int64_t j = 0; j < n; ++j) {
-      const float gj = gp[j] * gs;
-      p[j] *= decay;
-      m[j] = b1 * m[j] + (1 - b1) * gj;
-      v[j] = b2 * v[j] + (1 - b2) * gj * gj;
-      p[j] -= step_size * m[j] / (std::sqrt(v[j]) * inv_sqrt_bc2 + eps);
-    }
+    slots.push_back(
+        {params_[i].tensor, i < master_.size() ? master_[i] : Tensor(), g, m_[i], v_[i]});
   }
+  if (slots.empty()) return;
+  const AdamWHyper h{lr, c_.beta1, c_.beta2, c_.eps, c_.weight_decay, t_, grad_scale};
+  backend_for(slots[0].param.device()).adamw_update(slots, h);
 }
 
 void AdamW::zero_grad() {
@@ -119,32 +88,11 @@ double lr_at(int64_t step, int64_t total, int64_t warmup, double lr, double min_
 }
 
 double grad_norm(const ParamList& params) {
-  std::vector<Tensor> device_grads;
+  std::vector<Tensor> grads;
   for (const NamedTensor& p : params)
-    if (p.tensor.grad().defined() && p.tensor.grad().device().is_cuda_backend())
-      device_grads.push_back(p.tensor.grad());
-  if (!device_grads.empty()) return cuda::grad_norm(device_grads);
-  // Fixed-size chunks summed in order: the same bits for every thread count and run, which
-  // bit-exact resume relies on (the norm feeds the clipping factor).
-  constexpr int64_t kChunk = 1 << 14;
-  double ss = 0;
-  for (const NamedTensor& p : params) {
-    const Tensor g = p.tensor.grad();
-    if (!g.defined()) continue;
-    const Tensor gc = g.to(DType::f32).contiguous();
-    const float* d = gc.data<float>();
-    const int64_t n = gc.numel(), chunks = (n + kChunk - 1) / kChunk;
-    std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
-#pragma omp parallel for if (chunks > 1) schedule(static)
-    for (int64_t c = 0; c < chunks; ++c) {
-      double s = 0;
-      for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
-        s += static_cast<double>(d[i]) * d[i];
-      partial[static_cast<size_t>(c)] = s;
-    }
-    for (double s : partial) ss += s;
-  }
-  return std::sqrt(ss);
+    if (p.tensor.grad().defined()) grads.push_back(p.tensor.grad());
+  if (grads.empty()) return 0.0;
+  return backend_for(grads[0].device()).grad_norm(grads);
 }
 
 double clip_factor(double norm, double max_norm) {

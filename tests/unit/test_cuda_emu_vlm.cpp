@@ -75,7 +75,7 @@ Trained make_model(const ModelConfig& c, Device device, DType dtype) {
   for (NamedTensor& p : t.model->params())
     p.tensor.set_requires_grad(p.name.rfind("vision_encoder.", 0) != 0);
   t.optim = std::make_unique<AdamW>(t.model->trainable_params(), AdamWConfig{});
-  if (device.is_cuda_backend()) {
+  if (!device.is_cpu()) {
     t.optim->to(device, dtype);
     for (NamedTensor& p : t.model->params())
       if (!p.tensor.requires_grad()) p.tensor.set_data(p.tensor.detach().to(device).to(dtype));

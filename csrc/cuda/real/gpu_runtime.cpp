@@ -9,6 +9,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "cuda/backend.h"
 #include "cuda/gpu.h"
 #include "cuda/runtime.h"
 
@@ -35,9 +36,11 @@ int device_count() {
 }
 
 const bool registered = [] {
+  register_device_summary(DeviceType::cuda, &gpu_summary);
   if (device_count() > 0) {
     static cuda::RuntimeAllocator alloc(*cuda::real_runtime());
     register_allocator(DeviceType::cuda, &alloc);
+    register_backend(DeviceType::cuda, &cuda::backend_of_type(DeviceType::cuda));
   }
   return true;
 }();

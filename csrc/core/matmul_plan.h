@@ -5,7 +5,7 @@
 #pragma once
 #include "core/tensor.h"
 
-namespace minivlm::ops {
+namespace minivlm {
 
 struct GemmOperand {
   Tensor t;    // the tensor to read (a contiguous copy when its layout fits neither form)
@@ -26,4 +26,4 @@ struct MatmulPlan {
 
 MatmulPlan plan_matmul(const Tensor& a, const Tensor& b);
 
-}  // namespace minivlm::ops
+}  // namespace minivlm

@@ -1,6 +1,6 @@
-#include "ops/matmul_plan.h"
+#include "core/matmul_plan.h"
 
-namespace minivlm::ops {
+namespace minivlm {
 
 namespace {
 
@@ -55,4 +55,4 @@ MatmulPlan plan_matmul(const Tensor& a, const Tensor& b) {
   return p;
 }
 
-}  // namespace minivlm::ops
+}  // namespace minivlm
