@@ -64,21 +64,16 @@ std::vector<std::vector<int32_t>> generate(
   st.prompt_tokens = T * static_cast<int64_t>(B);
 
   const auto t0 = Clock::now();
-  // On a device every step goes through the op graph (attention against the cache takes the
-  // back-end's decode kernel); the fused decoder reads host weights only.
-  const Device device = model.llm.embed_tokens.device();
   KVCache cache;
-  std::unique_ptr<Decoder> decoder;
+  std::unique_ptr<DecodeStep> decoder;
   std::vector<std::vector<float>> logits;
   Tensor prompt_embeds = model.embed(batch);  // the vision tower runs here, once
   if (o.use_cache) {
-    cache = KVCache::allocate(model.config().llm, static_cast<int64_t>(B), T + o.max_new_tokens,
-                              device);
-    if (device.is_cpu())
-      decoder = std::make_unique<Decoder>(
-          model.llm,
-          o.decode_weights ? o.decode_weights : DecodeWeights::build(model.llm, o.decode_dtype),
-          static_cast<int64_t>(B), T + o.max_new_tokens, o.decode_threads);
+    const int64_t max_len = T + o.max_new_tokens;
+    cache = KVCache::allocate(model.config().llm, static_cast<int64_t>(B), max_len,
+                              model.llm.embed_tokens.device());
+    decoder = make_decode_step(model.llm, static_cast<int64_t>(B), max_len,
+                               {o.decode_dtype, o.decode_threads, o.decode_weights});
     logits = last_logits(model, model.llm.forward_hidden(prompt_embeds, 0, &cache));
   } else {
     logits = last_logits(model, model.llm.forward_hidden(prompt_embeds));
@@ -109,9 +104,6 @@ std::vector<std::vector<int32_t>> generate(
       const float* all = decoder->step(ids.data(), cache);
       for (size_t b = 0; b < B; ++b)
         std::copy_n(all + b * logits[b].size(), logits[b].size(), logits[b].begin());
-    } else if (o.use_cache) {
-      const Tensor h = model.llm.embed(Tensor::from_vector(ids, {static_cast<int64_t>(B), 1}));
-      logits = last_logits(model, model.llm.forward_hidden(h, cache.length, &cache));
     } else {
       // Recompute everything: the prompt rows (with image rows merged) and every new token.
       std::vector<std::vector<int32_t>> grown;

@@ -1,16 +1,15 @@
 // Generation with a KV cache (SPEC §1.2, §6): the vision tower runs once at prefill, the prompt is
-// prefilled in one batched forward, then tokens are decoded one at a time against the cache: by
-// the fused CPU decoder (nn/decoder.h) for a model on the host, through the op graph with the cache
-// on the device for a model on a CUDA back-end device (only the logits come to the host).
-// Without the cache (use_cache = false) every step recomputes the whole sequence: the reference the
-// cached path is tested against.
+// prefilled in one batched forward, then tokens are decoded one at a time against the cache by the
+// decode step of the model's device (nn/decode_step.h: the fused CPU decoder on the host, the op
+// graph with the cache on a device). Without the cache (use_cache = false) every step recomputes
+// the whole sequence: the reference the cached path is tested against.
 #pragma once
 #include <chrono>
 #include <functional>
 #include <vector>
 
 #include "infer/sampling.h"
-#include "nn/decoder.h"
+#include "nn/decode_step.h"
 #include "nn/vlm.h"
 
 namespace minivlm {
@@ -21,13 +20,13 @@ struct GenerationOptions {
   uint64_t seed = 42;
   int32_t eos_id = 2;  // <|im_end|>
   bool use_cache = true;
-  // Element type of the weights the cached CPU decode steps read (nn/decoder.h): f32 matches the
+  // Element type of the weights a decode fast path reads (nn/decode_step.h): f32 matches the
   // uncached path up to summation order; bf16 / i8 read half / a quarter of the bytes per token.
-  // The prefill stays f32. A model on a device decodes with its own weights.
+  // The prefill stays f32. Where the op graph decodes, the model's own weights are used.
   DecodeDtype decode_dtype = DecodeDtype::f32;
   // Prebuilt decode weights of this model (built per call when null; their dtype wins).
   std::shared_ptr<const DecodeWeights> decode_weights;
-  int decode_threads = 0;  // threads per decode step; 0: OpenMP's count
+  int decode_threads = 0;  // threads per fast-path decode step; 0: OpenMP's count
 };
 
 struct GenerationStats {

@@ -104,12 +104,13 @@ int infer_main(const std::vector<std::string>& argv) {
   chat.gen.sampling.top_k = a.get_int("top-k", 50);
   chat.gen.sampling.repetition_penalty = a.get_double("repetition-penalty", 1.0);
   chat.gen.eos_id = m.tokenizer->token_to_id("<|im_end|>");
-  // bf16 by default: half the bytes per decoded token (decode is bound by reading the weights)
-  // with logits within ~1% of f32's; i8 reads a quarter for ~2-6% (docs/performance.md);
-  // --decode-dtype f32 decodes with the model's own weights, as a model on a device always does.
-  if (device.is_cpu()) {
+  // bf16 by default where the device has a decode fast path: half the bytes per decoded token
+  // (decode is bound by reading the weights) with logits within ~1% of f32's; i8 reads a quarter
+  // for ~2-6% (docs/performance.md); --decode-dtype f32 decodes with the model's own weights, as
+  // the op graph on a device always does.
+  if (has_decode_fast_path(m.model->llm)) {
     chat.gen.decode_weights =
-        DecodeWeights::build(m.model->llm, parse_decode_dtype(a.get("decode-dtype", "bf16")));
+        prepare_decode_weights(m.model->llm, parse_decode_dtype(a.get("decode-dtype", "bf16")));
   } else {
     MV_CHECK(a.get("decode-dtype", "f32") == "f32" && !a.has("decode-threads"),
              "infer: --decode-dtype ", a.get("decode-dtype", "f32"),

@@ -3,7 +3,7 @@
 //   train     B×T tokens per step (one image per sample, frozen vision tower, SFT trainables =
 //             LLM + projector, AdamW); seconds of every timed step.
 //   generate  batch 1: a text prompt of --prompt tokens prefilled into the KV cache, then
-//             --new-tokens greedy decode steps (nn/decoder.h, weights in --decode-dtype, bf16, i8
+//             --new-tokens greedy decode steps (cpu/decode.h, weights in --decode-dtype, bf16, i8
 //             or f32, on --decode-threads, default 1: see docs/performance.md); seconds of every
 //             repetition of each phase.
 //   sgemm     C = A·B at n×n×n through the GEMM the ops use; GFLOP/s of every repetition.
@@ -26,7 +26,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "cpu/gemm.h"
-#include "nn/decoder.h"
+#include "nn/decode_step.h"
 #include "nn/vision_cache.h"
 #include "nn/vlm.h"
 #include "optim/adamw.h"
@@ -114,7 +114,7 @@ json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens
       random_ids(prompt, c.vocab_size, model.image_token_id(), rng), {1, prompt});
   // Built once per model, as infer does at load time; not part of a decode.
   const auto w0 = Clock::now();
-  const auto weights = DecodeWeights::build(model.llm, decode_dtype);
+  const auto weights = prepare_decode_weights(model.llm, decode_dtype);
   const double weights_seconds = seconds_since(w0);
   std::vector<double> prefill, decode;
   for (int i = 0; i < warmup + reps; ++i) {
@@ -124,11 +124,12 @@ json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens
     const std::vector<float> first =
         model.llm.logits(h.narrow(1, prompt - 1, 1).contiguous()).to_float_vector();
     const auto t1 = Clock::now();
-    Decoder decoder(model.llm, weights, 1, prompt + new_tokens, decode_threads);
+    const auto decoder = make_decode_step(model.llm, 1, prompt + new_tokens,
+                                          {decode_dtype, decode_threads, weights});
     const float* logits = first.data();
     for (int64_t s = 0; s < new_tokens; ++s) {
       const int64_t next = std::max_element(logits, logits + c.vocab_size) - logits;
-      logits = decoder.step(&next, cache);
+      logits = decoder->step(&next, cache);
     }
     if (i >= warmup) {
       prefill.push_back(std::chrono::duration<double>(t1 - t0).count());

@@ -1,5 +1,5 @@
-// The decode step (nn/decoder.h) against the op graph it replaces: f32 logits equal the cached
-// forward_hidden + logits path up to summation order, bf16 and i8 weights stay within their
+// The CPU decode fast path (cpu/decode.h) against the op graph it replaces: f32 logits equal the
+// cached forward_hidden + logits path up to summation order, bf16 and i8 weights stay within their
 // rounding of them with the same greedy tokens, and the row-split gemv kernels (vector and
 // portable) and the int8 quantizers equal their definitions.
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include "core/rng.h"
 #include "cpu/gemv.h"
 #include "infer/generate.h"
-#include "nn/decoder.h"
+#include "cpu/decode.h"
 #include "nn/vlm.h"
 
 namespace minivlm {

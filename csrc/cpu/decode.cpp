@@ -1,4 +1,4 @@
-#include "nn/decoder.h"
+#include "cpu/decode.h"
 
 #include <omp.h>
 
@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "cpu/gemv.h"
+#include "cpu/row_kernels.h"
 #include "cpu/vec_exp.h"
 
 namespace minivlm {
@@ -17,23 +18,6 @@ namespace {
 std::pair<int64_t, int64_t> share(int64_t n, int t, int nt) {
   const int64_t chunk = ((n + nt - 1) / nt + 3) / 4 * 4;
   return {std::min(n, t * chunk), std::min(n, (t + 1) * chunk)};
-}
-
-// y = x · rsqrt(mean(x²) + eps) · w over n values, the statistics in double as ops::rmsnorm.
-void rms_row(const float* x, const float* w, int64_t n, double eps, float* y) {
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float rstd = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * rstd * w[i];
-}
-
-// Half-split rotation of one head in place (ops::rope at one position).
-void rope_head(float* x, const float* c, const float* s, int64_t half) {
-  for (int64_t i = 0; i < half; ++i) {
-    const float a = x[i], b = x[i + half];
-    x[i] = a * c[i] - b * s[i];
-    x[i + half] = b * c[i] + a * s[i];
-  }
 }
 
 DecodeMatrix decode_matrix(const Tensor& w, DecodeDtype dtype) {
@@ -63,25 +47,6 @@ DecodeMatrix decode_matrix(const Tensor& w, DecodeDtype dtype) {
 }
 
 }  // namespace
-
-DecodeDtype parse_decode_dtype(const std::string& name) {
-  if (name == "f32") return DecodeDtype::f32;
-  if (name == "bf16") return DecodeDtype::bf16;
-  if (name == "i8") return DecodeDtype::i8;
-  MV_FAIL("unknown decode dtype '", name, "' (--decode-dtype); valid: f32, bf16, i8");
-}
-
-const char* decode_dtype_name(DecodeDtype d) {
-  switch (d) {
-    case DecodeDtype::f32:
-      return "f32";
-    case DecodeDtype::bf16:
-      return "bf16";
-    case DecodeDtype::i8:
-      return "i8";
-  }
-  return "?";
-}
 
 std::shared_ptr<const DecodeWeights> DecodeWeights::build(const MiniMindLM& lm, DecodeDtype dtype) {
   auto w = std::make_shared<DecodeWeights>();
@@ -131,7 +96,7 @@ void Decoder::normalize(const float* h, const Tensor& weight, ThreadScratch& s) 
   const LlmConfig& c = lm_.config();
   const int64_t H = c.hidden_size;
   for (int64_t b = 0; b < batch_; ++b)
-    rms_row(h + b * H, weight.data<float>(), H, c.rms_norm_eps, s.x.data() + b * H);
+    cpu::rmsnorm_row(h + b * H, weight.data<float>(), H, c.rms_norm_eps, s.x.data() + b * H);
 }
 
 void Decoder::product(const DecodeMatrix& w, const float* in, float* y, bool accumulate, int t,
@@ -171,18 +136,18 @@ void Decoder::attend(size_t l, int64_t b, int64_t g, int64_t pos, KVCache& cache
   float* knew = kc + pos * stride;
   const float* kin = k_.data() + (b * nkv + g) * hd;
   if (c.qk_norm)
-    rms_row(kin, ml.k_norm.data<float>(), hd, c.rms_norm_eps, knew);
+    cpu::rmsnorm_row(kin, ml.k_norm.data<float>(), hd, c.rms_norm_eps, knew);
   else
     std::copy_n(kin, hd, knew);
-  rope_head(knew, cos_.data(), sin_.data(), half);
+  cpu::rope_row(knew, cos_.data(), sin_.data(), half, knew);
   std::copy_n(v_.data() + (b * nkv + g) * hd, hd, vc + pos * stride);
 
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   float* p = s.scores.data();
   for (int64_t h = g * group; h < (g + 1) * group; ++h) {
     float* q = q_.data() + (b * nq + h) * hd;
-    if (c.qk_norm) rms_row(q, ml.q_norm.data<float>(), hd, c.rms_norm_eps, q);
-    rope_head(q, cos_.data(), sin_.data(), half);
+    if (c.qk_norm) cpu::rmsnorm_row(q, ml.q_norm.data<float>(), hd, c.rms_norm_eps, q);
+    cpu::rope_row(q, cos_.data(), sin_.data(), half, q);
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j <= pos; ++j) {
       const float* kj = kc + j * stride;
@@ -274,5 +239,21 @@ const float* Decoder::step(const int64_t* ids, KVCache& cache) {
   cache.length = pos + 1;
   return logits_.data();
 }
+
+namespace {
+
+const bool registered = [] {
+  register_decode_fast_path(DeviceType::cpu,
+                            {[](const MiniMindLM& lm, int64_t batch, int64_t max_len,
+                                const DecodeOptions& o) -> std::unique_ptr<DecodeStep> {
+                               return std::make_unique<Decoder>(
+                                   lm, o.weights ? o.weights : DecodeWeights::build(lm, o.dtype),
+                                   batch, max_len, o.threads);
+                             },
+                             &DecodeWeights::build});
+  return true;
+}();
+
+}  // namespace
 
 }  // namespace minivlm

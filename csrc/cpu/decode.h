@@ -1,4 +1,5 @@
-// Decode steps with the KV cache, one new token per row, outside the op graph (SPEC §1.2 math).
+// The CPU back-end's decode fast path (nn/decode_step.h): steps with the KV cache, one new token
+// per row, outside the op graph (SPEC §1.2 math), registered for the cpu device.
 //
 // Decoding is bound by the bytes of weights read per token (every matrix once, ~26 M values for
 // minimind2-small-v), so a step is one OpenMP parallel region in which the threads split each
@@ -6,23 +7,21 @@
 // needs a whole vector: after q/k/v, after attention, after o_proj, after gate/up, after down.
 // The small one-row work is fused around the products: RMSNorm into each thread's own input copy,
 // RoPE at one position and the cache write inside attention, the residual adds into o_proj and
-// down_proj, SwiGLU into gate/up. Buffers are sized once per Decoder; a step allocates nothing.
+// down_proj, SwiGLU into gate/up; the row kernels are the CPU back-end's (cpu/row_kernels.h).
+// Buffers are sized once per Decoder; a step allocates nothing.
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "nn/decode_step.h"
 #include "nn/llm.h"
 
 namespace minivlm {
 
-// Element type of the weights a decode step reads: f32 shares the model's own tensors (no copy,
-// results match the op path up to summation order); bf16 holds rounded copies, half the bytes per
-// token; i8 holds 8-bit copies with one scale per row and quantizes each product's input per row
-// to 8 bits too (cpu/gemv.h), a quarter of the bytes.
-enum class DecodeDtype : uint8_t { f32, bf16, i8 };
-DecodeDtype parse_decode_dtype(const std::string& name);  // "f32", "bf16", "i8" (--decode-dtype)
-const char* decode_dtype_name(DecodeDtype d);
+// DecodeDtype here: f32 shares the model's own tensors (no copy, results match the op path up to
+// summation order); bf16 rounded copies; i8 8-bit copies with one scale per row, each product's
+// input quantized per row to 8 bits too (cpu/gemv.h).
 
 // One weight [rows, cols] as nn.Linear stores it ([out, in]).
 struct DecodeMatrix {
@@ -46,7 +45,7 @@ struct DecodeWeights {
   static std::shared_ptr<const DecodeWeights> build(const MiniMindLM& lm, DecodeDtype dtype);
 };
 
-class Decoder {
+class Decoder final : public DecodeStep {
  public:
   // Buffers for `batch` rows attending to up to `max_len` cached positions; `threads` split each
   // step (0: OpenMP's thread count).
@@ -55,7 +54,7 @@ class Decoder {
 
   // Feeds ids[b] (one per row) at position cache.length, appends their keys and values to the
   // cache and returns the logits [batch, V], valid until the next step.
-  const float* step(const int64_t* ids, KVCache& cache);
+  const float* step(const int64_t* ids, KVCache& cache) override;
 
  private:
   struct ThreadScratch {

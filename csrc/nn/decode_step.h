@@ -1,0 +1,57 @@
+// The decode seam: one new token per row against the KV cache, behind one interface, so generation
+// keeps one loop whatever computes it. A back-end may register a fast path for its device type
+// (the CPU's fused decoder, cpu/decode.h); elsewhere the step is the op graph — embed, the cached
+// forward_hidden, the logits — with the cache on the model's device (the back-end's decode
+// attention) and only the logits brought to the host.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "nn/llm.h"
+
+namespace minivlm {
+
+// Element type of the weights a fast path reads: f32 shares the model's own tensors; bf16 holds
+// rounded copies, half the bytes per token; i8 holds 8-bit copies with one scale per row (a
+// quarter). The op graph always decodes with the model's own weights.
+enum class DecodeDtype : uint8_t { f32, bf16, i8 };
+DecodeDtype parse_decode_dtype(const std::string& name);  // "f32", "bf16", "i8" (--decode-dtype)
+const char* decode_dtype_name(DecodeDtype d);
+
+// A fast path's copy of a model's weights in its element type: built once, shared by every decode
+// of that model (opaque here; cpu/decode.h).
+struct DecodeWeights;
+
+struct DecodeOptions {
+  DecodeDtype dtype = DecodeDtype::f32;
+  int threads = 0;  // threads per step for a fast path; 0: OpenMP's count
+  std::shared_ptr<const DecodeWeights> weights;  // prepared weights (built per step object if null)
+};
+
+class DecodeStep {
+ public:
+  virtual ~DecodeStep() = default;
+  // Feeds ids[b] (one per row) at position cache.length, appends their keys and values to the
+  // cache and returns the logits [batch, V] on the host, valid until the next step.
+  virtual const float* step(const int64_t* ids, KVCache& cache) = 0;
+};
+
+// The registered fast path of the model's device, else the op graph; `batch` rows attending to up
+// to `max_len` positions.
+std::unique_ptr<DecodeStep> make_decode_step(const MiniMindLM& lm, int64_t batch, int64_t max_len,
+                                             const DecodeOptions& options);
+// Whether the model's device has a fast path (--decode-dtype and --decode-threads apply there).
+bool has_decode_fast_path(const MiniMindLM& lm);
+// The model's weights prepared once for its device's fast path (null without one).
+std::shared_ptr<const DecodeWeights> prepare_decode_weights(const MiniMindLM& lm,
+                                                            DecodeDtype dtype);
+
+// What a fast path registers for its device type.
+struct DecodeFastPath {
+  std::unique_ptr<DecodeStep> (*make)(const MiniMindLM& lm, int64_t batch, int64_t max_len,
+                                      const DecodeOptions& options);
+  std::shared_ptr<const DecodeWeights> (*prepare)(const MiniMindLM& lm, DecodeDtype dtype);
+};
+void register_decode_fast_path(DeviceType type, DecodeFastPath path);
+
+}  // namespace minivlm
