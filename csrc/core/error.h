@@ -1,4 +1,5 @@
-// Errors: one exception type carrying file:line, a message, and an optional hint.
+// Errors: one exception type whose message carries file:line and the text (a "HINT: ..." sentence
+// in the text where a way out is known).
 #pragma once
 #include <sstream>
 #include <stdexcept>

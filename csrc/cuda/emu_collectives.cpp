@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "core/error.h"
-#include "cuda/collectives.h"
 #include "cuda/runtime.h"
 #include "dist/communicator.h"
+#include "dist/device_collectives.h"
 
 namespace minivlm::cuda {
 
@@ -159,10 +159,17 @@ class EmulatedCollectives final : public Collectives {
   Runtime& rt_;
 };
 
-}  // namespace
+// Each collective runs when queued (the emulated stream is the calling thread) as host collectives;
+// sums add the ranks' values in rank order, rounding to the storage type after each addition as
+// NCCL's reductions do.
+const bool registered = [] {
+  register_device_collectives(DeviceType::cuda_emu,
+                              [](Communicator& host, int) -> std::unique_ptr<Collectives> {
+                                return std::make_unique<EmulatedCollectives>(host);
+                              });
+  return true;
+}();
 
-std::unique_ptr<Collectives> join_emulated(Communicator& host) {
-  return std::make_unique<EmulatedCollectives>(host);
-}
+}  // namespace
 
 }  // namespace minivlm::cuda

@@ -1,5 +1,5 @@
 // The runtime interface the CUDA back-end's host code talks to (SIMT.md, "Host side"): device
-// memory, copies, in-order streams and row-major GEMM (collectives among processes: collectives.h).
+// memory, copies, in-order streams and row-major GEMM (collectives among processes: dist/device_collectives.h).
 // Two implementations: the real one (cudart, cuBLAS; csrc/cuda/real/, MINIVLM_CUDA builds) for the
 // `cuda` device and the emulated one (host memory, CPU GEMM) for `cuda-emu`, present in every
 // build.

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "dist/device_collectives.h"
 #include "dist/engines.h"
 
 namespace minivlm {
@@ -57,11 +58,10 @@ std::unique_ptr<Communicator> make_communicator() {
 
 void use_device_communicator(std::unique_ptr<Communicator>& comm, Device device) {
   if (device.is_cpu() || comm->world_size() == 1) return;
-#ifndef MINIVLM_HAVE_CUDA
-  MV_CHECK(device.type != DeviceType::cuda, "tensors on ", device.str(), " in a job of ",
+  MV_CHECK(device_collectives(device.type) != nullptr, "tensors on ", device.str(), " in a job of ",
            comm->world_size(),
-           " processes need NCCL, which this build lacks; HINT: rebuild with MINIVLM_CUDA on");
-#endif
+           " processes need its collectives (NCCL for cuda), which this build lacks; HINT: rebuild "
+           "with MINIVLM_CUDA on");
   comm = make_device_communicator(std::move(comm), device);
 }
 

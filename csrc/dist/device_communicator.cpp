@@ -1,15 +1,17 @@
-// The communicator of a multi-process job whose tensors live on a CUDA back-end device: tensors on
-// that device go through the device's collectives (NCCL on `cuda`, its emulation on `cuda-emu`),
-// CPU tensors, numbers and strings through the host communicator (MPI), which also carries the
-// device collectives' bootstrap. The same code serves both devices, so `cuda-emu` jobs test the
-// path that `cuda` jobs take.
+// The communicator of a multi-process job whose tensors live on a device: tensors on that device go
+// through the device's registered collectives (dist/device_collectives.h: NCCL on `cuda`, its
+// emulation on `cuda-emu`), CPU tensors, numbers and strings through the host communicator (MPI),
+// which also carries the device collectives' bootstrap. The same code serves every device, so
+// `cuda-emu` jobs test the path that `cuda` jobs take.
 #include <cstdlib>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "cuda/collectives.h"
+#include <array>
+
+#include "dist/device_collectives.h"
 #include "dist/engines.h"
 
 namespace minivlm {
@@ -20,7 +22,7 @@ class DeviceCommunicator;
 
 class DevicePending final : public PendingCollective {
  public:
-  DevicePending(DeviceCommunicator& comm, std::unique_ptr<cuda::CollectiveEvent> event)
+  DevicePending(DeviceCommunicator& comm, std::unique_ptr<CollectiveEvent> event)
       : comm_(comm), event_(std::move(event)) {}
   bool test() override;
   void wait() override {
@@ -29,7 +31,7 @@ class DevicePending final : public PendingCollective {
 
  private:
   DeviceCommunicator& comm_;
-  std::unique_ptr<cuda::CollectiveEvent> event_;
+  std::unique_ptr<CollectiveEvent> event_;
 };
 
 class DeviceCommunicator final : public Communicator {
@@ -38,13 +40,9 @@ class DeviceCommunicator final : public Communicator {
       : host_(std::move(host)), device_(device) {
     // A rank that cannot join leaves the others waiting for it: end the job.
     try {
-#ifdef MINIVLM_HAVE_CUDA
-      if (device.type == DeviceType::cuda)
-        collectives_ = cuda::join_nccl(*host_, launched_local_rank());
-#endif
-      if (device.type == DeviceType::cuda_emu) collectives_ = cuda::join_emulated(*host_);
-      MV_CHECK(collectives_ != nullptr, "no collectives for tensors on ", device.str(),
-               " in this build");
+      const JoinDeviceCollectives join = device_collectives(device.type);
+      MV_CHECK(join != nullptr, "no collectives for tensors on ", device.str(), " in this build");
+      collectives_ = join(*host_, launched_local_rank());
     } catch (const std::exception& e) {
       host_->abort(label() + ": " + e.what());
     }
@@ -81,7 +79,7 @@ class DeviceCommunicator final : public Communicator {
   }
 
   // The event's state; a failed collective ends the job.
-  bool done(cuda::CollectiveEvent& event) {
+  bool done(CollectiveEvent& event) {
     try {
       return event.done();
     } catch (const std::exception& e) {
@@ -90,14 +88,12 @@ class DeviceCommunicator final : public Communicator {
   }
 
  private:
-  std::string label() const {
-    return device_.type == DeviceType::cuda ? "NCCL" : "cuda-emu collectives";
-  }
+  std::string label() const { return device_.str() + " collectives"; }
 
   // Device tensors as device buffers, in order, and the CPU tensors.
-  std::pair<std::vector<cuda::DeviceBuffer>, std::vector<Tensor>> split(
+  std::pair<std::vector<DeviceBuffer>, std::vector<Tensor>> split(
       const std::vector<Tensor>& tensors, const char* what) const {
-    std::vector<cuda::DeviceBuffer> on_device;
+    std::vector<DeviceBuffer> on_device;
     std::vector<Tensor> on_host;
     for (const Tensor& t : tensors) {
       if (t.device().is_cpu()) {
@@ -114,12 +110,25 @@ class DeviceCommunicator final : public Communicator {
   // Declared first: destroyed after the device collectives it bootstrapped.
   std::unique_ptr<Communicator> host_;
   Device device_;
-  std::unique_ptr<cuda::Collectives> collectives_;
+  std::unique_ptr<Collectives> collectives_;
 };
 
 bool DevicePending::test() { return comm_.done(*event_); }
 
+std::array<JoinDeviceCollectives, 3>& joins() {
+  static std::array<JoinDeviceCollectives, 3> j{};
+  return j;
+}
+
 }  // namespace
+
+void register_device_collectives(DeviceType type, JoinDeviceCollectives join) {
+  joins()[static_cast<size_t>(type)] = join;
+}
+
+JoinDeviceCollectives device_collectives(DeviceType type) {
+  return joins()[static_cast<size_t>(type)];
+}
 
 std::unique_ptr<Communicator> make_device_communicator(std::unique_ptr<Communicator> host,
                                                        Device device) {

@@ -11,8 +11,8 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "cuda/collectives.h"
 #include "dist/communicator.h"
+#include "dist/device_collectives.h"
 
 namespace minivlm::cuda {
 
@@ -135,10 +135,16 @@ class NcclCollectives final : public Collectives {
   cudaStream_t stream_ = nullptr;
 };
 
-}  // namespace
+// NCCL over GPU `local_rank`; throws when this rank cannot join (no GPU, fewer GPUs than processes
+// on the host).
+const bool registered = [] {
+  register_device_collectives(
+      DeviceType::cuda, [](Communicator& host, int local_rank) -> std::unique_ptr<Collectives> {
+        return std::make_unique<NcclCollectives>(host, local_rank);
+      });
+  return true;
+}();
 
-std::unique_ptr<Collectives> join_nccl(Communicator& host, int local_rank) {
-  return std::make_unique<NcclCollectives>(host, local_rank);
-}
+}  // namespace
 
 }  // namespace minivlm::cuda

@@ -1,9 +1,10 @@
-// Collectives of a CUDA back-end device among the processes of a data-parallel job (one device per
-// process): in-place sums and broadcasts of device memory, queued after the work already on the
-// device's default stream, where the buffers were written. Two implementations: NCCL for `cuda`
-// (real/nccl_collectives.cpp, MINIVLM_CUDA builds) and, for `cuda-emu`, an emulation that moves
-// the buffers (host memory) over the job's host communicator (emu_collectives.cpp). dist/'s device
-// communicator is their user: it splits tensors between these and the host communicator.
+// Collectives of a device among the processes of a data-parallel job (one device per process):
+// in-place sums and broadcasts of device memory, queued after the work already on the device's
+// default stream, where the buffers were written. A back-end registers how a rank joins them for
+// its device type: the CUDA back-end NCCL for `cuda` (cuda/real/nccl_collectives.cpp, MINIVLM_CUDA
+// builds) and, for `cuda-emu`, an emulation that moves the buffers (host memory) over the job's
+// host communicator (cuda/emu_collectives.cpp). The device communicator (device_communicator.cpp)
+// is their user: it splits tensors between these and the host communicator.
 #pragma once
 #include <cstddef>
 #include <memory>
@@ -12,11 +13,11 @@
 
 #include "core/dtype.h"
 
-namespace minivlm {
-class Communicator;
-}
+#include "core/device.h"
 
-namespace minivlm::cuda {
+namespace minivlm {
+
+class Communicator;
 
 // `count` contiguous elements of `dtype` at `data`, in device memory.
 struct DeviceBuffer {
@@ -50,14 +51,12 @@ class Collectives {
   virtual void abort() noexcept = 0;
 };
 
-// NCCL over GPU `local_rank` (this process's index on its host), its id made by rank 0 and
-// broadcast over `host`, which must outlive the result. Throws when this rank cannot join (no GPU,
-// fewer GPUs than processes on the host). Defined in MINIVLM_CUDA builds only.
-std::unique_ptr<Collectives> join_nccl(Communicator& host, int local_rank);
+// Joins this rank to the device collectives beside `host` (which carries their bootstrap and must
+// outlive the result); local_rank is this process's index on its host. Throws when this rank
+// cannot join.
+using JoinDeviceCollectives = std::unique_ptr<Collectives> (*)(Communicator& host, int local_rank);
+void register_device_collectives(DeviceType type, JoinDeviceCollectives join);
+// The registered join of `type`, or null.
+JoinDeviceCollectives device_collectives(DeviceType type);
 
-// The emulated device's collectives: each runs when queued (the emulated stream is the calling
-// thread) as host collectives of `host`, which must outlive the result. Sums add the ranks' values
-// in rank order, rounding to the storage type after each addition as NCCL's reductions do.
-std::unique_ptr<Collectives> join_emulated(Communicator& host);
-
-}  // namespace minivlm::cuda
+}  // namespace minivlm
