@@ -13,6 +13,7 @@
 #include "dist/communicator.h"
 #include "dist/grad_reducer.h"
 #include "infer/evaluate.h"
+#include "io/atomic_file.h"
 #include "io/model_io.h"
 #include "optim/adamw.h"
 #include "text/tokenizer.h"
