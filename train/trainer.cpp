@@ -1,7 +1,6 @@
 #include "train/trainer.h"
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,7 +10,6 @@
 #include "cuda/gpu.h"
 #include "data/loader.h"
 #include "dist/communicator.h"
-#include "dist/grad_reducer.h"
 #include "infer/evaluate.h"
 #include "io/atomic_file.h"
 #include "io/model_io.h"
@@ -19,6 +17,7 @@
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/progress.h"
+#include "train/step.h"
 #include "train/stop_signals.h"
 
 namespace minivlm {
@@ -49,14 +48,13 @@ struct Run {
   std::unique_ptr<JsonlDataset> train_set, eval_set;
   std::unique_ptr<Loader> loader;
   std::unique_ptr<AdamW> optim;
-  ParamList trainable;
+  std::unique_ptr<TrainStep> train_step;  // made once the model is on its device
   int64_t step = 0, total_steps = 0;
   int64_t nonfinite_in_row = 0, nonfinite_total = 0;
   int64_t tokens_total = 0;
   Rng rng;
-  std::unique_ptr<GradReducer> grads;  // made by the first train_step
-  Device device;                       // where the model computes
-  DType dtype = DType::f32;            // its parameters' and activations' storage
+  Device device;             // where the model computes
+  DType dtype = DType::f32;  // its parameters' and activations' storage
   // The fp32 values of frozen parameters stored narrower on the device (checkpoints keep them).
   std::map<std::string, Tensor> frozen_fp32;
 };
@@ -210,40 +208,6 @@ void to_device(Run& r) {
   }
 }
 
-// One optimizer step. Returns false when the step was skipped for a non-finite loss or gradient.
-bool train_step(Run& r, const Step& s, double& loss_out, double& norm_out) {
-  // The global supervised-token count normalises every micro-batch's summed loss (SPEC §4.2).
-  std::vector<double> counts = {static_cast<double>(s.supervised_tokens())};
-  r.comm->all_reduce_sum(counts);
-  const double denom = counts[0];
-  if (!r.grads)
-    r.grads = std::make_unique<GradReducer>(*r.comm, r.trainable, gradient_bucket_bytes());
-  // Reductions start during this rank's last backward pass of the step; earlier ones accumulate.
-  const MicroBatch* last = nullptr;
-  for (const MicroBatch& mb : s.micro)
-    if (!mb.empty()) last = &mb;
-  double loss_sum = 0;
-  for (const MicroBatch& mb : s.micro) {
-    if (mb.empty() || denom <= 0) continue;
-    const VlmOutput out = r.m.model->forward(mb.batch, denom);
-    loss_sum += out.loss.item();
-    r.grads->backward(out.loss, &mb == last);
-  }
-  r.grads->reduce();  // every gradient is now the sum over ranks
-  std::vector<double> scalars = {loss_sum};
-  r.comm->all_reduce_sum(scalars);
-  loss_out = scalars[0];
-  norm_out = grad_norm(r.trainable);
-  if (!std::isfinite(loss_out) || !std::isfinite(norm_out)) {
-    r.optim->zero_grad();
-    return false;
-  }
-  r.optim->step(lr_at(r.step, r.total_steps, r.opt.warmup_steps, r.opt.lr, r.opt.min_lr_ratio),
-                clip_factor(norm_out, r.opt.grad_clip));
-  r.optim->zero_grad();
-  return true;
-}
-
 void write_run_json(const Run& r) {
   if (!r.comm->is_main()) return;
   json j = r.opt.to_json();
@@ -267,11 +231,11 @@ int train(Run& r) {
     r.m.model->set_vision_cache(
         std::make_shared<VisionFeatureCache>(static_cast<size_t>(r.opt.vision_cache_mb) << 20));
   apply_freeze_policy(*r.m.model, r.opt.train);
-  r.trainable = r.m.model->trainable_params();
-  MV_CHECK(!r.trainable.empty(), "nothing to train with --train ", r.opt.train);
+  const ParamList trainable = r.m.model->trainable_params();
+  MV_CHECK(!trainable.empty(), "nothing to train with --train ", r.opt.train);
   {  // identical starting weights on every rank
     std::vector<Tensor> ts;
-    for (const NamedTensor& p : r.trainable) ts.push_back(p.tensor.detach());
+    for (const NamedTensor& p : trainable) ts.push_back(p.tensor.detach());
     r.comm->broadcast(ts, 0);
   }
   const SampleFormat fmt = SampleFormat::for_model(r.m.config, r.opt.max_seq_len);
@@ -289,7 +253,7 @@ int train(Run& r) {
   r.loader = std::make_unique<Loader>(*r.train_set, lo);
   r.total_steps =
       r.opt.max_steps > 0 ? r.opt.max_steps : r.opt.epochs * r.loader->steps_per_epoch();
-  r.optim = std::make_unique<AdamW>(r.trainable, AdamWConfig{0.9, 0.999, 1e-8, r.opt.weight_decay});
+  r.optim = std::make_unique<AdamW>(trainable, AdamWConfig{0.9, 0.999, 1e-8, r.opt.weight_decay});
   r.rng.reseed(static_cast<uint64_t>(r.opt.seed) + static_cast<uint64_t>(r.comm->rank()));
 
   if (!r.opt.resume.empty()) {
@@ -304,6 +268,7 @@ int train(Run& r) {
       log(r, "no checkpoint in " + r.opt.out + "/checkpoints: starting from scratch");
   }
   to_device(r);
+  r.train_step = std::make_unique<TrainStep>(*r.m.model, *r.optim, *r.comm, r.opt.grad_clip);
   write_run_json(r);
   print_startup(r);
 
@@ -313,22 +278,19 @@ int train(Run& r) {
   bool interrupted = false;
   while (r.step < r.total_steps) {
     const Step s = r.loader->next_step();
-    double loss = 0, norm = 0;
-    const bool ok = train_step(r, s, loss, norm);
-    std::vector<double> tok = {static_cast<double>(s.supervised_tokens())};
-    r.comm->all_reduce_sum(tok);
-    tokens_since += static_cast<int64_t>(tok[0]);
-    r.tokens_total += static_cast<int64_t>(tok[0]);
     const double lr =
         lr_at(r.step, r.total_steps, r.opt.warmup_steps, r.opt.lr, r.opt.min_lr_ratio);
-    if (!ok) {
+    const StepResult res = r.train_step->run(s, lr);
+    tokens_since += res.tokens;
+    r.tokens_total += res.tokens;
+    if (!res.applied) {
       ++r.nonfinite_total;
       if (++r.nonfinite_in_row > r.opt.max_nonfinite_steps)
         r.comm->abort(std::to_string(r.nonfinite_in_row) +
                       " steps in a row had a non-finite loss or gradient "
                       "(last loss " +
-                      std::to_string(loss) + ", gradient norm " + std::to_string(norm) +
-                      "); HINT: lower --lr or check the data");
+                      std::to_string(res.loss) + ", gradient norm " +
+                      std::to_string(res.grad_norm) + "); HINT: lower --lr or check the data");
       progress.message("step " + std::to_string(r.step + 1) +
                        ": non-finite loss or gradient, step skipped");
     } else {
@@ -338,13 +300,13 @@ int train(Run& r) {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_last).count();
     const double tps = secs > 0 ? static_cast<double>(tokens_since) / secs : 0.0;
-    if (r.comm->is_main()) progress.update(r.step, loss, lr, tps);
+    if (r.comm->is_main()) progress.update(r.step, res.loss, lr, tps);
     if (r.step % r.opt.log_every == 0 || r.step == r.total_steps) {
       append_metrics(r, {{"step", r.step},
                          {"epoch", s.epoch},
-                         {"loss", loss},
+                         {"loss", res.loss},
                          {"lr", lr},
-                         {"grad_norm", norm},
+                         {"grad_norm", res.grad_norm},
                          {"tokens_per_s", tps},
                          {"skipped", r.loader->state().skipped_total}});
       t_last = std::chrono::steady_clock::now();
