@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "cuda/gpu.h"
 #include "data/loader.h"
@@ -217,27 +218,23 @@ void write_run_json(const Run& r) {
   write_file_atomic((fs::path(r.opt.out) / "run.json").string(), j.dump(2) + "\n");
 }
 
-int train(Run& r) {
-  r.device = compute_device(r.opt.device);
-  r.dtype = r.opt.dtype == "bf16" ? DType::bf16 : DType::f32;
-  MV_CHECK(r.dtype == DType::f32 || r.device.is_cuda_backend(), "--dtype ", r.opt.dtype,
-           " needs a CUDA back-end device (--device cuda or cuda-emu); --device ", r.device.str(),
-           " trains in fp32");
-  // Gradients of device parameters are reduced by the device's collectives.
-  use_device_communicator(r.comm, r.device);
-  fs::create_directories(r.opt.out);
+// Trainable parameters per the stage's policy, starting from rank 0's weights on every rank.
+ParamList load_model(Run& r) {
   r.m = load_model_dir(r.opt.model);
   if (r.opt.vision_cache_mb > 0)
     r.m.model->set_vision_cache(
         std::make_shared<VisionFeatureCache>(static_cast<size_t>(r.opt.vision_cache_mb) << 20));
   apply_freeze_policy(*r.m.model, r.opt.train);
-  const ParamList trainable = r.m.model->trainable_params();
+  ParamList trainable = r.m.model->trainable_params();
   MV_CHECK(!trainable.empty(), "nothing to train with --train ", r.opt.train);
-  {  // identical starting weights on every rank
-    std::vector<Tensor> ts;
-    for (const NamedTensor& p : trainable) ts.push_back(p.tensor.detach());
-    r.comm->broadcast(ts, 0);
-  }
+  std::vector<Tensor> ts;
+  for (const NamedTensor& p : trainable) ts.push_back(p.tensor.detach());
+  r.comm->broadcast(ts, 0);
+  return trainable;
+}
+
+// The training and evaluation sets, the loader of this rank's share and the run's step count.
+void load_data(Run& r) {
   const SampleFormat fmt = SampleFormat::for_model(r.m.config, r.opt.max_seq_len);
   r.train_set = std::make_unique<JsonlDataset>(r.opt.data, r.opt.images, *r.m.tokenizer, fmt);
   if (!r.opt.eval.empty())
@@ -253,15 +250,26 @@ int train(Run& r) {
   r.loader = std::make_unique<Loader>(*r.train_set, lo);
   r.total_steps =
       r.opt.max_steps > 0 ? r.opt.max_steps : r.opt.epochs * r.loader->steps_per_epoch();
+}
+
+// Everything before the first step: device, model, data, optimizer, the checkpoint to resume
+// from, the model on its device, run.json and the startup table.
+void setup(Run& r) {
+  r.device = compute_device(r.opt.device);
+  r.dtype = r.opt.dtype == "bf16" ? DType::bf16 : DType::f32;
+  MV_CHECK(r.dtype == DType::f32 || r.device.is_cuda_backend(), "--dtype ", r.opt.dtype,
+           " needs a CUDA back-end device (--device cuda or cuda-emu); --device ", r.device.str(),
+           " trains in fp32");
+  // Gradients of device parameters are reduced by the device's collectives.
+  use_device_communicator(r.comm, r.device);
+  fs::create_directories(r.opt.out);
+  const ParamList trainable = load_model(r);
+  load_data(r);
   r.optim = std::make_unique<AdamW>(trainable, AdamWConfig{0.9, 0.999, 1e-8, r.opt.weight_decay});
   r.rng.reseed(static_cast<uint64_t>(r.opt.seed) + static_cast<uint64_t>(r.comm->rank()));
-
   if (!r.opt.resume.empty()) {
-    std::optional<std::string> dir;
-    if (r.opt.resume == "auto")
-      dir = latest_checkpoint(r.opt.out);
-    else
-      dir = r.opt.resume;
+    const std::optional<std::string> dir =
+        r.opt.resume == "auto" ? latest_checkpoint(r.opt.out) : r.opt.resume;
     if (dir)
       resume(r, *dir);
     else
@@ -271,11 +279,38 @@ int train(Run& r) {
   r.train_step = std::make_unique<TrainStep>(*r.m.model, *r.optim, *r.comm, r.opt.grad_clip);
   write_run_json(r);
   print_startup(r);
+}
 
+// Counts a step skipped for a non-finite loss or gradient; too many in a row end the job.
+void count_nonfinite(Run& r, const StepResult& res, Progress& progress) {
+  if (res.applied) {
+    r.nonfinite_in_row = 0;
+    return;
+  }
+  ++r.nonfinite_total;
+  if (++r.nonfinite_in_row > r.opt.max_nonfinite_steps)
+    r.comm->abort(std::to_string(r.nonfinite_in_row) +
+                  " steps in a row had a non-finite loss or gradient "
+                  "(last loss " +
+                  std::to_string(res.loss) + ", gradient norm " + std::to_string(res.grad_norm) +
+                  "); HINT: lower --lr or check the data");
+  progress.message("step " + std::to_string(r.step + 1) +
+                   ": non-finite loss or gradient, step skipped");
+}
+
+// A signal on any rank stops every rank after the same step.
+bool stop_requested(const Run& r) {
+  std::vector<double> stop = {r.stop->received() != 0 ? 1.0 : 0.0};
+  r.comm->all_reduce_sum(stop);
+  return stop[0] > 0;
+}
+
+// Optimizer steps up to total_steps, with logging, evaluation and checkpoints on their schedules.
+// Returns true when a signal stopped it (after saving a checkpoint).
+bool loop(Run& r) {
   Progress progress(r.total_steps, r.step, r.opt.log_every);
   auto t_last = std::chrono::steady_clock::now();
   int64_t tokens_since = 0;
-  bool interrupted = false;
   while (r.step < r.total_steps) {
     const Step s = r.loader->next_step();
     const double lr =
@@ -283,19 +318,7 @@ int train(Run& r) {
     const StepResult res = r.train_step->run(s, lr);
     tokens_since += res.tokens;
     r.tokens_total += res.tokens;
-    if (!res.applied) {
-      ++r.nonfinite_total;
-      if (++r.nonfinite_in_row > r.opt.max_nonfinite_steps)
-        r.comm->abort(std::to_string(r.nonfinite_in_row) +
-                      " steps in a row had a non-finite loss or gradient "
-                      "(last loss " +
-                      std::to_string(res.loss) + ", gradient norm " +
-                      std::to_string(res.grad_norm) + "); HINT: lower --lr or check the data");
-      progress.message("step " + std::to_string(r.step + 1) +
-                       ": non-finite loss or gradient, step skipped");
-    } else {
-      r.nonfinite_in_row = 0;
-    }
+    count_nonfinite(r, res, progress);
     ++r.step;
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_last).count();
@@ -317,15 +340,11 @@ int train(Run& r) {
       progress.finish();
       run_eval(r);
     }
-    // A signal on any rank stops every rank after this step.
-    std::vector<double> stop = {r.stop->received() != 0 ? 1.0 : 0.0};
-    r.comm->all_reduce_sum(stop);
-    if (stop[0] > 0) {
+    if (stop_requested(r)) {
       progress.finish();
       log(r, "stop requested: saving a checkpoint at step " + std::to_string(r.step));
       save(r);
-      interrupted = true;
-      break;
+      return true;
     }
     if (r.opt.save_every > 0 && r.step % r.opt.save_every == 0 && r.step < r.total_steps) {
       progress.finish();
@@ -333,7 +352,11 @@ int train(Run& r) {
     }
   }
   progress.finish();
-  if (interrupted) return 0;
+  return false;
+}
+
+// After the last step: the final checkpoint, evaluation and model directory.
+void finish(Run& r) {
   save(r);
   run_eval(r);
   if (r.comm->is_main()) {
@@ -346,7 +369,6 @@ int train(Run& r) {
     std::fprintf(stderr, "wrote %s\n", final_dir.c_str());
   }
   r.comm->barrier();
-  return 0;
 }
 
 }  // namespace
@@ -359,7 +381,9 @@ int train_main(Stage stage, int argc, char** argv) {
   const char* prog = stage == Stage::pretrain ? "train_pretrain" : "train_sft";
   try {
     r.opt = parse_train_options(stage, std::vector<std::string>(argv + 1, argv + argc));
-    return train(r);
+    setup(r);
+    if (!loop(r)) finish(r);
+    return 0;
   } catch (const std::exception& e) {
     if (r.comm->world_size() > 1) r.comm->abort(std::string(prog) + ": " + e.what());
     std::fprintf(stderr, "%s: error: %s\n", prog, e.what());
