@@ -12,10 +12,10 @@
 #include "dist/communicator.h"
 #include "infer/device_model.h"
 #include "infer/evaluate.h"
+#include "io/atomic_file.h"
 #include "io/model_io.h"
 #include "text/tokenizer.h"
 #include "core/args.h"
-#include "train/checkpoint.h"
 
 namespace minivlm {
 namespace {

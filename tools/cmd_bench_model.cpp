@@ -1,7 +1,8 @@
 // minivlm bench-model --what train|generate|sgemm: the speed of one workload on a randomly
 // initialised model, for scripts/bench/run to set beside PyTorch. Prints one JSON line:
 //   train     B×T tokens per step (one image per sample, frozen vision tower, SFT trainables =
-//             LLM + projector, AdamW); seconds of every timed step.
+//             LLM + projector; the trainers' step, train/step.h: AdamW with clipping at 1, one
+//             process); seconds of every timed optimizer step.
 //   generate  batch 1: a text prompt of --prompt tokens prefilled into the KV cache, then
 //             --new-tokens greedy decode steps (cpu/decode.h, weights in --decode-dtype, bf16, i8
 //             or f32, on --decode-threads, default 1: see docs/performance.md); seconds of every
@@ -26,11 +27,13 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "cpu/gemm.h"
+#include "dist/communicator.h"
 #include "nn/decode_step.h"
 #include "nn/vision_cache.h"
 #include "nn/vlm.h"
 #include "optim/adamw.h"
 #include "tools/command.h"
+#include "train/step.h"
 
 namespace minivlm {
 
@@ -88,19 +91,16 @@ json bench_train(MiniMindVLM& model, int64_t B, int64_t T, int warmup, int reps,
     const bool llm = p.name.rfind("model.", 0) == 0 || p.name == "lm_head.weight";
     p.tensor.set_requires_grad(llm || p.name.rfind("vision_proj.", 0) == 0);
   }
-  const ParamList trainable = model.trainable_params();
-  AdamW optim(trainable, AdamWConfig{});
+  AdamW optim(model.trainable_params(), AdamWConfig{});
+  const auto comm = make_single_communicator();
+  TrainStep step(model, optim, *comm, 1.0);
   const VlmBatch batch = train_batch(model.config(), model.image_token_id(), B, T, rng);
+  const MicroInput micro[] = {{&batch, batch.supervised_tokens()}};
   std::vector<double> secs;
   double loss = 0;
   for (int i = 0; i < warmup + reps; ++i) {
     const auto t0 = Clock::now();
-    const VlmOutput out = model.forward(batch);
-    out.loss.backward();
-    clip_grads(trainable, grad_norm(trainable), 1.0);
-    optim.step(1e-4);
-    optim.zero_grad();
-    loss = out.loss.item();
+    loss = step.run(micro, 1e-4).loss;
     if (i >= warmup) secs.push_back(seconds_since(t0));
   }
   return {{"tokens", B * T}, {"seconds", secs}, {"loss", loss}};

@@ -1,14 +1,12 @@
 #include "train/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 
 namespace minivlm {
@@ -16,13 +14,6 @@ namespace minivlm {
 namespace fs = std::filesystem;
 
 namespace {
-
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
 
 std::vector<std::pair<int64_t, std::string>> complete_checkpoints(const std::string& run_dir) {
   std::vector<std::pair<int64_t, std::string>> out;
@@ -42,18 +33,6 @@ std::vector<std::pair<int64_t, std::string>> complete_checkpoints(const std::str
 }
 
 }  // namespace
-
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
-    f.flush();
-    MV_CHECK(f.good(), "cannot write ", tmp);
-  }
-  fsync_path(tmp);
-  fs::rename(tmp, path);
-}
 
 std::string checkpoint_name(int64_t step) {
   char buf[32];

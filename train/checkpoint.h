@@ -34,7 +34,4 @@ struct LoadedCheckpoint {
 };
 LoadedCheckpoint load_checkpoint(const std::string& dir);
 
-// Writes `text` to `path` through a synced temporary file and a rename.
-void write_file_atomic(const std::string& path, const std::string& text);
-
 }  // namespace minivlm

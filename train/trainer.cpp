@@ -1,23 +1,24 @@
 #include "train/trainer.h"
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "core/backend.h"
 #include "data/loader.h"
 #include "dist/communicator.h"
-#include "dist/grad_reducer.h"
 #include "infer/evaluate.h"
+#include "io/atomic_file.h"
 #include "io/model_io.h"
 #include "optim/adamw.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/progress.h"
+#include "train/step.h"
 #include "train/stop_signals.h"
 
 namespace minivlm {
@@ -48,14 +49,13 @@ struct Run {
   std::unique_ptr<JsonlDataset> train_set, eval_set;
   std::unique_ptr<Loader> loader;
   std::unique_ptr<AdamW> optim;
-  ParamList trainable;
+  std::unique_ptr<TrainStep> train_step;  // made once the model is on its device
   int64_t step = 0, total_steps = 0;
   int64_t nonfinite_in_row = 0, nonfinite_total = 0;
   int64_t tokens_total = 0;
   Rng rng;
-  std::unique_ptr<GradReducer> grads;  // made by the first train_step
-  Device device;                       // where the model computes
-  DType dtype = DType::f32;            // its parameters' and activations' storage
+  Device device;             // where the model computes
+  DType dtype = DType::f32;  // its parameters' and activations' storage
   // The fp32 values of frozen parameters stored narrower on the device (checkpoints keep them).
   std::map<std::string, Tensor> frozen_fp32;
 };
@@ -200,47 +200,12 @@ void run_eval(Run& r) {
 // the host (after a resume): trainable parameters through the optimizer (which keeps fp32 masters
 // below fp32), frozen ones directly, keeping their fp32 values when narrowed.
 void to_device(Run& r) {
-  if (r.device.is_cpu()) return;
   r.optim->to(r.device, r.dtype);
   for (NamedTensor& p : r.m.model->params()) {
     if (p.tensor.requires_grad()) continue;
     if (r.dtype != DType::f32) r.frozen_fp32[p.name] = p.tensor.detach();
     p.tensor.set_data(p.tensor.detach().to(r.device).to(r.dtype));
   }
-}
-
-// One optimizer step. Returns false when the step was skipped for a non-finite loss or gradient.
-bool train_step(Run& r, const Step& s, double& loss_out, double& norm_out) {
-  // The global supervised-token count normalises every micro-batch's summed loss (SPEC §4.2).
-  std::vector<double> counts = {static_cast<double>(s.supervised_tokens())};
-  r.comm->all_reduce_sum(counts);
-  const double denom = counts[0];
-  if (!r.grads)
-    r.grads = std::make_unique<GradReducer>(*r.comm, r.trainable, gradient_bucket_bytes());
-  // Reductions start during this rank's last backward pass of the step; earlier ones accumulate.
-  const MicroBatch* last = nullptr;
-  for (const MicroBatch& mb : s.micro)
-    if (!mb.empty()) last = &mb;
-  double loss_sum = 0;
-  for (const MicroBatch& mb : s.micro) {
-    if (mb.empty() || denom <= 0) continue;
-    const VlmOutput out = r.m.model->forward(mb.batch, denom);
-    loss_sum += out.loss.item();
-    r.grads->backward(out.loss, &mb == last);
-  }
-  r.grads->reduce();  // every gradient is now the sum over ranks
-  std::vector<double> scalars = {loss_sum};
-  r.comm->all_reduce_sum(scalars);
-  loss_out = scalars[0];
-  norm_out = grad_norm(r.trainable);
-  if (!std::isfinite(loss_out) || !std::isfinite(norm_out)) {
-    r.optim->zero_grad();
-    return false;
-  }
-  r.optim->step(lr_at(r.step, r.total_steps, r.opt.warmup_steps, r.opt.lr, r.opt.min_lr_ratio),
-                clip_factor(norm_out, r.opt.grad_clip));
-  r.optim->zero_grad();
-  return true;
 }
 
 void write_run_json(const Run& r) {
@@ -252,28 +217,23 @@ void write_run_json(const Run& r) {
   write_file_atomic((fs::path(r.opt.out) / "run.json").string(), j.dump(2) + "\n");
 }
 
-int train(Run& r) {
-  r.device = compute_device(r.opt.device);
-  r.dtype = r.opt.dtype == "bf16" ? DType::bf16 : DType::f32;
-  MV_CHECK(r.dtype == DType::f32 || backend_for(r.device).computes(r.dtype), "--dtype ",
-           r.opt.dtype, ": the ", backend_for(r.device).name(),
-           " back-end does not train in it (--device cuda or cuda-emu do); --device ",
-           r.device.str(), " trains in fp32");
-  // Gradients of device parameters are reduced by the device's collectives.
-  use_device_communicator(r.comm, r.device);
-  fs::create_directories(r.opt.out);
+// Trainable parameters per the stage's policy, starting from rank 0's weights on every rank.
+ParamList load_model(Run& r) {
   r.m = load_model_dir(r.opt.model);
   if (r.opt.vision_cache_mb > 0)
     r.m.model->set_vision_cache(
         std::make_shared<VisionFeatureCache>(static_cast<size_t>(r.opt.vision_cache_mb) << 20));
   apply_freeze_policy(*r.m.model, r.opt.train);
-  r.trainable = r.m.model->trainable_params();
-  MV_CHECK(!r.trainable.empty(), "nothing to train with --train ", r.opt.train);
-  {  // identical starting weights on every rank
-    std::vector<Tensor> ts;
-    for (const NamedTensor& p : r.trainable) ts.push_back(p.tensor.detach());
-    r.comm->broadcast(ts, 0);
-  }
+  ParamList trainable = r.m.model->trainable_params();
+  MV_CHECK(!trainable.empty(), "nothing to train with --train ", r.opt.train);
+  std::vector<Tensor> ts;
+  for (const NamedTensor& p : trainable) ts.push_back(p.tensor.detach());
+  r.comm->broadcast(ts, 0);
+  return trainable;
+}
+
+// The training and evaluation sets, the loader of this rank's share and the run's step count.
+void load_data(Run& r) {
   const SampleFormat fmt = SampleFormat::for_model(r.m.config, r.opt.max_seq_len);
   r.train_set = std::make_unique<JsonlDataset>(r.opt.data, r.opt.images, *r.m.tokenizer, fmt);
   if (!r.opt.eval.empty())
@@ -289,62 +249,87 @@ int train(Run& r) {
   r.loader = std::make_unique<Loader>(*r.train_set, lo);
   r.total_steps =
       r.opt.max_steps > 0 ? r.opt.max_steps : r.opt.epochs * r.loader->steps_per_epoch();
-  r.optim = std::make_unique<AdamW>(r.trainable, AdamWConfig{0.9, 0.999, 1e-8, r.opt.weight_decay});
-  r.rng.reseed(static_cast<uint64_t>(r.opt.seed) + static_cast<uint64_t>(r.comm->rank()));
+}
 
+// Everything before the first step: device, model, data, optimizer, the checkpoint to resume
+// from, the model on its device, run.json and the startup table.
+void setup(Run& r) {
+  r.device = compute_device(r.opt.device);
+  r.dtype = r.opt.dtype == "bf16" ? DType::bf16 : DType::f32;
+  MV_CHECK(r.dtype == DType::f32 || backend_for(r.device).computes(r.dtype), "--dtype ",
+           r.opt.dtype, ": the ", backend_for(r.device).name(),
+           " back-end does not train in it (--device cuda or cuda-emu do); --device ",
+           r.device.str(), " trains in fp32");
+  // Gradients of device parameters are reduced by the device's collectives.
+  use_device_communicator(r.comm, r.device);
+  fs::create_directories(r.opt.out);
+  const ParamList trainable = load_model(r);
+  load_data(r);
+  r.optim = std::make_unique<AdamW>(trainable, AdamWConfig{0.9, 0.999, 1e-8, r.opt.weight_decay});
+  r.rng.reseed(static_cast<uint64_t>(r.opt.seed) + static_cast<uint64_t>(r.comm->rank()));
   if (!r.opt.resume.empty()) {
-    std::optional<std::string> dir;
-    if (r.opt.resume == "auto")
-      dir = latest_checkpoint(r.opt.out);
-    else
-      dir = r.opt.resume;
+    const std::optional<std::string> dir =
+        r.opt.resume == "auto" ? latest_checkpoint(r.opt.out) : r.opt.resume;
     if (dir)
       resume(r, *dir);
     else
       log(r, "no checkpoint in " + r.opt.out + "/checkpoints: starting from scratch");
   }
   to_device(r);
+  r.train_step = std::make_unique<TrainStep>(*r.m.model, *r.optim, *r.comm, r.opt.grad_clip);
   write_run_json(r);
   print_startup(r);
+}
 
+// Counts a step skipped for a non-finite loss or gradient; too many in a row end the job.
+void count_nonfinite(Run& r, const StepResult& res, Progress& progress) {
+  if (res.applied) {
+    r.nonfinite_in_row = 0;
+    return;
+  }
+  ++r.nonfinite_total;
+  if (++r.nonfinite_in_row > r.opt.max_nonfinite_steps)
+    r.comm->abort(std::to_string(r.nonfinite_in_row) +
+                  " steps in a row had a non-finite loss or gradient "
+                  "(last loss " +
+                  std::to_string(res.loss) + ", gradient norm " + std::to_string(res.grad_norm) +
+                  "); HINT: lower --lr or check the data");
+  progress.message("step " + std::to_string(r.step + 1) +
+                   ": non-finite loss or gradient, step skipped");
+}
+
+// A signal on any rank stops every rank after the same step.
+bool stop_requested(const Run& r) {
+  std::vector<double> stop = {r.stop->received() != 0 ? 1.0 : 0.0};
+  r.comm->all_reduce_sum(stop);
+  return stop[0] > 0;
+}
+
+// Optimizer steps up to total_steps, with logging, evaluation and checkpoints on their schedules.
+// Returns true when a signal stopped it (after saving a checkpoint).
+bool loop(Run& r) {
   Progress progress(r.total_steps, r.step, r.opt.log_every);
   auto t_last = std::chrono::steady_clock::now();
   int64_t tokens_since = 0;
-  bool interrupted = false;
   while (r.step < r.total_steps) {
     const Step s = r.loader->next_step();
-    double loss = 0, norm = 0;
-    const bool ok = train_step(r, s, loss, norm);
-    std::vector<double> tok = {static_cast<double>(s.supervised_tokens())};
-    r.comm->all_reduce_sum(tok);
-    tokens_since += static_cast<int64_t>(tok[0]);
-    r.tokens_total += static_cast<int64_t>(tok[0]);
     const double lr =
         lr_at(r.step, r.total_steps, r.opt.warmup_steps, r.opt.lr, r.opt.min_lr_ratio);
-    if (!ok) {
-      ++r.nonfinite_total;
-      if (++r.nonfinite_in_row > r.opt.max_nonfinite_steps)
-        r.comm->abort(std::to_string(r.nonfinite_in_row) +
-                      " steps in a row had a non-finite loss or gradient "
-                      "(last loss " +
-                      std::to_string(loss) + ", gradient norm " + std::to_string(norm) +
-                      "); HINT: lower --lr or check the data");
-      progress.message("step " + std::to_string(r.step + 1) +
-                       ": non-finite loss or gradient, step skipped");
-    } else {
-      r.nonfinite_in_row = 0;
-    }
+    const StepResult res = r.train_step->run(s, lr);
+    tokens_since += res.tokens;
+    r.tokens_total += res.tokens;
+    count_nonfinite(r, res, progress);
     ++r.step;
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_last).count();
     const double tps = secs > 0 ? static_cast<double>(tokens_since) / secs : 0.0;
-    if (r.comm->is_main()) progress.update(r.step, loss, lr, tps);
+    if (r.comm->is_main()) progress.update(r.step, res.loss, lr, tps);
     if (r.step % r.opt.log_every == 0 || r.step == r.total_steps) {
       append_metrics(r, {{"step", r.step},
                          {"epoch", s.epoch},
-                         {"loss", loss},
+                         {"loss", res.loss},
                          {"lr", lr},
-                         {"grad_norm", norm},
+                         {"grad_norm", res.grad_norm},
                          {"tokens_per_s", tps},
                          {"skipped", r.loader->state().skipped_total}});
       t_last = std::chrono::steady_clock::now();
@@ -355,15 +340,11 @@ int train(Run& r) {
       progress.finish();
       run_eval(r);
     }
-    // A signal on any rank stops every rank after this step.
-    std::vector<double> stop = {r.stop->received() != 0 ? 1.0 : 0.0};
-    r.comm->all_reduce_sum(stop);
-    if (stop[0] > 0) {
+    if (stop_requested(r)) {
       progress.finish();
       log(r, "stop requested: saving a checkpoint at step " + std::to_string(r.step));
       save(r);
-      interrupted = true;
-      break;
+      return true;
     }
     if (r.opt.save_every > 0 && r.step % r.opt.save_every == 0 && r.step < r.total_steps) {
       progress.finish();
@@ -371,7 +352,11 @@ int train(Run& r) {
     }
   }
   progress.finish();
-  if (interrupted) return 0;
+  return false;
+}
+
+// After the last step: the final checkpoint, evaluation and model directory.
+void finish(Run& r) {
   save(r);
   run_eval(r);
   if (r.comm->is_main()) {
@@ -384,7 +369,6 @@ int train(Run& r) {
     std::fprintf(stderr, "wrote %s\n", final_dir.c_str());
   }
   r.comm->barrier();
-  return 0;
 }
 
 }  // namespace
@@ -397,7 +381,9 @@ int train_main(Stage stage, int argc, char** argv) {
   const char* prog = stage == Stage::pretrain ? "train_pretrain" : "train_sft";
   try {
     r.opt = parse_train_options(stage, std::vector<std::string>(argv + 1, argv + argc));
-    return train(r);
+    setup(r);
+    if (!loop(r)) finish(r);
+    return 0;
   } catch (const std::exception& e) {
     if (r.comm->world_size() > 1) r.comm->abort(std::string(prog) + ": " + e.what());
     std::fprintf(stderr, "%s: error: %s\n", prog, e.what());

@@ -1,71 +1,36 @@
 // The whole VLM of tests/fixtures/test-model.json (vision tower, pixel shuffle, projector, image
 // rows merged into the token embeddings, decoder, masked loss) trained on the CUDA back-end
 // (cuda-emu) against the CPU back-end: loss, every trainable gradient, the vision tower's own
-// backward, and AdamW steps with clipping in fp32; and the bf16 mixed-precision path (bf16
-// parameters and activations, fp32 master weights, moments, loss and norms) within bf16
-// tolerances of the fp32 CPU run.
+// backward, and training steps (train/step.h: AdamW with clipping) in fp32; and the bf16
+// mixed-precision path (bf16 parameters and activations, fp32 master weights, moments, loss and
+// norms) within bf16 tolerances of the fp32 CPU run.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "autograd/node.h"
 #include "cuda_emu_util.h"
+#include "dist/communicator.h"
 #include "nn/vlm.h"
 #include "optim/adamw.h"
+#include "train/step.h"
+#include "vlm_fixture.h"
 
 namespace minivlm {
 namespace {
 
+using testing::fixture_config;
 using testing::kEmu;
-
-constexpr int64_t kImageToken = 12;
-
-ModelConfig fixture_config() {
-  std::ifstream f(MINIVLM_SOURCE_DIR "/tests/fixtures/test-model.json");
-  EXPECT_TRUE(f) << "tests/fixtures/test-model.json";
-  return ModelConfig::from_json(nlohmann::json::parse(f), "test-model.json");
-}
-
-// max |got − want| / max |want|
-double rel_error(const Tensor& got, const Tensor& want) {
-  EXPECT_EQ(got.shape(), want.shape());
-  const std::vector<double> a = got.to_double_vector(), b = want.to_double_vector();
-  double scale = 0, err = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    scale = std::max(scale, std::abs(b[i]));
-    err = std::max(err, std::abs(a[i] - b[i]));
-  }
-  return scale > 0 ? err / scale : err;
-}
-
-// Two samples: one image in the first, two in the second, padding and unsupervised prompt tokens.
-VlmBatch make_batch(const ModelConfig& c) {
-  const int64_t N = c.tokens_per_image(), S = c.vision.image_size, B = 2, T = 5 + 2 * N + 3;
-  std::vector<int64_t> ids(static_cast<size_t>(B * T), 0), mask(ids.size(), 0);
-  Rng rng(77);
-  for (auto& v : ids) v = 100 + static_cast<int64_t>(rng.next_u64() % 6000);
-  auto put_image = [&](int64_t b, int64_t at) {
-    for (int64_t i = 0; i < N; ++i) ids[static_cast<size_t>(b * T + at + i)] = kImageToken;
-  };
-  put_image(0, 2);
-  put_image(1, 1);
-  put_image(1, 2 + N);
-  for (int64_t t = 3 + N; t < T - 2; ++t) mask[static_cast<size_t>(t)] = 1;  // sample 0
-  for (int64_t t = 3 + 2 * N; t < T; ++t) mask[static_cast<size_t>(T + t)] = 1;
-  VlmBatch batch;
-  batch.ids = Tensor::from_vector(ids, {B, T});
-  batch.label_mask = Tensor::from_vector(mask, {B, T});
-  batch.pixels = testing::randn(rng, {3, 3, S, S}, DType::f32);
-  batch.images_per_sample = {1, 2};
-  return batch;
-}
+using testing::kImageToken;
+using testing::make_batch;
+using testing::rel_error;
 
 // A model trained like train_sft --train all: LLM and projector trainable, the tower frozen.
 struct Trained {
   std::unique_ptr<MiniMindVLM> model;
   std::unique_ptr<AdamW> optim;
+  std::unique_ptr<Communicator> comm;
+  std::unique_ptr<TrainStep> step;  // clipping at 1
 };
 
 Trained make_model(const ModelConfig& c, Device device, DType dtype) {
@@ -80,23 +45,15 @@ Trained make_model(const ModelConfig& c, Device device, DType dtype) {
     for (NamedTensor& p : t.model->params())
       if (!p.tensor.requires_grad()) p.tensor.set_data(p.tensor.detach().to(device).to(dtype));
   }
+  t.comm = make_single_communicator();
+  t.step = std::make_unique<TrainStep>(*t.model, *t.optim, *t.comm, 1.0);
   return t;
 }
 
-struct StepResult {
-  double loss = 0, norm = 0;
-};
-
 StepResult train_step(Trained& t, const VlmBatch& batch, double lr) {
-  const VlmOutput out = t.model->forward(batch);
-  EXPECT_EQ(out.loss.dtype(), DType::f32);
-  StepResult r;
-  r.loss = out.loss.item();
-  out.loss.backward();
-  const ParamList ps = t.model->trainable_params();
-  r.norm = grad_norm(ps);
-  t.optim->step(lr, clip_factor(r.norm, 1.0));
-  t.optim->zero_grad();
+  const MicroInput micro[] = {{&batch, batch.supervised_tokens()}};
+  const StepResult r = t.step->run(micro, lr);
+  EXPECT_TRUE(r.applied);
   return r;
 }
 
@@ -171,7 +128,7 @@ TEST(CudaEmuVlm, AdamWStepsWithClippingMatchCpu) {
   for (int step = 0; step < 3; ++step) {
     const StepResult rc = train_step(cpu, batch, 3e-3), re = train_step(emu, batch, 3e-3);
     EXPECT_NEAR(re.loss, rc.loss, 1e-5 * rc.loss) << "step " << step;
-    EXPECT_NEAR(re.norm, rc.norm, 1e-4 * rc.norm) << "step " << step;
+    EXPECT_NEAR(re.grad_norm, rc.grad_norm, 1e-4 * rc.grad_norm) << "step " << step;
   }
   const ParamList pc = cpu.model->trainable_params(), pe = emu.model->trainable_params();
   for (size_t i = 0; i < pc.size(); ++i)

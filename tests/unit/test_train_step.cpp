@@ -1,0 +1,188 @@
+// The library's training step (train/step.h) on the fixture VLM: the loss of a step is the mean
+// over all its supervised tokens (SPEC §4.2) whatever its split into micro-batches, the token
+// count is the sum over ranks, and a non-finite loss skips the step without touching weights or
+// optimizer state.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "dist/communicator.h"
+#include "optim/adamw.h"
+#include "train/step.h"
+#include "vlm_fixture.h"
+
+namespace minivlm {
+namespace {
+
+using testing::fixture_config;
+using testing::kImageToken;
+using testing::make_batch;
+using testing::rel_error;
+
+// The fixture model trained like train_sft --train all (LLM and projector; the tower frozen),
+// stepping over `comm` with clipping at 1.
+struct Trainee {
+  Trainee(const ModelConfig& c, Communicator& comm) : model(c, kImageToken) {
+    model.init(5);
+    for (NamedTensor& p : model.params())
+      p.tensor.set_requires_grad(p.name.rfind("vision_encoder.", 0) != 0);
+    optim = std::make_unique<AdamW>(model.trainable_params(), AdamWConfig{});
+    step = std::make_unique<TrainStep>(model, *optim, comm, 1.0);
+  }
+  MiniMindVLM model;
+  std::unique_ptr<AdamW> optim;
+  std::unique_ptr<TrainStep> step;
+};
+
+MicroInput input(const VlmBatch& b) { return {&b, b.supervised_tokens()}; }
+
+// Samples [b, b + n) of `batch` with their images.
+VlmBatch samples(const VlmBatch& batch, int64_t b, int64_t n) {
+  const auto& per = batch.images_per_sample;
+  int64_t first = 0, count = 0;
+  for (int64_t i = 0; i < b + n; ++i) (i < b ? first : count) += per[static_cast<size_t>(i)];
+  VlmBatch out;
+  out.ids = batch.ids.narrow(0, b, n).contiguous();
+  out.label_mask = batch.label_mask.narrow(0, b, n).contiguous();
+  out.pixels = batch.pixels.narrow(0, first, count).contiguous();
+  out.images_per_sample.assign(per.begin() + b, per.begin() + b + n);
+  return out;
+}
+
+std::vector<std::vector<float>> values(const std::vector<Tensor>& ts) {
+  std::vector<std::vector<float>> out;
+  for (const Tensor& t : ts) out.push_back(t.to_float_vector());
+  return out;
+}
+
+std::vector<Tensor> weights(const AdamW& optim) {
+  std::vector<Tensor> out;
+  for (const NamedTensor& p : optim.params()) out.push_back(p.tensor);
+  return out;
+}
+
+std::vector<Tensor> moments(const AdamW& optim) {
+  std::vector<Tensor> out;
+  for (const auto& [name, t] : optim.state_tensors()) out.push_back(t);
+  return out;
+}
+
+// Rank 0 of two ranks whose other rank holds the same micro-batches: every sum over ranks is twice
+// this rank's value.
+class MirroredPair final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int world_size() const override { return 2; }
+  std::string name() const override { return "mirrored-pair"; }
+  void all_reduce_sum(const std::vector<Tensor>& tensors) override {
+    for (Tensor t : tensors) {
+      std::vector<float> v = t.to_float_vector();
+      for (float& x : v) x *= 2;
+      t.copy_(Tensor::from_vector(v, t.shape()));
+    }
+  }
+  void all_reduce_sum(std::vector<double>& xs) override {
+    for (double& x : xs) x *= 2;
+  }
+  void broadcast(const std::vector<Tensor>&, int) override {}
+  void broadcast(std::string&, int) override {}
+  std::vector<std::string> all_gather(const std::string& text) override { return {text, text}; }
+  void barrier() override {}
+  [[noreturn]] void abort(const std::string& message) override {
+    std::fprintf(stderr, "error: %s\n", message.c_str());
+    std::abort();
+  }
+};
+
+// Every micro-batch's summed loss is divided by the step's token count, not its own: one sample
+// per micro-batch (and an empty micro-batch, all of whose samples were bad, between them) gives
+// the loss, the gradients and the updates of one micro-batch holding both samples, up to fp32
+// rounding. The samples' token counts differ, so a mean of per-micro-batch means would not.
+TEST(TrainStep, MicroBatchesOfAStepEqualOneBatchOfAllTheirSamples) {
+  const ModelConfig c = fixture_config();
+  const VlmBatch both = make_batch(c), first = samples(both, 0, 1), second = samples(both, 1, 1);
+  ASSERT_NE(first.supervised_tokens(), second.supervised_tokens());
+  const auto comm = make_single_communicator();
+  Trainee whole(c, *comm), split(c, *comm);
+  const MicroInput one[] = {input(both)}, three[] = {input(first), {}, input(second)};
+  for (int step = 0; step < 3; ++step) {
+    StepResult rw = whole.step->forward_backward_and_reduce(one);
+    StepResult rs = split.step->forward_backward_and_reduce(three);
+    EXPECT_EQ(rw.tokens, both.supervised_tokens());
+    EXPECT_EQ(rs.tokens, rw.tokens);
+    EXPECT_NEAR(rs.loss, rw.loss, 1e-5 * rw.loss) << "step " << step;
+    const ParamList& pw = whole.optim->params();
+    const ParamList& ps = split.optim->params();
+    for (size_t i = 0; i < pw.size(); ++i)
+      EXPECT_LE(rel_error(ps[i].tensor.grad(), pw[i].tensor.grad()), 1e-4)
+          << pw[i].name << " step " << step;
+    rw.grad_norm = whole.step->grad_norm();
+    rs.grad_norm = split.step->grad_norm();
+    EXPECT_NEAR(rs.grad_norm, rw.grad_norm, 1e-5 * rw.grad_norm) << "step " << step;
+    EXPECT_TRUE(whole.step->update(rw, 1e-3));
+    EXPECT_TRUE(split.step->update(rs, 1e-3));
+  }
+  const std::vector<Tensor> ww = weights(*whole.optim), ws = weights(*split.optim);
+  for (size_t i = 0; i < ww.size(); ++i) EXPECT_LE(rel_error(ws[i], ww[i]), 1e-4);
+}
+
+// A NaN pixel makes the loss and every gradient NaN: the step reports itself skipped, and weights,
+// moments and step count stay what the step before left, bit for bit; the next finite step
+// applies.
+TEST(TrainStep, NonFiniteLossLeavesWeightsAndOptimizerStateUntouched) {
+  const ModelConfig c = fixture_config();
+  const VlmBatch good = make_batch(c);
+  VlmBatch bad = good;
+  std::vector<float> px = good.pixels.to_float_vector();
+  px[5] = std::numeric_limits<float>::quiet_NaN();
+  bad.pixels = Tensor::from_vector(px, good.pixels.shape());
+  const auto comm = make_single_communicator();
+  Trainee t(c, *comm);
+  const MicroInput good_in[] = {input(good)}, bad_in[] = {input(bad)};
+  ASSERT_TRUE(t.step->run(good_in, 1e-3).applied);  // moments no longer zero
+  const auto w0 = values(weights(*t.optim)), m0 = values(moments(*t.optim));
+
+  const StepResult r = t.step->run(bad_in, 1e-3);
+  EXPECT_FALSE(r.applied);
+  EXPECT_TRUE(std::isnan(r.loss));
+  EXPECT_EQ(r.tokens, good.supervised_tokens());
+  EXPECT_EQ(t.optim->steps(), 1);
+  EXPECT_EQ(values(weights(*t.optim)), w0);
+  EXPECT_EQ(values(moments(*t.optim)), m0);
+  for (const NamedTensor& p : t.optim->params()) EXPECT_FALSE(p.tensor.grad().defined()) << p.name;
+
+  const StepResult next = t.step->run(good_in, 1e-3);
+  EXPECT_TRUE(next.applied);
+  EXPECT_TRUE(std::isfinite(next.loss));
+  EXPECT_EQ(t.optim->steps(), 2);
+  EXPECT_NE(values(weights(*t.optim)), w0);
+}
+
+// With a second rank holding the same samples the step counts twice the tokens, and its loss,
+// gradient norm and updates equal one process's bit for bit: each rank's loss and gradients are
+// exactly halved by the doubled count (a power of two), then doubled by the sum over ranks.
+TEST(TrainStep, TokenCountAndLossDenominatorAreSummedOverRanks) {
+  const ModelConfig c = fixture_config();
+  const VlmBatch batch = make_batch(c);
+  const MicroInput in[] = {input(batch)};
+  MirroredPair pair;
+  const auto single = make_single_communicator();
+  Trainee two(c, pair), one(c, *single);
+  for (int step = 0; step < 2; ++step) {  // the second with the gradient buckets learnt
+    const StepResult r2 = two.step->run(in, 1e-3), r1 = one.step->run(in, 1e-3);
+    EXPECT_EQ(r1.tokens, batch.supervised_tokens());
+    EXPECT_EQ(r2.tokens, 2 * r1.tokens);
+    EXPECT_EQ(r2.loss, r1.loss) << "step " << step;
+    EXPECT_EQ(r2.grad_norm, r1.grad_norm) << "step " << step;
+    EXPECT_TRUE(r2.applied);
+  }
+  EXPECT_EQ(values(weights(*two.optim)), values(weights(*one.optim)));
+}
+
+}  // namespace
+}  // namespace minivlm

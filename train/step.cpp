@@ -1,0 +1,68 @@
+#include "train/step.h"
+
+#include <cmath>
+#include <vector>
+
+#include "data/loader.h"
+
+namespace minivlm {
+
+TrainStep::TrainStep(const MiniMindVLM& model, AdamW& optim, Communicator& comm, double grad_clip,
+                     size_t bucket_bytes)
+    : model_(model),
+      optim_(optim),
+      comm_(comm),
+      reducer_(comm, optim.params(), bucket_bytes),
+      grad_clip_(grad_clip) {}
+
+StepResult TrainStep::run(std::span<const MicroInput> micro, double lr) {
+  StepResult r = forward_backward_and_reduce(micro);
+  r.grad_norm = grad_norm();
+  r.applied = update(r, lr);
+  return r;
+}
+
+StepResult TrainStep::run(const Step& step, double lr) {
+  std::vector<MicroInput> micro;
+  for (const MicroBatch& mb : step.micro)
+    micro.push_back({mb.empty() ? nullptr : &mb.batch, mb.supervised_tokens});
+  return run(micro, lr);
+}
+
+StepResult TrainStep::forward_backward_and_reduce(std::span<const MicroInput> micro) {
+  // The global supervised-token count normalises every micro-batch's summed loss (SPEC §4.2).
+  int64_t mine = 0;
+  for (const MicroInput& m : micro) mine += m.supervised_tokens;
+  std::vector<double> count = {static_cast<double>(mine)};
+  comm_.all_reduce_sum(count);
+  const double denom = count[0];
+  // Reductions start during this rank's last backward pass of the step; earlier ones accumulate.
+  const MicroInput* last = nullptr;
+  for (const MicroInput& m : micro)
+    if (m.batch != nullptr) last = &m;
+  double loss_sum = 0;
+  for (const MicroInput& m : micro) {
+    if (m.batch == nullptr || denom <= 0) continue;
+    const VlmOutput out = model_.forward(*m.batch, denom);
+    loss_sum += out.loss.item();
+    reducer_.backward(out.loss, &m == last);
+  }
+  reducer_.reduce();  // every gradient is now the sum over ranks
+  std::vector<double> loss = {loss_sum};
+  comm_.all_reduce_sum(loss);
+  StepResult r;
+  r.loss = loss[0];
+  r.tokens = static_cast<int64_t>(denom);
+  return r;
+}
+
+double TrainStep::grad_norm() const { return minivlm::grad_norm(optim_.params()); }
+
+bool TrainStep::update(const StepResult& r, double lr) {
+  const bool finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
+  if (finite) optim_.step(lr, clip_factor(r.grad_norm, grad_clip_));
+  optim_.zero_grad();
+  return finite;
+}
+
+}  // namespace minivlm
