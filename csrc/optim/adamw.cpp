@@ -100,21 +100,4 @@ double clip_factor(double norm, double max_norm) {
   return max_norm / (norm + 1e-6);
 }
 
-double clip_grads(const ParamList& params, double norm, double max_norm) {
-  const double factor = clip_factor(norm, max_norm);
-  if (factor == 1.0) return factor;
-  for (const NamedTensor& p : params) {
-    Tensor g = p.tensor.grad();
-    if (!g.defined()) continue;
-    MV_CHECK(g.dtype() == DType::f32 && g.is_contiguous(), "clip_grads: gradient of ", p.name,
-             " is ", g.desc());
-    float* d = g.data<float>();
-    const float f = static_cast<float>(factor);
-    const int64_t n = g.numel();
-#pragma omp parallel for if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; ++i) d[i] *= f;
-  }
-  return factor;
-}
-
 }  // namespace minivlm

@@ -1,6 +1,6 @@
 // AdamW (decoupled weight decay, PyTorch semantics), the learning-rate schedule of SPEC §5, and
-// global-norm gradient clipping. Parameters live on the CPU or on a CUDA back-end device (the
-// update and the norm then run as kernels); moments and master weights are always fp32.
+// global-norm gradient clipping. Parameters live on any device with a back-end: the update and the
+// norm are its primitives (core/backend.h); moments and master weights are always fp32.
 #pragma once
 #include <map>
 #include <string>
@@ -53,7 +53,5 @@ double lr_at(int64_t step, int64_t total, int64_t warmup, double lr, double min_
 double grad_norm(const ParamList& params);
 // The clipping factor max_norm / (norm + 1e-6) when max_norm > 0 and norm > max_norm, else 1.
 double clip_factor(double norm, double max_norm);
-// Scales every gradient (contiguous f32 CPU) by clip_factor in place. Returns the factor used.
-double clip_grads(const ParamList& params, double norm, double max_norm);
 
 }  // namespace minivlm

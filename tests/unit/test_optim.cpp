@@ -64,19 +64,33 @@ TEST(LrSchedule, WarmupThenCosineToMinRatio) {
   EXPECT_NEAR(lr_at(0, 10, 0, 2.0, 0.5), 2.0, 1e-12);
 }
 
-TEST(GradClip, GlobalNormAndScaling) {
+TEST(GradClip, GlobalNormAndTheFactorAdamWAppliesToEveryGradient) {
   Tensor a = Tensor::zeros({2}), b = Tensor::zeros({1});
   a.set_requires_grad(true);
   b.set_requires_grad(true);
   a.set_grad(Tensor::from_vector(std::vector<float>{3.0f, 0.0f}, {2}));
   b.set_grad(Tensor::from_vector(std::vector<float>{4.0f}, {1}));
-  const ParamList ps = {{"a", a}, {"b", b}};
-  const double n = grad_norm(ps);
+  const double n = grad_norm({{"a", a}, {"b", b}});
   EXPECT_NEAR(n, 5.0, 1e-12);
-  clip_grads(ps, n, 1.0);
-  EXPECT_NEAR(grad_norm(ps), 1.0, 1e-6);
-  EXPECT_NEAR(a.grad().to_float_vector()[0], 0.6, 1e-6);
-  EXPECT_DOUBLE_EQ(clip_grads(ps, 0.5, 1.0), 1.0);  // below the threshold: untouched
+  const double f = clip_factor(n, 1.0);
+  EXPECT_DOUBLE_EQ(f, 1.0 / (5.0 + 1e-6));
+  EXPECT_DOUBLE_EQ(clip_factor(0.5, 1.0), 1.0);  // below the threshold: untouched
+  EXPECT_DOUBLE_EQ(clip_factor(5.0, 0.0), 1.0);  // clipping off
+  // A step with factor f equals a step on gradients already multiplied by f (in f32, as AdamW).
+  Tensor p = Tensor::from_vector(std::vector<float>{0.5f, -1.0f, 2.0f}, {3});
+  Tensor q = p.clone();
+  p.set_requires_grad(true);
+  q.set_requires_grad(true);
+  const std::vector<float> g = {0.25f, -3.0f, 7.0f};
+  std::vector<float> scaled;
+  for (float x : g) scaled.push_back(x * static_cast<float>(f));
+  p.set_grad(Tensor::from_vector(g, {3}));
+  q.set_grad(Tensor::from_vector(scaled, {3}));
+  AdamW op({{"p", p}}, {}), oq({{"q", q}}, {});
+  op.step(1e-2, f);
+  oq.step(1e-2);
+  EXPECT_EQ(p.to_float_vector(), q.to_float_vector());
+  EXPECT_NE(p.to_float_vector(), std::vector<float>({0.5f, -1.0f, 2.0f}));
 }
 
 }  // namespace
