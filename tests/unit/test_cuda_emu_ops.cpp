@@ -5,25 +5,14 @@
 #include <vector>
 
 #include "core/device.h"
-#include "cuda/runtime.h"
-#include "cuda_emu_util.h"
+#include "device_test_util.h"
 
 namespace minivlm {
 namespace {
 
-using testing::close;
 using testing::expect_same;
 using testing::kEmu;
 using testing::randn;
-
-TEST(CudaEmu, DeviceIsAvailableAndHoldsTensors) {
-  EXPECT_TRUE(device_available(DeviceType::cuda_emu));
-  const Tensor t = Tensor::full({3, 5}, 2.5, DType::f32, kEmu);
-  EXPECT_EQ(t.device(), kEmu);
-  EXPECT_EQ(t.to_float_vector(), std::vector<float>(15, 2.5f));
-  const Tensor x = randn({4, 6}, 1);
-  EXPECT_TRUE(close(x.to(kEmu).permute({1, 0}).contiguous(), x.permute({1, 0}).contiguous()));
-}
 
 TEST(CudaEmu, ElementwiseWithBroadcasting) {
   const Tensor a = randn({3, 4, 5}, 1), b = randn({4, 1}, 2), c = randn({3, 4, 5}, 3);
@@ -96,27 +85,6 @@ TEST(CudaEmu, CrossEntropyWithIgnoredRows) {
 TEST(CudaEmu, PixelShuffleAsViews) {
   const Tensor x = randn({2, 16, 3}, 25);
   expect_same({x}, [](const auto& t) { return ops::pixel_shuffle(t[0], 2); });
-}
-
-TEST(CudaEmu, RuntimeGemmBf16MatchesF32WithinRounding) {
-  cuda::Runtime& rt = cuda::runtime_for(kEmu);
-  const Tensor a = randn({3, 4}, 26), b = randn({4, 2}, 27);
-  const Tensor ah = a.to(DType::bf16).to(kEmu), bh = b.to(DType::bf16).to(kEmu);
-  Tensor c = Tensor::zeros({3, 2}, DType::bf16, kEmu);
-  cuda::Runtime::Gemm g;
-  g.dtype = DType::bf16;
-  g.m = 3;
-  g.n = 2;
-  g.k = 4;
-  g.a = ah.raw_data();
-  g.lda = 4;
-  g.b = bh.raw_data();
-  g.ldb = 2;
-  g.c = c.raw_data();
-  g.ldc = 2;
-  rt.gemm(g, nullptr);
-  const Tensor want = ops::matmul(ah.to(kCPU).to(DType::f32), bh.to(kCPU).to(DType::f32));
-  EXPECT_TRUE(testing::all_close(c.to_double_vector(), want.to_double_vector(), 1.0 / 128, 1e-6));
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "autograd/node.h"
-#include "cuda_emu_util.h"
+#include "device_test_util.h"
 #include "nn/vlm.h"
 #include "optim/adamw.h"
 

@@ -1,24 +1,53 @@
-// Helpers of the cuda-emu op tests: the device under test, and ops run on the CPU back-end and on
-// that device side by side, forward and backward.
+// The devices under test besides the CPU, and the comparison of tensors computed on them with the
+// CPU's.
 #pragma once
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <optional>
+#include <ostream>
+#include <string>
 #include <vector>
 
 #include "core/device.h"
 #include "op_test_util.h"
 
-namespace minivlm::testing {
+namespace minivlm {
 
-// The emulated device; MINIVLM_TEST_DEVICE=cuda runs the same tests on a real GPU.
-inline const Device kEmu = [] {
+// Devices as gtest prints parameters: cuda-emu rather than the object's bytes.
+inline void PrintTo(const Device& d, std::ostream* os) { *os << d.str(); }
+
+namespace testing {
+
+// The device named by MINIVLM_TEST_DEVICE (cuda on a machine with a GPU), if set.
+inline std::optional<Device> env_test_device() {
   const char* d = std::getenv("MINIVLM_TEST_DEVICE");
-  return d != nullptr ? parse_device(d) : Device{DeviceType::cuda_emu, 0};
-}();
+  return d != nullptr ? std::optional<Device>(parse_device(d)) : std::nullopt;
+}
+
+// The one device of the model tests: the emulated device, or MINIVLM_TEST_DEVICE where set.
+inline const Device kEmu = env_test_device().value_or(Device{DeviceType::cuda_emu, 0});
+
+// Every device that the op table and the device tests compare with the CPU: cuda-emu, and the
+// device named by MINIVLM_TEST_DEVICE where set.
+inline std::vector<Device> test_devices() {
+  std::vector<Device> devices{Device{DeviceType::cuda_emu, 0}};
+  if (const std::optional<Device> d = env_test_device(); d && *d != devices[0])
+    devices.push_back(*d);
+  return devices;
+}
+
+// A device as a gtest parameter name: cuda-emu → cuda_emu, cuda:1 → cuda_1.
+inline std::string param_name(const Device& d) {
+  std::string s = d.str();
+  std::replace_if(
+      s.begin(), s.end(), [](char c) { return !std::isalnum(c); }, '_');
+  return s;
+}
 
 inline Tensor randn(const Shape& s, uint64_t seed) {
   Rng rng(seed);
@@ -65,4 +94,5 @@ inline void expect_same(const std::vector<Tensor>& inputs,
   }
 }
 
-}  // namespace minivlm::testing
+}  // namespace testing
+}  // namespace minivlm
