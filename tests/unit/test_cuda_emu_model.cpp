@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/rng.h"
-#include "cuda_emu_util.h"
+#include "device_test_util.h"
 #include "nn/config.h"
 #include "nn/llm.h"
 #include "ops/ops.h"

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "autograd/node.h"
-#include "cuda_emu_util.h"
+#include "device_test_util.h"
 #include "dist/communicator.h"
 #include "nn/vlm.h"
 #include "optim/adamw.h"
