@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "nn/vision_tower.h"
 
 namespace minivlm {
 
@@ -127,9 +128,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
            L.num_key_value_heads);
   MV_CHECK(L.head_dim % 2 == 0, origin, ": head_dim must be even for RoPE, got ", L.head_dim);
   auto& V = c.vision;
-  MV_CHECK(V.type == "clip", origin, ": vision.type '", V.type, "' is not supported (clip)");
-  MV_CHECK(V.hidden_act == "quick_gelu" || V.hidden_act == "gelu", origin,
-           ": vision.hidden_act must be quick_gelu or gelu, got ", V.hidden_act);
+  check_vision_config(V, origin);
   MV_CHECK(V.patch_size > 0 && V.image_size % V.patch_size == 0, origin, ": vision.image_size ",
            V.image_size, " is not a multiple of patch_size ", V.patch_size);
   MV_CHECK(V.hidden_size % V.num_attention_heads == 0, origin, ": vision.hidden_size ",

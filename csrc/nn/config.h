@@ -25,7 +25,7 @@ struct LlmConfig {
 };
 
 struct VisionConfig {
-  std::string type = "clip";
+  std::string type = "clip";  // a registered vision tower (nn/vision_tower.h)
   int64_t image_size = 224;
   int64_t patch_size = 16;
   int64_t num_channels = 3;

@@ -1,6 +1,5 @@
 #include "nn/vlm.h"
 
-#include "autograd/node.h"
 #include "ops/ops.h"
 
 namespace minivlm {
@@ -25,7 +24,11 @@ int64_t VlmBatch::supervised_tokens() const {
 }
 
 MiniMindVLM::MiniMindVLM(const ModelConfig& c, int64_t image_token_id)
-    : vision(c.vision), projector(c), llm(c.llm), c_(c), image_token_id_(image_token_id) {
+    : vision(make_vision_tower(c.vision)),
+      projector(c),
+      llm(c.llm),
+      c_(c),
+      image_token_id_(image_token_id) {
   MV_CHECK(image_token_id >= 0 && image_token_id < c.llm.vocab_size, "image token id ",
            image_token_id, " is outside the vocabulary of ", c.llm.vocab_size);
 }
@@ -34,7 +37,7 @@ ParamList MiniMindVLM::params() const {
   ParamList out;
   llm.params(out);
   projector.params(out);
-  vision.params(out);
+  vision->params(out);
   return out;
 }
 
@@ -51,17 +54,12 @@ void MiniMindVLM::init(uint64_t seed) {
   llm.init(llm_rng);
   init_normal(projector.weight, proj_rng, 0.02);
   if (projector.bias.defined()) init_constant(projector.bias, 0.0);
-  vision.init(vis_rng);
+  vision->init(vis_rng);
 }
 
 Tensor MiniMindVLM::image_rows(const Tensor& pixels) const {
-  Tensor feats;  // [n, G², D]
-  if (vision_cache_) {
-    feats = vision_cache_->features(vision, pixels);
-  } else {
-    NoGradGuard frozen;
-    feats = vision.features(pixels);
-  }
+  const Tensor feats = vision_cache_ ? vision_cache_->features(*vision, pixels)
+                                     : vision->features(pixels);  // [n, G², D]
   const Tensor shuffled = ops::pixel_shuffle(feats, c_.projector.pixel_shuffle);  // [n, N, D·r²]
   const Tensor rows = ops::linear(shuffled, projector.weight, projector.bias);    // [n, N, H]
   return rows.reshape({-1, c_.llm.hidden_size});

@@ -1,13 +1,13 @@
-// MiniMind-V: the frozen CLIP tower → pixel shuffle → projector, whose rows replace the image
-// tokens of the text embeddings (SPEC §1.5), then the MiniMind LM.
+// MiniMind-V: the frozen vision tower (vision.type) → pixel shuffle → projector, whose rows replace
+// the image tokens of the text embeddings (SPEC §1.5), then the MiniMind LM.
 #pragma once
 #include <memory>
 #include <vector>
 
-#include "nn/clip.h"
 #include "nn/config.h"
 #include "nn/llm.h"
 #include "nn/vision_cache.h"
+#include "nn/vision_tower.h"
 
 namespace minivlm {
 
@@ -55,7 +55,7 @@ class MiniMindVLM {
     vision_cache_ = std::move(cache);
   }
 
-  ClipVision vision;
+  std::unique_ptr<VisionTower> vision;
   Projector projector;
   MiniMindLM llm;
 
