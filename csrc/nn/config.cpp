@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "nn/projector.h"
 #include "nn/vision_tower.h"
 
 namespace minivlm {
@@ -104,6 +105,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   v.finish();
 
   Reader p(proj, origin + ": projector");
+  p.get("type", c.projector.type);
   p.get("pixel_shuffle", c.projector.pixel_shuffle);
   p.get("bias", c.projector.bias);
   p.finish();
@@ -138,6 +140,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
            " (image_size / patch_size) is not divisible by "
            "projector.pixel_shuffle ",
            c.projector.pixel_shuffle);
+  check_projector_config(c, origin);
   return c;
 }
 
@@ -154,6 +157,8 @@ ModelConfig ModelConfig::from_file(const std::string& path) {
 }
 
 json ModelConfig::to_json() const {
+  json proj{{"pixel_shuffle", projector.pixel_shuffle}, {"bias", projector.bias}};
+  if (projector.type != ProjectorConfig{}.type) proj["type"] = projector.type;
   return json{{"model_type", "minivlm"},
               {"llm",
                {{"vocab_size", llm.vocab_size},
@@ -181,7 +186,7 @@ json ModelConfig::to_json() const {
                 {"hidden_act", vision.hidden_act},
                 {"image_mean", vision.image_mean},
                 {"image_std", vision.image_std}}},
-              {"projector", {{"pixel_shuffle", projector.pixel_shuffle}, {"bias", projector.bias}}},
+              {"projector", proj},
               {"image_token", image_token}};
 }
 

@@ -42,6 +42,10 @@ struct VisionConfig {
 };
 
 struct ProjectorConfig {
+  // A registered projector (nn/projector.h). Not in SPEC §1.1's file: a config.json without it
+  // (every file before the key existed) takes "linear", and to_json writes it only when it is not
+  // "linear", so such a model's config.json stays as it was.
+  std::string type = "linear";
   int64_t pixel_shuffle = 2;
   bool bias = false;
 };
@@ -58,7 +62,8 @@ struct ModelConfig {
 
   static ModelConfig from_json(const nlohmann::json& j, const std::string& origin);
   static ModelConfig from_file(const std::string& path);
-  nlohmann::json to_json() const;  // every key, derived values filled in
+  // Every key (projector.type only when not "linear"), derived values filled in.
+  nlohmann::json to_json() const;
 };
 
 }  // namespace minivlm

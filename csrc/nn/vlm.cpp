@@ -4,16 +4,6 @@
 
 namespace minivlm {
 
-Projector::Projector(const ModelConfig& c) {
-  weight = make_param("vision_proj.proj.weight", {c.llm.hidden_size, c.projector_in()});
-  if (c.projector.bias) bias = make_param("vision_proj.proj.bias", {c.llm.hidden_size});
-}
-
-void Projector::params(ParamList& out) const {
-  out.push_back({weight.name(), weight});
-  if (bias.defined()) out.push_back({bias.name(), bias});
-}
-
 int64_t VlmBatch::supervised_tokens() const {
   const std::vector<int64_t> m = label_mask.to_int_vector();
   const int64_t B = label_mask.size(0), T = label_mask.size(1);
@@ -25,7 +15,7 @@ int64_t VlmBatch::supervised_tokens() const {
 
 MiniMindVLM::MiniMindVLM(const ModelConfig& c, int64_t image_token_id)
     : vision(make_vision_tower(c.vision)),
-      projector(c),
+      projector(make_projector(c)),
       llm(c.llm),
       c_(c),
       image_token_id_(image_token_id) {
@@ -36,7 +26,7 @@ MiniMindVLM::MiniMindVLM(const ModelConfig& c, int64_t image_token_id)
 ParamList MiniMindVLM::params() const {
   ParamList out;
   llm.params(out);
-  projector.params(out);
+  projector->params(out);
   vision->params(out);
   return out;
 }
@@ -52,17 +42,14 @@ void MiniMindVLM::init(uint64_t seed) {
   // Independent streams per part, so changing one part's size leaves the others' values alone.
   Rng llm_rng(seed), proj_rng(seed ^ 0x9e3779b97f4a7c15ull), vis_rng(seed ^ 0xc2b2ae3d27d4eb4full);
   llm.init(llm_rng);
-  init_normal(projector.weight, proj_rng, 0.02);
-  if (projector.bias.defined()) init_constant(projector.bias, 0.0);
+  projector->init(proj_rng);
   vision->init(vis_rng);
 }
 
 Tensor MiniMindVLM::image_rows(const Tensor& pixels) const {
   const Tensor feats = vision_cache_ ? vision_cache_->features(*vision, pixels)
-                                     : vision->features(pixels);  // [n, G², D]
-  const Tensor shuffled = ops::pixel_shuffle(feats, c_.projector.pixel_shuffle);  // [n, N, D·r²]
-  const Tensor rows = ops::linear(shuffled, projector.weight, projector.bias);    // [n, N, H]
-  return rows.reshape({-1, c_.llm.hidden_size});
+                                     : vision->features(pixels);       // [n, G², D]
+  return projector->forward(feats).reshape({-1, c_.llm.hidden_size});  // [n, N, H] → [n·N, H]
 }
 
 Tensor MiniMindVLM::embed(const VlmBatch& batch) const {

@@ -1,21 +1,17 @@
-// MiniMind-V: the frozen vision tower (vision.type) → pixel shuffle → projector, whose rows replace
-// the image tokens of the text embeddings (SPEC §1.5), then the MiniMind LM.
+// MiniMind-V: the frozen vision tower (vision.type) → projector (projector.type, pixel shuffle
+// first), whose rows replace the image tokens of the text embeddings (SPEC §1.5), then the
+// MiniMind LM.
 #pragma once
 #include <memory>
 #include <vector>
 
 #include "nn/config.h"
 #include "nn/llm.h"
+#include "nn/projector.h"
 #include "nn/vision_cache.h"
 #include "nn/vision_tower.h"
 
 namespace minivlm {
-
-struct Projector {
-  Tensor weight, bias;  // [H, D·r²], [H] (bias only when configured)
-  explicit Projector(const ModelConfig& c);
-  void params(ParamList& out) const;
-};
 
 // One padded batch. Images are listed sample by sample in order of appearance.
 struct VlmBatch {
@@ -56,7 +52,7 @@ class MiniMindVLM {
   }
 
   std::unique_ptr<VisionTower> vision;
-  Projector projector;
+  std::unique_ptr<Projector> projector;
   MiniMindLM llm;
 
  private:

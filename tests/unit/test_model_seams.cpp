@@ -1,5 +1,6 @@
-// The model's seams: the vision tower is chosen by the config's vision.type from what is
-// registered (nn/vision_tower.h), and an unknown type is an error naming the valid ones.
+// The model's seams: the vision tower and the projector are chosen by the config from what is
+// registered (nn/vision_tower.h, nn/projector.h), and unknown types are errors naming the valid
+// ones.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -7,6 +8,7 @@
 
 #include "core/error.h"
 #include "nn/vlm.h"
+#include "ops/ops.h"
 
 namespace minivlm {
 namespace {
@@ -27,6 +29,31 @@ Tensor random_pixels(int64_t n, int64_t S, uint64_t seed) {
   for (float& x : v) x = static_cast<float>(rng.normal(0, 1));
   return Tensor::from_vector(v, {n, 3, S, S});
 }
+
+// A projector registered by this test, as a new projector file would: the first H channels of
+// each pixel-shuffled row, without weights.
+class NarrowProjector : public Projector {
+ public:
+  explicit NarrowProjector(const ModelConfig& c)
+      : Projector(c.projector.pixel_shuffle), H_(c.llm.hidden_size) {}
+  void params(ParamList&) const override {}
+  void init(Rng&) override {}
+
+ private:
+  Tensor project(const Tensor& shuffled) const override {
+    return shuffled.narrow(2, 0, H_).contiguous();
+  }
+  int64_t H_;
+};
+
+const bool narrow_registered = projectors().add(
+    "test_narrow", {[](const ModelConfig& c) -> std::unique_ptr<Projector> {
+                      return std::make_unique<NarrowProjector>(c);
+                    },
+                    [](const ModelConfig& c, const std::string& origin) {
+                      MV_CHECK(c.llm.hidden_size <= c.projector_in(), origin,
+                               ": projector.type test_narrow needs llm.hidden_size <= D·r²");
+                    }});
 
 TEST(VisionTower, ConfigChoosesARegisteredTypeAndNamesTheValidOnes) {
   EXPECT_THAT(vision_towers().names(), Contains("clip"));
@@ -68,6 +95,57 @@ TEST(VisionTower, FeaturesRunWithoutAutograd) {
   EXPECT_EQ(frozen.to_float_vector(), recorded.to_float_vector());
   EXPECT_THAT([&] { m.vision->features(random_pixels(1, 8, 2)); },
               ThrowsMessage<Error>(HasSubstr("pixels [1, 3, 8, 8] do not match [n, 3, 32, 32]")));
+}
+
+// Without projector.type a config (every file written before the key) is the linear projector
+// with its SPEC §1.6 tensors, and to_json leaves the key out, so such a config.json is unchanged.
+TEST(Projector, LinearIsTheDefaultKeepsItsTensorsAndItsConfigJson) {
+  nlohmann::json j = fixture().to_json();
+  EXPECT_FALSE(j["projector"].contains("type"));
+  j["projector"]["bias"] = true;
+  const ModelConfig c = ModelConfig::from_json(j, "cfg.json");
+  EXPECT_EQ(c.projector.type, "linear");
+  EXPECT_EQ(c.to_json(), j);
+  j["projector"]["type"] = "linear";
+  EXPECT_EQ(ModelConfig::from_json(j, "cfg.json").to_json()["projector"], c.to_json()["projector"]);
+
+  const MiniMindVLM m(c, kImageToken);
+  ParamList proj;
+  m.projector->params(proj);
+  ASSERT_EQ(proj.size(), 2u);
+  EXPECT_EQ(proj[0].name, "vision_proj.proj.weight");
+  EXPECT_EQ(proj[0].tensor.shape(), (Shape{c.llm.hidden_size, c.projector_in()}));
+  EXPECT_EQ(proj[1].name, "vision_proj.proj.bias");
+  EXPECT_EQ(proj[1].tensor.shape(), (Shape{c.llm.hidden_size}));
+
+  j["projector"]["type"] = "mlp";
+  EXPECT_THAT([&] { ModelConfig::from_json(j, "cfg.json"); },
+              ThrowsMessage<Error>(HasSubstr("cfg.json: projector.type 'mlp' is unknown (valid: "
+                                             "linear, test_narrow)")));
+}
+
+// A projector that registers itself is chosen by projector.type, checks its fields, is written
+// back by to_json, and is the one the model projects with.
+TEST(Projector, ARegisteredProjectorIsChosenByTheConfig) {
+  ASSERT_TRUE(narrow_registered);
+  EXPECT_THAT(projectors().names(), Contains("test_narrow"));
+  nlohmann::json j = fixture().to_json();
+  j["projector"]["type"] = "test_narrow";
+  const ModelConfig c = ModelConfig::from_json(j, "cfg.json");
+  EXPECT_EQ(c.to_json()["projector"]["type"], "test_narrow");
+  EXPECT_EQ(ModelConfig::from_json(c.to_json(), "again").projector.type, "test_narrow");
+  j["llm"]["hidden_size"] = 256;
+  j["llm"]["head_dim"] = 64;
+  EXPECT_THAT([&] { ModelConfig::from_json(j, "cfg.json"); },
+              ThrowsMessage<Error>(HasSubstr("cfg.json: projector.type test_narrow needs")));
+
+  MiniMindVLM m(c, kImageToken);
+  m.init(5);
+  for (const NamedTensor& p : m.params()) EXPECT_NE(p.name.rfind("vision_proj.", 0), 0u) << p.name;
+  const Tensor px = random_pixels(2, c.vision.image_size, 3);
+  const Tensor shuffled = ops::pixel_shuffle(m.vision->features(px), c.projector.pixel_shuffle);
+  EXPECT_EQ(m.image_rows(px).to_float_vector(),
+            shuffled.narrow(2, 0, c.llm.hidden_size).contiguous().to_float_vector());
 }
 
 }  // namespace
