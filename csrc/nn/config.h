@@ -56,7 +56,7 @@ struct ModelConfig {
   ProjectorConfig projector;
   std::string image_token = "<|image_pad|>";
 
-  // Image tokens per image: (G / r)².
+  // Image tokens per tile, (G / r)²: one run of them per tile (a CLIP image is one tile).
   int64_t tokens_per_image() const;
   int64_t projector_in() const;  // D · r²
 

@@ -4,6 +4,27 @@
 
 namespace minivlm {
 
+namespace {
+
+// The tiles of each sample's images: one per image unless batch.tiles_per_image says otherwise.
+std::vector<int64_t> tiles_per_sample(const VlmBatch& batch) {
+  const std::vector<int64_t>& tiles = batch.tiles_per_image;
+  int64_t images = 0;
+  for (int64_t n : batch.images_per_sample) images += n;
+  MV_CHECK(tiles.empty() || static_cast<int64_t>(tiles.size()) == images, "batch: ", tiles.size(),
+           " tile counts for ", images, " images");
+  std::vector<int64_t> out;
+  size_t k = 0;
+  for (int64_t n : batch.images_per_sample) {
+    int64_t t = 0;
+    for (int64_t i = 0; i < n; ++i) t += tiles.empty() ? 1 : tiles[k++];
+    out.push_back(t);
+  }
+  return out;
+}
+
+}  // namespace
+
 int64_t VlmBatch::supervised_tokens() const {
   const std::vector<int64_t> m = label_mask.to_int_vector();
   const int64_t B = label_mask.size(0), T = label_mask.size(1);
@@ -57,6 +78,7 @@ Tensor MiniMindVLM::embed(const VlmBatch& batch) const {
   const int64_t N = c_.tokens_per_image();
   MV_CHECK(static_cast<int64_t>(batch.images_per_sample.size()) == B,
            "batch: ", batch.images_per_sample.size(), " image counts for ", B, " samples");
+  const std::vector<int64_t> tiles = tiles_per_sample(batch);
   const std::vector<int64_t> ids = batch.ids.to_int_vector();
   // Row indices (into [B·T, H]) of every image token, run by run, sample by sample.
   std::vector<int64_t> rows;
@@ -70,19 +92,19 @@ Tensor MiniMindVLM::embed(const VlmBatch& batch) const {
       int64_t end = t;
       while (end < T && ids[b * T + end] == image_token_id_) ++end;
       MV_CHECK(end - t == N, "sample ", b, ": a run of ", end - t, " image tokens at position ", t,
-               " (expected ", N, " per image)");
+               " (expected ", N, " per tile)");
       for (int64_t i = t; i < end; ++i) rows.push_back(b * T + i);
       ++runs;
       t = end;
     }
-    MV_CHECK(runs == batch.images_per_sample[b], "sample ", b, ": ", runs,
-             " runs of image tokens for ", batch.images_per_sample[b], " images");
+    MV_CHECK(runs == tiles[b], "sample ", b, ": ", runs, " runs of image tokens for ",
+             batch.images_per_sample[b], " images of ", tiles[b], " tiles (one run per tile)");
   }
   Tensor h = llm.embed(batch.ids).reshape({B * T, H});
   if (!rows.empty()) {
     MV_CHECK(
         batch.pixels.defined() && batch.pixels.size(0) * N == static_cast<int64_t>(rows.size()),
-        "batch: ", rows.size() / N, " images referenced by tokens but ",
+        "batch: ", rows.size() / N, " tiles referenced by tokens but ",
         batch.pixels.defined() ? batch.pixels.size(0) : 0, " given");
     const Tensor idx = Tensor::from_vector(rows, {static_cast<int64_t>(rows.size())});
     h = ops::scatter_rows(h, idx, image_rows(batch.pixels));

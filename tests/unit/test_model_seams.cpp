@@ -1,6 +1,7 @@
 // The model's seams: the vision tower and the projector are chosen by the config from what is
-// registered (nn/vision_tower.h, nn/projector.h), and unknown types are errors naming the valid
-// ones.
+// registered (nn/vision_tower.h, nn/projector.h), unknown types are errors naming the valid ones,
+// and MiniMindVLM::embed checks each sample's image-token runs against its images' tiles (one run
+// of N per tile) and fills the runs with the tiles' rows in order.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -146,6 +147,95 @@ TEST(Projector, ARegisteredProjectorIsChosenByTheConfig) {
   const Tensor shuffled = ops::pixel_shuffle(m.vision->features(px), c.projector.pixel_shuffle);
   EXPECT_EQ(m.image_rows(px).to_float_vector(),
             shuffled.narrow(2, 0, c.llm.hidden_size).contiguous().to_float_vector());
+}
+
+// ids of one row: `text` tokens, then for each run its N image tokens followed by 2 text tokens.
+std::vector<int64_t> row(const std::vector<int64_t>& runs, int64_t T) {
+  std::vector<int64_t> ids = {1, 5, 7};
+  for (int64_t n : runs) {
+    ids.insert(ids.end(), static_cast<size_t>(n), kImageToken);
+    ids.insert(ids.end(), {40, 41});
+  }
+  ids.resize(static_cast<size_t>(T), 0);
+  return ids;
+}
+
+VlmBatch batch_of(const std::vector<std::vector<int64_t>>& runs, std::vector<int64_t> images,
+                  std::vector<int64_t> tiles, int64_t n_tiles, int64_t S) {
+  const int64_t B = static_cast<int64_t>(runs.size()), T = 24;
+  std::vector<int64_t> ids;
+  for (const auto& r : runs) {
+    const std::vector<int64_t> one = row(r, T);
+    ids.insert(ids.end(), one.begin(), one.end());
+  }
+  VlmBatch b;
+  b.ids = Tensor::from_vector(ids, {B, T});
+  b.label_mask = Tensor::zeros({B, T}, DType::i64);
+  b.pixels = random_pixels(n_tiles, S, 7);
+  b.images_per_sample = std::move(images);
+  b.tiles_per_image = std::move(tiles);
+  return b;
+}
+
+TEST(Embed, RejectsRunsThatDoNotMatchTheImagesTilesNamingTheSample) {
+  const ModelConfig c = fixture();
+  MiniMindVLM m(c, kImageToken);
+  m.init(6);
+  const int64_t N = c.tokens_per_image(), S = c.vision.image_size;
+  ASSERT_EQ(N, 4);
+  EXPECT_THAT(
+      [&] {
+        m.embed(batch_of({{N}, {N - 1}}, {1, 1}, {}, 2, S));
+      },
+      ThrowsMessage<Error>(
+          HasSubstr("sample 1: a run of 3 image tokens at position 3 (expected 4 per tile)")));
+  EXPECT_THAT(
+      [&] {
+        m.embed(batch_of({{N}, {N, N}}, {1, 1}, {}, 3, S));
+      },
+      ThrowsMessage<Error>(HasSubstr(
+          "sample 1: 2 runs of image tokens for 1 images of 1 tiles (one run per tile)")));
+  EXPECT_THAT(
+      [&] {
+        m.embed(batch_of({{N, N}, {N}}, {1, 1}, {1, 1}, 3, S));
+      },
+      ThrowsMessage<Error>(HasSubstr("sample 0: 2 runs of image tokens for 1 images of 1 "
+                                     "tiles")));
+  EXPECT_THAT(
+      [&] {
+        m.embed(batch_of({{N, N}, {N}}, {1, 1}, {2}, 3, S));
+      },
+      ThrowsMessage<Error>(HasSubstr("batch: 1 tile counts for 2 images")));
+  EXPECT_THAT(
+      [&] {
+        m.embed(batch_of({{N, N}, {N}}, {1, 1}, {2, 1}, 2, S));
+      },
+      ThrowsMessage<Error>(HasSubstr("batch: 3 tiles referenced by tokens but 2 given")));
+}
+
+// Sample 0 holds one image of two tiles (two runs), sample 1 one image of one tile: the tower sees
+// the three tiles in order and their rows fill the three runs in order; text rows are the
+// embedding's.
+TEST(Embed, TilesFillTheRunsInOrder) {
+  const ModelConfig c = fixture();
+  MiniMindVLM m(c, kImageToken);
+  m.init(8);
+  const int64_t N = c.tokens_per_image(), H = c.llm.hidden_size;
+  const VlmBatch b = batch_of({{N, N}, {N}}, {1, 1}, {2, 1}, 3, c.vision.image_size);
+  const std::vector<float> h = m.embed(b).to_float_vector();                 // [2, T, H]
+  const std::vector<float> rows = m.image_rows(b.pixels).to_float_vector();  // [3·N, H]
+  const std::vector<float> text = m.llm.embed(b.ids).to_float_vector();      // [2, T, H]
+  const std::vector<int64_t> ids = b.ids.to_int_vector();
+  const int64_t T = b.ids.size(1);
+  int64_t next = 0;  // image row
+  for (int64_t t = 0; t < 2 * T; ++t) {
+    const bool image = ids[t] == kImageToken;
+    const std::vector<float>& src = image ? rows : text;
+    const int64_t r = image ? next++ : t;
+    EXPECT_TRUE(std::equal(h.begin() + t * H, h.begin() + (t + 1) * H, src.begin() + r * H))
+        << "position " << t % T << " of sample " << t / T;
+  }
+  EXPECT_EQ(next, 3 * N);
 }
 
 }  // namespace
