@@ -109,11 +109,7 @@ bool readable_directory(const std::string& dir) {
 SampleFormat SampleFormat::for_model(const ModelConfig& config, int64_t max_seq_len) {
   SampleFormat f;
   f.max_seq_len = max_seq_len;
-  f.image_size = static_cast<int>(config.vision.image_size);
-  f.norm.mean = config.vision.image_mean;
-  f.norm.std = config.vision.image_std;
-  f.chat.tokens_per_image = static_cast<int>(config.tokens_per_image());
-  f.chat.image_token = config.image_token;
+  f.images = ImageProcessor::for_model(config);
   return f;
 }
 
@@ -126,20 +122,18 @@ JsonlDataset::JsonlDataset(const std::string& jsonl, const std::string& images_d
     : index_(jsonl), images_dir_(images_dir), tokenizer_(tokenizer), format_(format) {
   MV_CHECK(format_.max_seq_len > 1, "dataset ", jsonl, ": max_seq_len must be at least 2, got ",
            format_.max_seq_len);
-  MV_CHECK(format_.image_size > 0, "dataset ", jsonl, ": image size must be positive, got ",
-           format_.image_size);
   MV_CHECK(images_dir_.empty() || readable_directory(images_dir_), "images directory ", images_dir_,
            " (for ", jsonl, ") is not a readable directory");
   const std::optional<int32_t> pad = tokenizer_.find_token(format_.pad_token);
   MV_CHECK(pad.has_value(), "dataset ", jsonl, ": the tokenizer has no pad token ",
            format_.pad_token);
   pad_id_ = *pad;
-  if (format_.chat.tokens_per_image > 0) {
-    const std::optional<int32_t> image = tokenizer_.find_token(format_.chat.image_token);
-    MV_CHECK(image.has_value(), "dataset ", jsonl, ": the tokenizer has no image token ",
-             format_.chat.image_token);
-    image_id_ = *image;
-  }
+  MV_CHECK(format_.images != nullptr, "dataset ", jsonl,
+           ": the sample format has no image processor");
+  const std::optional<int32_t> image = tokenizer_.find_token(format_.images->image_token());
+  MV_CHECK(image.has_value(), "dataset ", jsonl, ": the tokenizer has no image token ",
+           format_.images->image_token());
+  image_id_ = *image;
 }
 
 std::string JsonlDataset::skip_warning(size_t i, const std::string& reason) const {
@@ -147,12 +141,16 @@ std::string JsonlDataset::skip_warning(size_t i, const std::string& reason) cons
          ": skipped sample: " + reason;
 }
 
+// The image processor decides what each <image> becomes (a split image's prompt depends on its
+// size), so the images are read before the text is encoded.
 SampleResult JsonlDataset::load(size_t i) const {
-  std::vector<std::string> images;
-  SampleResult r = parse_and_encode(index_.read(i), images);
-  if (!r.sample || images.empty()) return r;
-  if (std::optional<std::string> bad = load_images(images, *r.sample)) return skip(*bad);
-  return r;
+  std::vector<Message> messages;
+  std::vector<std::string> paths;
+  if (std::optional<std::string> bad = parse_record(index_.read(i), messages, paths))
+    return skip(*bad);
+  ProcessedImages images;
+  if (std::optional<std::string> bad = load_images(paths, images)) return skip(*bad);
+  return encode(messages, std::move(images));
 }
 
 std::optional<std::string> JsonlDataset::parse_record(const std::string& text,
@@ -173,28 +171,26 @@ std::optional<std::string> JsonlDataset::parse_record(const std::string& text,
   return std::nullopt;
 }
 
-// Everything but the images, which are the expensive part and so come last.
-SampleResult JsonlDataset::parse_and_encode(const std::string& text,
-                                            std::vector<std::string>& images) const {
-  std::vector<Message> messages;
-  if (std::optional<std::string> bad = parse_record(text, messages, images)) return skip(*bad);
-  const int num_images = static_cast<int>(images.size());
-
+SampleResult JsonlDataset::encode(const std::vector<Message>& messages,
+                                  ProcessedImages images) const {
   // encode_chat rejects what only rendering can tell: a placeholder count that does not fit the
   // images, images without a user message, text that spells the image token itself.
   Sample s;
   try {
-    EncodedChat enc = encode_chat(tokenizer_, messages, num_images, format_.chat);
+    EncodedChat enc =
+        encode_chat(tokenizer_, messages, images.prompts, format_.images->image_token());
     s.ids = std::move(enc.ids);
     s.labels = std::move(enc.labels);
   } catch (const Error& e) {
     return skip(without_location(e.what()));
   }
-  s.num_images = num_images;
+  s.num_images = static_cast<int>(images.count());
+  s.pixels = std::move(images.pixels);
+  s.tiles_per_image = std::move(images.tiles_per_image);
 
   const size_t max_len = static_cast<size_t>(format_.max_seq_len);
   if (s.ids.size() > max_len) {
-    if (image_id_ >= 0 && std::find(s.ids.begin() + max_len, s.ids.end(), image_id_) != s.ids.end())
+    if (std::find(s.ids.begin() + max_len, s.ids.end(), image_id_) != s.ids.end())
       return skip("over-long: " + std::to_string(s.ids.size()) + " tokens exceed max_seq_len " +
                   std::to_string(max_len) + " and the cut would go through an image run");
     s.ids.resize(max_len);
@@ -228,29 +224,22 @@ PromptResult JsonlDataset::load_prompt(size_t i) const {
     r.skip_reason = "the last assistant reply does not follow a user message";
     return r;
   }
-  Sample pixels;
-  if (std::optional<std::string> bad = load_images(images, pixels)) {
+  if (std::optional<std::string> bad = load_images(images, rec.images)) {
     r.skip_reason = *bad;
     return r;
   }
-  rec.pixels = std::move(pixels.pixels);
-  rec.num_images = static_cast<int>(images.size());
   r.record = std::move(rec);
   return r;
 }
 
-std::optional<std::string> JsonlDataset::load_images(const std::vector<std::string>& images,
-                                                     Sample& sample) const {
-  const size_t S = static_cast<size_t>(format_.image_size);
-  sample.pixels.reserve(images.size() * 3 * S * S);
-  for (const std::string& name : images) {
+std::optional<std::string> JsonlDataset::load_images(const std::vector<std::string>& paths,
+                                                     ProcessedImages& images) const {
+  for (const std::string& name : paths) {
     const std::string file = (fs::path(images_dir_) / name).string();
     std::error_code ec;
     if (!fs::exists(file, ec)) return "missing image " + file;
     try {
-      const std::vector<float> px =
-          clip_preprocess(load_rgb_image(file), format_.image_size, format_.norm);
-      sample.pixels.insert(sample.pixels.end(), px.begin(), px.end());
+      images.add(format_.images->process(load_rgb_image(file)));
     } catch (const std::exception& e) {
       return "corrupt or unreadable image " + file + " (" + without_location(e.what()) + ")";
     }

@@ -7,8 +7,9 @@
 // `image` is absent (text-only), a path relative to the images directory, a comma-separated list
 // of such paths ("a.jpg, b.jpg"), or a JSON list of paths. Other keys are ignored.
 //
-// load(i) turns record i into model inputs: ChatML ids and label mask (text/chat.h) and the
-// CLIP-preprocessed images. A record that cannot become a training sample is not an error of the
+// load(i) turns record i into model inputs: the images through the model's image processor
+// (data/processor.h: pixel tiles and what each <image> placeholder becomes), then ChatML ids and
+// label mask (text/chat.h). A record that cannot become a training sample is not an error of the
 // dataset: load() returns the reason instead of a sample (SPEC §4.3) and never throws for it.
 //
 // Length: a sample longer than max_seq_len is truncated to its first max_seq_len tokens (SPEC
@@ -16,12 +17,13 @@
 // leave images without their tokens, so such a sample is skipped as over-long.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "data/image.h"
 #include "data/jsonl_index.h"
+#include "data/processor.h"
 #include "text/chat.h"
 #include "text/tokenizer.h"
 
@@ -31,21 +33,21 @@ struct ModelConfig;
 
 struct SampleFormat {
   int64_t max_seq_len = 512;
-  int image_size = 224;  // S: images become [3, S, S]
-  ClipNorm norm;
-  ChatFormat chat;  // tokens per image and the image token
+  // Tiles and placeholder text of each image, and the image token.
+  std::shared_ptr<const ImageProcessor> images;
   std::string pad_token = "<|endoftext|>";
 
-  // Image size, normalization, tokens per image and image token of a model.
+  // The image processor of a model (ImageProcessor::for_model).
   static SampleFormat for_model(const ModelConfig& config, int64_t max_seq_len);
 };
 
 struct Sample {
   std::vector<int32_t> ids;     // [T], T ≤ max_seq_len
   std::vector<uint8_t> labels;  // [T] 1 where token t is a supervised target (predicted by t−1)
-  std::vector<float> pixels;    // [num_images, 3, S, S]
+  std::vector<float> pixels;    // [tiles, 3, S, S]: the tiles of every image, image by image
   int num_images = 0;
-  bool truncated = false;  // text beyond max_seq_len was cut off
+  std::vector<int64_t> tiles_per_image;  // [num_images]
+  bool truncated = false;                // text beyond max_seq_len was cut off
   // Supervised targets that carry loss: labels at positions 1..T−1.
   int64_t supervised_tokens() const;
 };
@@ -61,8 +63,7 @@ struct SampleResult {
 struct PromptRecord {
   std::vector<Message> context;  // ends with a user message
   std::string reference;
-  std::vector<float> pixels;  // [num_images, 3, S, S]
-  int num_images = 0;
+  ProcessedImages images;
 };
 
 struct PromptResult {
@@ -75,7 +76,8 @@ class JsonlDataset {
   // Indexes `jsonl` (one streaming pass). `images_dir` resolves image paths; it may be empty for
   // a text-only dataset, and then a record with images is skipped. The tokenizer must outlive the
   // dataset. Throws minivlm::Error naming the path when the file cannot be read, the images
-  // directory is not a readable directory, or the tokenizer lacks the pad or image token.
+  // directory is not a readable directory, the format has no image processor, or the tokenizer
+  // lacks the pad or image token.
   JsonlDataset(const std::string& jsonl, const std::string& images_dir, const Tokenizer& tokenizer,
                const SampleFormat& format);
 
@@ -84,6 +86,7 @@ class JsonlDataset {
   int64_t line_number(size_t i) const { return index_.line_number(i); }
   const SampleFormat& format() const { return format_; }
   int32_t pad_id() const { return pad_id_; }
+  const ImageProcessor& images() const { return *format_.images; }
 
   // Record i as a sample, or the reason it is skipped. Thread-safe. Throws only for failures of
   // the dataset itself (the file changed under its index).
@@ -99,16 +102,16 @@ class JsonlDataset {
   // The messages and image paths of a record's text, or why it is unusable.
   std::optional<std::string> parse_record(const std::string& text, std::vector<Message>& messages,
                                           std::vector<std::string>& images) const;
-  SampleResult parse_and_encode(const std::string& text, std::vector<std::string>& images) const;
-  std::optional<std::string> load_images(const std::vector<std::string>& images,
-                                         Sample& sample) const;
+  SampleResult encode(const std::vector<Message>& messages, ProcessedImages images) const;
+  std::optional<std::string> load_images(const std::vector<std::string>& paths,
+                                         ProcessedImages& images) const;
 
   JsonlIndex index_;
   std::string images_dir_;
   const Tokenizer& tokenizer_;
   SampleFormat format_;
   int32_t pad_id_ = 0;
-  int32_t image_id_ = -1;  // -1 when the format has no image tokens
+  int32_t image_id_ = -1;
 };
 
 }  // namespace minivlm

@@ -141,7 +141,7 @@ Loader::Produced Loader::produce(int64_t k, const LoaderState& start) const {
       out.warnings.push_back(dataset_.skip_warning(static_cast<size_t>(i), r.skip_reason));
     }
   }
-  out.batch = collate(samples, std::move(kept), dataset_.pad_id(), dataset_.format().image_size);
+  out.batch = collate(samples, std::move(kept), dataset_.pad_id(), dataset_.images().tile_size());
   out.batch.skipped = static_cast<int64_t>(out.warnings.size());
   return out;
 }

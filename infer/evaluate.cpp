@@ -59,7 +59,7 @@ EvalResult evaluate_loss(const MiniMindVLM& model, const JsonlDataset& data, Com
     if (pending.empty()) return;
     std::vector<int64_t> idx;
     for (SampleEval* r : pending_rows) idx.push_back(r->index);
-    MicroBatch mb = collate(pending, idx, data.pad_id(), data.format().image_size);
+    MicroBatch mb = collate(pending, idx, data.pad_id(), data.images().tile_size());
     // Normalized pixels of 0 are the normalization mean: an image with no content.
     if (options.blank_images && mb.batch.pixels.defined()) mb.batch.pixels.zero_();
     score_batch(model, mb, pending_rows);
@@ -160,7 +160,7 @@ GenerationEvalResult evaluate_generation(const MiniMindVLM& model, const Tokeniz
   const int64_t n = options.max_samples > 0
                         ? std::min<int64_t>(options.max_samples, static_cast<int64_t>(data.size()))
                         : static_cast<int64_t>(data.size());
-  const int64_t S = data.format().image_size;
+  const int64_t S = data.images().tile_size();
   GenerationOptions gen;
   gen.max_new_tokens = options.max_new_tokens;
   gen.sampling.greedy = true;
@@ -185,11 +185,12 @@ GenerationEvalResult evaluate_generation(const MiniMindVLM& model, const Tokeniz
                    data.skip_warning(static_cast<size_t>(i), pr.skip_reason).c_str());
     } else {
       it.row.reference = pr.record->reference;
-      it.prompt = encode_generation_prompt(tokenizer, pr.record->context, pr.record->num_images,
-                                           data.format().chat);
-      it.pixels = std::move(pr.record->pixels);
+      ProcessedImages& images = pr.record->images;
+      it.prompt = encode_generation_prompt(tokenizer, pr.record->context, images.prompts,
+                                           data.images().image_token());
+      it.pixels = std::move(images.pixels);
       if (options.blank_images) std::fill(it.pixels.begin(), it.pixels.end(), 0.0f);
-      it.images = pr.record->num_images;
+      it.images = images.count();
     }
     items.push_back(std::move(it));
   }

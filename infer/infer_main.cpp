@@ -10,7 +10,7 @@
 
 #include "core/args.h"
 #include "core/process_env.h"
-#include "data/image.h"
+#include "data/processor.h"
 #include "infer/device_model.h"
 #include "infer/generate.h"
 #include "infer/utf8_stream.h"
@@ -23,36 +23,25 @@ namespace {
 
 struct Chat {
   const LoadedModel& m;
+  std::shared_ptr<const ImageProcessor> processor;
   GenerationOptions gen;
   std::vector<Message> messages;
-  std::vector<float> pixels;  // every image of the conversation, [n, 3, S, S]
-  int64_t images = 0;
+  ProcessedImages images;  // every image of the conversation
 
-  void add_image(const std::string& path) {
-    const int64_t S = m.config.vision.image_size;
-    ClipNorm norm;
-    norm.mean = m.config.vision.image_mean;
-    norm.std = m.config.vision.image_std;
-    const std::vector<float> px = clip_preprocess(load_rgb_image(path), static_cast<int>(S), norm);
-    pixels.insert(pixels.end(), px.begin(), px.end());
-    ++images;
-  }
+  void add_image(const std::string& path) { images.add(processor->process(load_rgb_image(path))); }
 
   // Generates the assistant's reply to the conversation so far, streaming it; returns its text.
   std::string reply() {
-    ChatFormat fmt;
-    fmt.tokens_per_image = static_cast<int>(m.config.tokens_per_image());
-    fmt.image_token = m.config.image_token;
     const std::vector<int32_t> prompt =
-        encode_generation_prompt(*m.tokenizer, messages, static_cast<int>(images), fmt);
-    const int64_t S = m.config.vision.image_size;
+        encode_generation_prompt(*m.tokenizer, messages, images.prompts, processor->image_token());
+    const int64_t S = processor->tile_size();
     Tensor px;
-    if (images > 0) px = Tensor::from_vector(pixels, {images, 3, S, S});
+    if (images.count() > 0) px = Tensor::from_vector(images.pixels, {images.tiles(), 3, S, S});
     Utf8Stream stream;
     std::string text;
     GenerationStats st;
     generate(
-        *m.model, {prompt}, px, {images}, gen,
+        *m.model, {prompt}, px, {images.count()}, gen,
         [&](size_t, int32_t id) {
           if (m.tokenizer->is_special(id)) return;
           const std::string out = stream.push(m.tokenizer->token_bytes(id));
@@ -95,7 +84,7 @@ int infer_main(const std::vector<std::string>& argv) {
               "infer");
   const LoadedModel m = load_model_dir(a.get("model"));
   const Device device = place_for_inference(*m.model, a.get("device", "auto"));
-  Chat chat{m, {}, {}, {}, 0};
+  Chat chat{m, ImageProcessor::for_model(m.config), {}, {}, {}};
   chat.gen.max_new_tokens = a.get_int("max-new-tokens", 512);
   chat.gen.seed = static_cast<uint64_t>(a.get_int("seed", 42));
   chat.gen.sampling.greedy = a.has("greedy");
@@ -131,7 +120,7 @@ int infer_main(const std::vector<std::string>& argv) {
     return 0;
   }
   // Interactive chat. Images given with --image belong to the first message.
-  int64_t unplaced = chat.images;
+  int64_t unplaced = chat.images.count();
   std::fprintf(stderr,
                "chat: type a message; /image PATH attaches an image, /reset clears, /quit ends\n");
   if (a.has("prompt")) {
@@ -145,8 +134,8 @@ int infer_main(const std::vector<std::string>& argv) {
       chat.messages.erase(std::remove_if(chat.messages.begin(), chat.messages.end(),
                                          [](const Message& msg) { return msg.role != "system"; }),
                           chat.messages.end());
-      chat.pixels.clear();
-      chat.images = unplaced = 0;
+      chat.images = {};
+      unplaced = 0;
       std::fprintf(stderr, "(history cleared)\n");
       continue;
     }

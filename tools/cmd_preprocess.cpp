@@ -1,10 +1,11 @@
-// `minivlm preprocess`: one image through the CLIP preprocessing (SPEC §2), saved for inspection or
-// comparison with other implementations.
+// `minivlm preprocess`: one image through the CLIP image processor (SPEC §2), saved for
+// inspection or comparison with other implementations.
 #include <cstdio>
 
 #include "core/tensor.h"
-#include "data/image.h"
+#include "data/processor.h"
 #include "io/safetensors.h"
+#include "nn/config.h"
 #include "tools/command.h"
 
 MINIVLM_COMMAND("preprocess",
@@ -13,9 +14,11 @@ MINIVLM_COMMAND("preprocess",
   const std::string image = a.get("image"), out = a.get("out");
   const int size = a.get_int("size", 224);
   MV_CHECK(size > 0, "preprocess: --size must be positive, got ", size);
+  minivlm::ModelConfig clip;  // the "clip" processor with its default mean and std
+  clip.vision.image_size = size;
   const minivlm::RgbImage img = minivlm::load_rgb_image(image);
-  const minivlm::Tensor pixels =
-      minivlm::Tensor::from_vector(minivlm::clip_preprocess(img, size), {3, size, size});
+  const minivlm::ProcessedImage p = minivlm::ImageProcessor::for_model(clip)->process(img);
+  const minivlm::Tensor pixels = minivlm::Tensor::from_vector(p.pixels, {3, size, size});
   minivlm::save_safetensors(
       out, {{"pixel_values", pixels}},
       {{"source", image},

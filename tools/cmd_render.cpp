@@ -45,7 +45,8 @@ std::vector<Message> parse_messages(const json& sample) {
 MINIVLM_COMMAND("render", "chat-format a JSONL data file: token ids and label mask per sample") {
   cli::Args a(args, {{"data", true}, {"tokenizer", true}, {"tokens-per-image", true}}, "render");
   const Tokenizer tok = Tokenizer::from_file(a.get("tokenizer"));
-  const ChatFormat format{a.get_int("tokens-per-image", 49), "<|image_pad|>"};
+  const std::string image_token = "<|image_pad|>";
+  const ImagePrompt image = image_run(image_token, a.get_int("tokens-per-image", 49));
   const std::string path = a.get("data");
   std::ifstream in(path);
   MV_CHECK(in, "cannot open ", path);
@@ -55,8 +56,8 @@ MINIVLM_COMMAND("render", "chat-format a JSONL data file: token ids and label ma
     EncodedChat chat;
     try {
       const json sample = json::parse(line);
-      chat = encode_chat(tok, parse_messages(sample), count_images(sample.value("image", json())),
-                         format);
+      const std::vector<ImagePrompt> images(count_images(sample.value("image", json())), image);
+      chat = encode_chat(tok, parse_messages(sample), images, image_token);
     } catch (const std::exception& e) {
       MV_FAIL(path, ":", lineno, ": ", e.what());
     }

@@ -5,8 +5,21 @@
 namespace minivlm {
 
 namespace {
+
 const std::string kRoot = "vision_encoder.vision_model.";
+
+void check_clip(const VisionConfig& c, const std::string& origin) {
+  MV_CHECK(c.hidden_act == "quick_gelu" || c.hidden_act == "gelu", origin,
+           ": vision.hidden_act must be quick_gelu or gelu, got ", c.hidden_act);
 }
+
+std::unique_ptr<VisionTower> make_clip(const VisionConfig& c) {
+  return std::make_unique<ClipVision>(c);
+}
+
+const bool registered = vision_towers().add("clip", {make_clip, check_clip});
+
+}  // namespace
 
 ClipLayer::ClipLayer(const VisionConfig& c, const std::string& p) {
   const int64_t D = c.hidden_size, I = c.intermediate_size;
@@ -49,7 +62,7 @@ Tensor ClipLayer::forward(const VisionConfig& c, const Tensor& x) const {
   return ops::add(x1, ops::linear(f, fc2_w, fc2_b));
 }
 
-ClipVision::ClipVision(const VisionConfig& c) : c_(c) {
+ClipVision::ClipVision(const VisionConfig& c) : VisionTower(c) {
   const int64_t D = c.hidden_size, p = c.patch_size, G = c.grid();
   class_embedding = make_param(kRoot + "embeddings.class_embedding", {D});
   patch_embedding =
@@ -88,11 +101,7 @@ void ClipVision::init(Rng& rng) {
   }
 }
 
-Tensor ClipVision::features(const Tensor& pixels) const {
-  MV_CHECK(pixels.dim() == 4 && pixels.size(1) == c_.num_channels &&
-               pixels.size(2) == c_.image_size && pixels.size(3) == c_.image_size,
-           "vision tower: pixels ", shape_str(pixels.shape()), " do not match [n, ",
-           c_.num_channels, ", ", c_.image_size, ", ", c_.image_size, "]");
+Tensor ClipVision::forward(const Tensor& pixels) const {
   const int64_t n = pixels.size(0), D = c_.hidden_size;
   // Pixels come from the host loader; the tower computes where its weights are, in their dtype.
   const Tensor px = pixels.to(patch_embedding.device()).to(patch_embedding.dtype());

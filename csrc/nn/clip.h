@@ -1,12 +1,13 @@
-// The CLIP ViT vision tower with Hugging Face CLIPVisionModel semantics (SPEC §1.3): patch conv
-// without bias, class token, learned positions, pre_layrnorm, pre-norm layers with biased
-// projections and quick_gelu. features() returns the last hidden state without the class token and
-// without post_layernorm (MiniMind-V uses last_hidden_state[:, 1:]). Always frozen.
+// The CLIP ViT vision tower (vision.type "clip") with Hugging Face CLIPVisionModel semantics
+// (SPEC §1.3): patch conv without bias, class token, learned positions, pre_layrnorm, pre-norm
+// layers with biased projections and quick_gelu. Its features are the last hidden state without
+// the class token and without post_layernorm (MiniMind-V uses last_hidden_state[:, 1:]).
 #pragma once
 #include <vector>
 
 #include "nn/config.h"
 #include "nn/module.h"
+#include "nn/vision_tower.h"
 
 namespace minivlm {
 
@@ -18,20 +19,17 @@ struct ClipLayer {
   Tensor forward(const VisionConfig& c, const Tensor& x) const;  // [n, L, D] → [n, L, D]
 };
 
-class ClipVision {
+class ClipVision : public VisionTower {
  public:
   explicit ClipVision(const VisionConfig& c);
-  void params(ParamList& out) const;
-  void init(Rng& rng);
+  void params(ParamList& out) const override;
+  void init(Rng& rng) override;
   // pixels [n, 3, S, S] → patch features [n, G², D].
-  Tensor features(const Tensor& pixels) const;
+  Tensor forward(const Tensor& pixels) const override;
 
   Tensor class_embedding, patch_embedding, position_embedding, pre_ln_w, pre_ln_b, post_ln_w,
       post_ln_b;
   std::vector<ClipLayer> layers;
-
- private:
-  VisionConfig c_;
 };
 
 }  // namespace minivlm

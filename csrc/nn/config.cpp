@@ -5,6 +5,8 @@
 #include <set>
 
 #include "core/error.h"
+#include "nn/projector.h"
+#include "nn/vision_tower.h"
 
 namespace minivlm {
 
@@ -103,6 +105,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   v.finish();
 
   Reader p(proj, origin + ": projector");
+  p.get("type", c.projector.type);
   p.get("pixel_shuffle", c.projector.pixel_shuffle);
   p.get("bias", c.projector.bias);
   p.finish();
@@ -127,9 +130,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
            L.num_key_value_heads);
   MV_CHECK(L.head_dim % 2 == 0, origin, ": head_dim must be even for RoPE, got ", L.head_dim);
   auto& V = c.vision;
-  MV_CHECK(V.type == "clip", origin, ": vision.type '", V.type, "' is not supported (clip)");
-  MV_CHECK(V.hidden_act == "quick_gelu" || V.hidden_act == "gelu", origin,
-           ": vision.hidden_act must be quick_gelu or gelu, got ", V.hidden_act);
+  check_vision_config(V, origin);
   MV_CHECK(V.patch_size > 0 && V.image_size % V.patch_size == 0, origin, ": vision.image_size ",
            V.image_size, " is not a multiple of patch_size ", V.patch_size);
   MV_CHECK(V.hidden_size % V.num_attention_heads == 0, origin, ": vision.hidden_size ",
@@ -139,6 +140,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
            " (image_size / patch_size) is not divisible by "
            "projector.pixel_shuffle ",
            c.projector.pixel_shuffle);
+  check_projector_config(c, origin);
   return c;
 }
 
@@ -155,6 +157,8 @@ ModelConfig ModelConfig::from_file(const std::string& path) {
 }
 
 json ModelConfig::to_json() const {
+  json proj{{"pixel_shuffle", projector.pixel_shuffle}, {"bias", projector.bias}};
+  if (projector.type != ProjectorConfig{}.type) proj["type"] = projector.type;
   return json{{"model_type", "minivlm"},
               {"llm",
                {{"vocab_size", llm.vocab_size},
@@ -182,7 +186,7 @@ json ModelConfig::to_json() const {
                 {"hidden_act", vision.hidden_act},
                 {"image_mean", vision.image_mean},
                 {"image_std", vision.image_std}}},
-              {"projector", {{"pixel_shuffle", projector.pixel_shuffle}, {"bias", projector.bias}}},
+              {"projector", proj},
               {"image_token", image_token}};
 }
 

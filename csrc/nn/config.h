@@ -25,7 +25,7 @@ struct LlmConfig {
 };
 
 struct VisionConfig {
-  std::string type = "clip";
+  std::string type = "clip";  // a registered vision tower (nn/vision_tower.h)
   int64_t image_size = 224;
   int64_t patch_size = 16;
   int64_t num_channels = 3;
@@ -42,6 +42,10 @@ struct VisionConfig {
 };
 
 struct ProjectorConfig {
+  // A registered projector (nn/projector.h). Not in SPEC §1.1's file: a config.json without it
+  // (every file before the key existed) takes "linear", and to_json writes it only when it is not
+  // "linear", so such a model's config.json stays as it was.
+  std::string type = "linear";
   int64_t pixel_shuffle = 2;
   bool bias = false;
 };
@@ -52,13 +56,14 @@ struct ModelConfig {
   ProjectorConfig projector;
   std::string image_token = "<|image_pad|>";
 
-  // Image tokens per image: (G / r)².
+  // Image tokens per tile, (G / r)²: one run of them per tile (a CLIP image is one tile).
   int64_t tokens_per_image() const;
   int64_t projector_in() const;  // D · r²
 
   static ModelConfig from_json(const nlohmann::json& j, const std::string& origin);
   static ModelConfig from_file(const std::string& path);
-  nlohmann::json to_json() const;  // every key, derived values filled in
+  // Every key (projector.type only when not "linear"), derived values filled in.
+  nlohmann::json to_json() const;
 };
 
 }  // namespace minivlm

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "autograd/node.h"
-#include "nn/clip.h"
+#include "nn/vision_tower.h"
 #include "ops/ops.h"
 
 namespace minivlm {
@@ -38,7 +38,7 @@ std::array<uint64_t, 2> pixel_key(const float* p, int64_t n) {
 
 }  // namespace
 
-Tensor VisionFeatureCache::features(const ClipVision& vision, const Tensor& pixels) {
+Tensor VisionFeatureCache::features(const VisionTower& vision, const Tensor& pixels) {
   NoGradGuard frozen;
   const Tensor px = pixels.contiguous();
   const int64_t n = px.size(0), per_image = px.numel() / std::max<int64_t>(n, 1);

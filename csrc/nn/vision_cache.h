@@ -17,13 +17,13 @@
 
 namespace minivlm {
 
-class ClipVision;
+class VisionTower;
 
 class VisionFeatureCache {
  public:
   explicit VisionFeatureCache(size_t budget_bytes) : budget_(budget_bytes) {}
   // pixels [n, 3, S, S] → features [n, G², D], as vision.features would return them.
-  Tensor features(const ClipVision& vision, const Tensor& pixels);
+  Tensor features(const VisionTower& vision, const Tensor& pixels);
   size_t bytes() const { return used_; }
   int64_t hits() const { return hits_; }
   int64_t misses() const { return misses_; }

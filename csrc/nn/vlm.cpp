@@ -1,19 +1,29 @@
 #include "nn/vlm.h"
 
-#include "autograd/node.h"
 #include "ops/ops.h"
 
 namespace minivlm {
 
-Projector::Projector(const ModelConfig& c) {
-  weight = make_param("vision_proj.proj.weight", {c.llm.hidden_size, c.projector_in()});
-  if (c.projector.bias) bias = make_param("vision_proj.proj.bias", {c.llm.hidden_size});
+namespace {
+
+// The tiles of each sample's images: one per image unless batch.tiles_per_image says otherwise.
+std::vector<int64_t> tiles_per_sample(const VlmBatch& batch) {
+  const std::vector<int64_t>& tiles = batch.tiles_per_image;
+  int64_t images = 0;
+  for (int64_t n : batch.images_per_sample) images += n;
+  MV_CHECK(tiles.empty() || static_cast<int64_t>(tiles.size()) == images, "batch: ", tiles.size(),
+           " tile counts for ", images, " images");
+  std::vector<int64_t> out;
+  size_t k = 0;
+  for (int64_t n : batch.images_per_sample) {
+    int64_t t = 0;
+    for (int64_t i = 0; i < n; ++i) t += tiles.empty() ? 1 : tiles[k++];
+    out.push_back(t);
+  }
+  return out;
 }
 
-void Projector::params(ParamList& out) const {
-  out.push_back({weight.name(), weight});
-  if (bias.defined()) out.push_back({bias.name(), bias});
-}
+}  // namespace
 
 int64_t VlmBatch::supervised_tokens() const {
   const std::vector<int64_t> m = label_mask.to_int_vector();
@@ -25,7 +35,11 @@ int64_t VlmBatch::supervised_tokens() const {
 }
 
 MiniMindVLM::MiniMindVLM(const ModelConfig& c, int64_t image_token_id)
-    : vision(c.vision), projector(c), llm(c.llm), c_(c), image_token_id_(image_token_id) {
+    : vision(make_vision_tower(c.vision)),
+      projector(make_projector(c)),
+      llm(c.llm),
+      c_(c),
+      image_token_id_(image_token_id) {
   MV_CHECK(image_token_id >= 0 && image_token_id < c.llm.vocab_size, "image token id ",
            image_token_id, " is outside the vocabulary of ", c.llm.vocab_size);
 }
@@ -33,8 +47,8 @@ MiniMindVLM::MiniMindVLM(const ModelConfig& c, int64_t image_token_id)
 ParamList MiniMindVLM::params() const {
   ParamList out;
   llm.params(out);
-  projector.params(out);
-  vision.params(out);
+  projector->params(out);
+  vision->params(out);
   return out;
 }
 
@@ -49,22 +63,14 @@ void MiniMindVLM::init(uint64_t seed) {
   // Independent streams per part, so changing one part's size leaves the others' values alone.
   Rng llm_rng(seed), proj_rng(seed ^ 0x9e3779b97f4a7c15ull), vis_rng(seed ^ 0xc2b2ae3d27d4eb4full);
   llm.init(llm_rng);
-  init_normal(projector.weight, proj_rng, 0.02);
-  if (projector.bias.defined()) init_constant(projector.bias, 0.0);
-  vision.init(vis_rng);
+  projector->init(proj_rng);
+  vision->init(vis_rng);
 }
 
 Tensor MiniMindVLM::image_rows(const Tensor& pixels) const {
-  Tensor feats;  // [n, G², D]
-  if (vision_cache_) {
-    feats = vision_cache_->features(vision, pixels);
-  } else {
-    NoGradGuard frozen;
-    feats = vision.features(pixels);
-  }
-  const Tensor shuffled = ops::pixel_shuffle(feats, c_.projector.pixel_shuffle);  // [n, N, D·r²]
-  const Tensor rows = ops::linear(shuffled, projector.weight, projector.bias);    // [n, N, H]
-  return rows.reshape({-1, c_.llm.hidden_size});
+  const Tensor feats = vision_cache_ ? vision_cache_->features(*vision, pixels)
+                                     : vision->features(pixels);       // [n, G², D]
+  return projector->forward(feats).reshape({-1, c_.llm.hidden_size});  // [n, N, H] → [n·N, H]
 }
 
 Tensor MiniMindVLM::embed(const VlmBatch& batch) const {
@@ -72,6 +78,7 @@ Tensor MiniMindVLM::embed(const VlmBatch& batch) const {
   const int64_t N = c_.tokens_per_image();
   MV_CHECK(static_cast<int64_t>(batch.images_per_sample.size()) == B,
            "batch: ", batch.images_per_sample.size(), " image counts for ", B, " samples");
+  const std::vector<int64_t> tiles = tiles_per_sample(batch);
   const std::vector<int64_t> ids = batch.ids.to_int_vector();
   // Row indices (into [B·T, H]) of every image token, run by run, sample by sample.
   std::vector<int64_t> rows;
@@ -85,19 +92,19 @@ Tensor MiniMindVLM::embed(const VlmBatch& batch) const {
       int64_t end = t;
       while (end < T && ids[b * T + end] == image_token_id_) ++end;
       MV_CHECK(end - t == N, "sample ", b, ": a run of ", end - t, " image tokens at position ", t,
-               " (expected ", N, " per image)");
+               " (expected ", N, " per tile)");
       for (int64_t i = t; i < end; ++i) rows.push_back(b * T + i);
       ++runs;
       t = end;
     }
-    MV_CHECK(runs == batch.images_per_sample[b], "sample ", b, ": ", runs,
-             " runs of image tokens for ", batch.images_per_sample[b], " images");
+    MV_CHECK(runs == tiles[b], "sample ", b, ": ", runs, " runs of image tokens for ",
+             batch.images_per_sample[b], " images of ", tiles[b], " tiles (one run per tile)");
   }
   Tensor h = llm.embed(batch.ids).reshape({B * T, H});
   if (!rows.empty()) {
     MV_CHECK(
         batch.pixels.defined() && batch.pixels.size(0) * N == static_cast<int64_t>(rows.size()),
-        "batch: ", rows.size() / N, " images referenced by tokens but ",
+        "batch: ", rows.size() / N, " tiles referenced by tokens but ",
         batch.pixels.defined() ? batch.pixels.size(0) : 0, " given");
     const Tensor idx = Tensor::from_vector(rows, {static_cast<int64_t>(rows.size())});
     h = ops::scatter_rows(h, idx, image_rows(batch.pixels));

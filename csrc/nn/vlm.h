@@ -1,28 +1,27 @@
-// MiniMind-V: the frozen CLIP tower → pixel shuffle → projector, whose rows replace the image
-// tokens of the text embeddings (SPEC §1.5), then the MiniMind LM.
+// MiniMind-V: the frozen vision tower (vision.type) → projector (projector.type, pixel shuffle
+// first), whose rows replace the image tokens of the text embeddings (SPEC §1.5), then the
+// MiniMind LM.
 #pragma once
 #include <memory>
 #include <vector>
 
-#include "nn/clip.h"
 #include "nn/config.h"
 #include "nn/llm.h"
+#include "nn/projector.h"
 #include "nn/vision_cache.h"
+#include "nn/vision_tower.h"
 
 namespace minivlm {
 
-struct Projector {
-  Tensor weight, bias;  // [H, D·r²], [H] (bias only when configured)
-  explicit Projector(const ModelConfig& c);
-  void params(ParamList& out) const;
-};
-
-// One padded batch. Images are listed sample by sample in order of appearance.
+// One padded batch. Images are listed sample by sample in order of appearance, and each image is
+// one or more tiles (as its image processor cut it); every tile is one run of N image tokens, and
+// the tiles' rows fill the runs in order.
 struct VlmBatch {
   Tensor ids;                              // [B, T] i64, right-padded
   Tensor label_mask;                       // [B, T] i64; 1 where the token is a supervised target
-  Tensor pixels;                           // [n_images, 3, S, S] f32, or undefined without images
+  Tensor pixels;                           // [n_tiles, 3, S, S] f32, or undefined without images
   std::vector<int64_t> images_per_sample;  // [B]
+  std::vector<int64_t> tiles_per_image;    // [n_images]; empty: one tile per image
   int64_t supervised_tokens() const;       // targets that carry loss (positions 1..T−1)
 };
 
@@ -42,10 +41,10 @@ class MiniMindVLM {
   ParamList trainable_params() const;  // the ones with requires_grad
   void init(uint64_t seed);
 
-  // Text embeddings with image rows merged in. Throws minivlm::Error naming the sample when runs
-  // of image tokens do not match the images.
+  // Text embeddings with image rows merged in. Throws minivlm::Error naming the sample when its
+  // runs of image tokens do not match its images' tiles (one run of N per tile).
   Tensor embed(const VlmBatch& batch) const;
-  // The projected image rows: pixels [n, 3, S, S] → [n·N, H] (vision tower without autograd).
+  // The projected image rows: tiles [n, 3, S, S] → [n·N, H] (vision tower without autograd).
   Tensor image_rows(const Tensor& pixels) const;
   // Logits and the masked loss. denominator > 0 divides the summed token loss by it (a global
   // supervised-token count, SPEC §4.2); 0 divides by this batch's count.
@@ -55,8 +54,8 @@ class MiniMindVLM {
     vision_cache_ = std::move(cache);
   }
 
-  ClipVision vision;
-  Projector projector;
+  std::unique_ptr<VisionTower> vision;
+  std::unique_ptr<Projector> projector;
   MiniMindLM llm;
 
  private:

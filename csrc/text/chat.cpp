@@ -18,46 +18,48 @@ size_t count_placeholders(const std::string& s) {
   return n;
 }
 
-void append_expanded(std::string& out, const std::string& content, const std::string& image_run) {
+// Appends `content` with its placeholders replaced by the next images' prompts, counting them in
+// `next`.
+void append_expanded(std::string& out, const std::string& content,
+                     const std::vector<ImagePrompt>& images, size_t& next) {
   size_t from = 0;
   for (size_t at = content.find(kPlaceholder); at != std::string::npos;
        at = content.find(kPlaceholder, from)) {
     out.append(content, from, at - from);
-    out += image_run;
+    out += images[next++].text;
     from = at + kPlaceholder.size();
   }
   out.append(content, from, std::string::npos);
 }
 
-// The image tokens of one image, and a check that the format can express `num_images` of them.
-std::string image_run(const ChatFormat& format, int num_images) {
-  MV_CHECK(num_images >= 0, "chat: negative image count ", num_images);
-  if (num_images == 0) return {};
-  MV_CHECK(format.tokens_per_image > 0, "chat: ", num_images, " images but tokens_per_image is ",
-           format.tokens_per_image);
-  std::string run;
-  for (int i = 0; i < format.tokens_per_image; ++i) run += format.image_token;
-  return run;
-}
-
-void check_image_tokens(const Tokenizer& tok, const std::vector<int32_t>& ids, int num_images,
-                        const ChatFormat& format) {
-  const int64_t expected = static_cast<int64_t>(num_images) * format.tokens_per_image;
-  const std::optional<int32_t> image_id = tok.find_token(format.image_token);
+void check_image_tokens(const Tokenizer& tok, const std::vector<int32_t>& ids,
+                        const std::vector<ImagePrompt>& images, const std::string& image_token) {
+  int64_t expected = 0;
+  for (const ImagePrompt& p : images) expected += p.image_tokens;
+  const std::optional<int32_t> image_id = tok.find_token(image_token);
   if (!image_id) {
-    MV_CHECK(expected == 0, "chat: the tokenizer has no image token ", format.image_token);
+    MV_CHECK(expected == 0, "chat: the tokenizer has no image token ", image_token);
     return;
   }
   const auto found = std::count(ids.begin(), ids.end(), *image_id);
-  MV_CHECK(found == expected, "chat: the conversation holds ", found, " image tokens ",
-           format.image_token, " but its ", num_images, " images need ", expected,
+  MV_CHECK(found == expected, "chat: the conversation holds ", found, " image tokens ", image_token,
+           " but its ", images.size(), " images need ", expected,
            " (does a message spell the image token itself?)");
 }
 
 }  // namespace
 
-RenderedChat render_chat(const std::vector<Message>& messages, int num_images,
-                         const ChatFormat& format, bool generation_prompt) {
+ImagePrompt image_run(const std::string& image_token, int64_t n) {
+  ImagePrompt p{{}, n};
+  for (int64_t i = 0; i < n; ++i) p.text += image_token;
+  return p;
+}
+
+RenderedChat render_chat(const std::vector<Message>& messages,
+                         const std::vector<ImagePrompt>& images, bool generation_prompt) {
+  const int num_images = static_cast<int>(images.size());
+  for (int k = 0; k < num_images; ++k)
+    MV_CHECK(images[k].image_tokens > 0, "chat: the prompt of image ", k, " holds no image token");
   size_t placeholders = 0;
   const Message* first_user = nullptr;
   for (const Message& m : messages) {
@@ -67,7 +69,6 @@ RenderedChat render_chat(const std::vector<Message>& messages, int num_images,
     if (!first_user) first_user = &m;
     placeholders += count_placeholders(m.content);
   }
-  const std::string run = image_run(format, num_images);
   std::string prefix;
   if (num_images > 0 && placeholders == 0) {
     MV_CHECK(first_user != nullptr, "chat: ", num_images,
@@ -79,11 +80,13 @@ RenderedChat render_chat(const std::vector<Message>& messages, int num_images,
            placeholders, " <image> placeholders but the sample has ", num_images, " images");
 
   RenderedChat out;
+  size_t next_image = 0;
   for (const Message& m : messages) {
     out.text += "<|im_start|>" + m.role + "\n";
     const size_t begin = out.text.size();
     if (m.role == "user")
-      append_expanded(out.text, &m == first_user ? prefix + m.content : m.content, run);
+      append_expanded(out.text, &m == first_user ? prefix + m.content : m.content, images,
+                      next_image);
     else
       out.text += m.content;
     out.text += "<|im_end|>\n";
@@ -93,11 +96,11 @@ RenderedChat render_chat(const std::vector<Message>& messages, int num_images,
   return out;
 }
 
-EncodedChat encode_chat(const Tokenizer& tok, const std::vector<Message>& messages, int num_images,
-                        const ChatFormat& format) {
-  const RenderedChat chat = render_chat(messages, num_images, format, false);
+EncodedChat encode_chat(const Tokenizer& tok, const std::vector<Message>& messages,
+                        const std::vector<ImagePrompt>& images, const std::string& image_token) {
+  const RenderedChat chat = render_chat(messages, images, false);
   Tokenizer::Encoding enc = tok.encode_with_offsets(chat.text);
-  check_image_tokens(tok, enc.ids, num_images, format);
+  check_image_tokens(tok, enc.ids, images, image_token);
   EncodedChat out;
   out.labels.assign(enc.ids.size(), 0);
   size_t span = 0;
@@ -111,10 +114,11 @@ EncodedChat encode_chat(const Tokenizer& tok, const std::vector<Message>& messag
 }
 
 std::vector<int32_t> encode_generation_prompt(const Tokenizer& tok,
-                                              const std::vector<Message>& messages, int num_images,
-                                              const ChatFormat& format) {
-  std::vector<int32_t> ids = tok.encode(render_chat(messages, num_images, format, true).text);
-  check_image_tokens(tok, ids, num_images, format);
+                                              const std::vector<Message>& messages,
+                                              const std::vector<ImagePrompt>& images,
+                                              const std::string& image_token) {
+  std::vector<int32_t> ids = tok.encode(render_chat(messages, images, true).text);
+  check_image_tokens(tok, ids, images, image_token);
   return ids;
 }
 

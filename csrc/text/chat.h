@@ -1,7 +1,7 @@
 // The chat format (SPEC §3): ChatML rendering, image placeholder expansion and the label mask.
 //
 //   <|im_start|>system\n{system}<|im_end|>\n
-//   <|im_start|>user\n{content}<|im_end|>\n          each <image> → N image tokens
+//   <|im_start|>user\n{content}<|im_end|>\n          each <image> → that image's prompt
 //   <|im_start|>assistant\n{content}<|im_end|>\n     {content}<|im_end|>\n supervised
 //
 // A conversation is rendered as one string and tokenized whole. The supervised tokens are found by
@@ -25,10 +25,16 @@ struct Message {
   std::string content;
 };
 
-struct ChatFormat {
-  int tokens_per_image = 0;  // N: image tokens that stand for one image
-  std::string image_token = "<|image_pad|>";
+// What one image's <image> placeholder becomes: the pattern its image processor gives it
+// (data/processor.h). An image of one tile is one run of N image tokens; an image of several tiles
+// is a run of N per tile, between special tokens.
+struct ImagePrompt {
+  std::string text;
+  int64_t image_tokens = 0;  // image tokens that `text` holds
 };
+
+// `n` copies of `image_token`: the run of one tile.
+ImagePrompt image_run(const std::string& image_token, int64_t n);
 
 struct RenderedChat {
   std::string text;
@@ -40,21 +46,24 @@ struct EncodedChat {
   std::vector<uint8_t> labels;  // [T] 1 where token t is supervised (predicted from position t-1)
 };
 
-// The text of a conversation with `num_images` images. When the user messages hold no <image>,
-// "<image>\n" is put before the first user message once per image; otherwise their number of
-// <image> must equal num_images. With `generation_prompt`, "<|im_start|>assistant\n" follows the
-// turns. Throws on an unknown role (naming it) or a placeholder count that does not fit.
-RenderedChat render_chat(const std::vector<Message>& messages, int num_images,
-                         const ChatFormat& format, bool generation_prompt);
+// The text of a conversation with one prompt per image, in order: the k-th <image> of the user
+// messages becomes images[k].text. When the user messages hold no <image>, "<image>\n" is put
+// before the first user message once per image; otherwise their number of <image> must equal the
+// number of images. With `generation_prompt`, "<|im_start|>assistant\n" follows the turns. Throws
+// on an unknown role (naming it), a placeholder count that does not fit, or an image prompt without
+// image tokens.
+RenderedChat render_chat(const std::vector<Message>& messages,
+                         const std::vector<ImagePrompt>& images, bool generation_prompt);
 
-// Ids and label mask of a training sample. Checks that the ids hold exactly num_images × N image
-// tokens (message text that spells the image token itself would break the image runs).
-EncodedChat encode_chat(const Tokenizer& tok, const std::vector<Message>& messages, int num_images,
-                        const ChatFormat& format);
+// Ids and label mask of a training sample. Checks that the ids hold exactly the images' image
+// tokens (message text that spells `image_token` itself would break the image runs).
+EncodedChat encode_chat(const Tokenizer& tok, const std::vector<Message>& messages,
+                        const std::vector<ImagePrompt>& images, const std::string& image_token);
 
 // Ids of the turns so far followed by the generation prompt.
 std::vector<int32_t> encode_generation_prompt(const Tokenizer& tok,
-                                              const std::vector<Message>& messages, int num_images,
-                                              const ChatFormat& format);
+                                              const std::vector<Message>& messages,
+                                              const std::vector<ImagePrompt>& images,
+                                              const std::string& image_token);
 
 }  // namespace minivlm

@@ -26,6 +26,12 @@ const Tokenizer& minimind() {
   return tok;
 }
 
+// `images` images of one run of `tokens` image tokens each.
+std::vector<ImagePrompt> image_runs(int images, int64_t tokens,
+                                    const std::string& token = "<|image_pad|>") {
+  return std::vector<ImagePrompt>(static_cast<size_t>(images), image_run(token, tokens));
+}
+
 struct Golden {
   std::vector<Message> messages;
   int images, tokens_per_image;
@@ -56,7 +62,7 @@ TEST(Chat, RendersChatMl) {
                                       {"user", "What is this?"},
                                       {"assistant", "A cat."},
                                       {"user", "<image>Color?"}},
-                                     1, {2, "<|image_pad|>"}, true);
+                                     image_runs(1, 2), true);
   EXPECT_EQ(r.text,
             "<|im_start|>system\nBe brief.<|im_end|>\n"
             "<|im_start|>user\nWhat is this?<|im_end|>\n"
@@ -70,21 +76,56 @@ TEST(Chat, RendersChatMl) {
 
 TEST(Chat, PrependsOnePlaceholderPerImageToTheFirstUserMessage) {
   const RenderedChat r = render_chat(
-      {{"system", "s"}, {"user", "Compare."}, {"assistant", "Same."}, {"user", "Sure?"}}, 2,
-      {1, "<I>"}, false);
+      {{"system", "s"}, {"user", "Compare."}, {"assistant", "Same."}, {"user", "Sure?"}},
+      image_runs(2, 1, "<I>"), false);
   EXPECT_EQ(r.text,
             "<|im_start|>system\ns<|im_end|>\n<|im_start|>user\n<I>\n<I>\nCompare.<|im_end|>\n"
             "<|im_start|>assistant\nSame.<|im_end|>\n<|im_start|>user\nSure?<|im_end|>\n");
 }
 
+// The k-th placeholder takes the k-th image's own prompt (an image processor may give each image
+// a different pattern, e.g. one run per tile between special tokens).
+TEST(Chat, EachPlaceholderBecomesItsImagesPrompt) {
+  const std::vector<ImagePrompt> images = {{"<t><I><I>\n<t><I><I>", 4}, {"<I><I>", 2}};
+  const RenderedChat r =
+      render_chat({{"user", "<image>A"}, {"assistant", "ok"}, {"user", "B<image>"}}, images, false);
+  EXPECT_EQ(r.text,
+            "<|im_start|>user\n<t><I><I>\n<t><I><I>A<|im_end|>\n"
+            "<|im_start|>assistant\nok<|im_end|>\n<|im_start|>user\nB<I><I><|im_end|>\n");
+}
+
+// An image of two tiles: two runs of 4 between text; the check counts the prompts' image tokens.
+TEST(Chat, MultiRunImagePromptsAreCheckedByTheirImageTokens) {
+  ImagePrompt two_tiles = image_run("<|image_pad|>", 4);
+  two_tiles.text += "\n" + two_tiles.text;
+  two_tiles.image_tokens = 8;
+  const EncodedChat e = encode_chat(minimind(), {{"user", "<image>Hi"}, {"assistant", "ok"}},
+                                    {two_tiles}, "<|image_pad|>");
+  std::vector<int64_t> run_lengths;
+  for (size_t t = 0; t < e.ids.size(); ++t)
+    if (e.ids[t] == 12) {
+      if (t == 0 || e.ids[t - 1] != 12) run_lengths.push_back(0);
+      ++run_lengths.back();
+    }
+  EXPECT_EQ(run_lengths, (std::vector<int64_t>{4, 4}));
+  two_tiles.image_tokens = 7;
+  EXPECT_THAT(
+      [&] {
+        encode_chat(minimind(), {{"user", "<image>Hi"}}, {two_tiles}, "<|image_pad|>");
+      },
+      ThrowsMessage<Error>(
+          HasSubstr("holds 8 image tokens <|image_pad|> but its 1 images need 7")));
+}
+
 TEST(Chat, GoldenIdsLabelsAndPrompts) {
   for (const Golden& g : goldens()) {
-    const ChatFormat format{g.tokens_per_image, "<|image_pad|>"};
-    const EncodedChat e = encode_chat(minimind(), g.messages, g.images, format);
+    const std::vector<ImagePrompt> images = image_runs(g.images, g.tokens_per_image);
+    const EncodedChat e = encode_chat(minimind(), g.messages, images, "<|image_pad|>");
     EXPECT_EQ(e.ids, g.ids) << g.messages[0].content;
     EXPECT_EQ(e.labels, g.labels) << g.messages[0].content;
     std::vector<Message> before_reply(g.messages.begin(), g.messages.end() - 1);
-    EXPECT_EQ(encode_generation_prompt(minimind(), before_reply, g.images, format), g.prompt_ids);
+    EXPECT_EQ(encode_generation_prompt(minimind(), before_reply, images, "<|image_pad|>"),
+              g.prompt_ids);
   }
 }
 
@@ -96,7 +137,7 @@ TEST(Chat, SupervisedRunsAreTheReplies) {
   size_t shared = 0;
   for (const Golden& g : goldens()) {
     const EncodedChat e =
-        encode_chat(tok, g.messages, g.images, {g.tokens_per_image, "<|image_pad|>"});
+        encode_chat(tok, g.messages, image_runs(g.images, g.tokens_per_image), "<|image_pad|>");
     std::vector<std::string> runs;
     for (size_t t = 0; t < e.ids.size(); ++t) {
       if (!e.labels[t]) continue;
@@ -123,8 +164,8 @@ TEST(Chat, SupervisedRunsAreTheReplies) {
 }
 
 TEST(Chat, ImageTokensAreNeverSupervised) {
-  const EncodedChat e = encode_chat(minimind(), {{"user", "<image> hi"}, {"assistant", "ok"}}, 1,
-                                    {49, "<|image_pad|>"});
+  const EncodedChat e = encode_chat(minimind(), {{"user", "<image> hi"}, {"assistant", "ok"}},
+                                    image_runs(1, 49), "<|image_pad|>");
   EXPECT_EQ(std::count(e.ids.begin(), e.ids.end(), 12), 49);
   for (size_t t = 0; t < e.ids.size(); ++t)
     if (e.ids[t] == 12) {
@@ -133,35 +174,35 @@ TEST(Chat, ImageTokensAreNeverSupervised) {
 }
 
 TEST(Chat, Errors) {
-  const ChatFormat format{4, "<|image_pad|>"};
   EXPECT_THAT(
       [&] {
-        render_chat({{"bot", "hi"}}, 0, format, false);
+        render_chat({{"bot", "hi"}}, {}, false);
       },
       ThrowsMessage<Error>(HasSubstr("unknown role 'bot'")));
   EXPECT_THAT(
       [&] {
-        render_chat({{"user", "<image><image>"}}, 1, format, false);
+        render_chat({{"user", "<image><image>"}}, image_runs(1, 4), false);
       },
       ThrowsMessage<Error>(HasSubstr("2 <image> placeholders but the sample has 1 images")));
   EXPECT_THAT(
       [&] {
-        render_chat({{"user", "<image>"}}, 0, format, false);
+        render_chat({{"user", "<image>"}}, {}, false);
       },
       ThrowsMessage<Error>(HasSubstr("1 <image> placeholders but the sample has 0")));
   EXPECT_THAT(
       [&] {
-        render_chat({{"system", "s"}, {"assistant", "a"}}, 1, format, false);
+        render_chat({{"system", "s"}, {"assistant", "a"}}, image_runs(1, 4), false);
       },
       ThrowsMessage<Error>(HasSubstr("no user message")));
   EXPECT_THAT(
       [&] {
-        render_chat({{"user", "x"}}, 1, {0, "<|image_pad|>"}, false);
+        render_chat({{"user", "x"}}, {image_run("<|image_pad|>", 3), {"none", 0}}, false);
       },
-      ThrowsMessage<Error>(HasSubstr("tokens_per_image is 0")));
+      ThrowsMessage<Error>(HasSubstr("the prompt of image 1 holds no image token")));
   EXPECT_THAT(
       [&] {
-        encode_chat(minimind(), {{"user", "<image><|image_pad|>"}}, 1, format);
+        encode_chat(minimind(), {{"user", "<image><|image_pad|>"}}, image_runs(1, 4),
+                    "<|image_pad|>");
       },
       ThrowsMessage<Error>(
           HasSubstr("holds 5 image tokens <|image_pad|> but its 1 images need 4")));

@@ -89,8 +89,8 @@ TEST(CudaEmuVlm, VisionTowerBackwardMatchesCpu) {
   cpu.init(9);
   emu.init(9);
   ParamList vc, ve;
-  cpu.vision.params(vc);
-  emu.vision.params(ve);
+  cpu.vision->params(vc);
+  emu.vision->params(ve);
   for (NamedTensor& p : vc) p.tensor.set_requires_grad(true);
   for (NamedTensor& p : ve) {
     p.tensor.set_data(p.tensor.detach().to(kEmu));
@@ -99,7 +99,7 @@ TEST(CudaEmuVlm, VisionTowerBackwardMatchesCpu) {
   Rng rng(3);
   const Tensor pixels =
       testing::randn(rng, {2, 3, c.vision.image_size, c.vision.image_size}, DType::f32);
-  const Tensor fc = cpu.vision.features(pixels), fe = emu.vision.features(pixels);
+  const Tensor fc = cpu.vision->forward(pixels), fe = emu.vision->forward(pixels);
   EXPECT_LE(rel_error(fe, fc), 1e-5);
   const Tensor g = testing::randn(rng, fc.shape(), DType::f32);
   fc.backward(g);

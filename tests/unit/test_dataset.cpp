@@ -76,21 +76,22 @@ TEST(JsonlDataset, DatasetLevelErrorsNameThePath) {
               ThrowsMessage<Error>(HasSubstr(no_file)));
 }
 
+// The format's image processor is the model's (the processor itself: test_processor.cpp).
 TEST(SampleFormat, TakesTheModelsImageSettings) {
   ModelConfig c;
   c.vision.image_size = 32;
   c.vision.patch_size = 8;
   c.projector.pixel_shuffle = 2;
-  c.vision.image_mean = {0.5f, 0.25f, 0.125f};
-  c.vision.image_std = {0.1f, 0.2f, 0.3f};
+  c.image_token = "<|im_end|>";
   const SampleFormat f = SampleFormat::for_model(c, 300);
   EXPECT_EQ(f.max_seq_len, 300);
-  EXPECT_EQ(f.image_size, 32);
-  EXPECT_EQ(f.chat.tokens_per_image, 4);  // (32 / 8 / 2)²
-  EXPECT_EQ(f.chat.image_token, "<|image_pad|>");
-  EXPECT_EQ(f.norm.mean, c.vision.image_mean);
-  EXPECT_EQ(f.norm.std, c.vision.image_std);
-  EXPECT_EQ(SampleFormat::for_model(ModelConfig{}, 512).chat.tokens_per_image, 49);
+  ASSERT_TRUE(f.images);
+  EXPECT_EQ(f.images->tile_size(), 32);
+  EXPECT_EQ(f.images->image_token(), "<|im_end|>");
+  const RgbImage img{8, 8, std::vector<uint8_t>(8 * 8 * 3, 100)};
+  EXPECT_EQ(f.images->process(img).prompt.image_tokens, 4);  // (32 / 8 / 2)²
+  EXPECT_EQ(SampleFormat::for_model(ModelConfig{}, 512).images->process(img).prompt.image_tokens,
+            49);
 }
 
 TEST(JsonlDataset, TextSampleIdsAndLabels) {
@@ -119,7 +120,7 @@ TEST(JsonlDataset, TextSampleIdsAndLabels) {
 }
 
 // Every form of the `image` field gives the same images in the same order, preprocessed exactly
-// as clip_preprocess does on its own.
+// as clip_preprocess does on its own, one tile each.
 TEST(JsonlDataset, ImageFieldForms) {
   ScratchDir dir;
   write_png(dir.image("a.png"), 20, 16, 1);
@@ -130,13 +131,14 @@ TEST(JsonlDataset, ImageFieldForms) {
                                       "\n" + record("One.", "Yes.", R"("b.png")") + "\n");
   const SampleFormat fmt = small_format();
   const JsonlDataset ds(dir.file("d.jsonl"), dir.images(), minimind(), fmt);
-  std::vector<float> expected = clip_preprocess(load_rgb_image(dir.image("a.png")), 16, fmt.norm);
-  const std::vector<float> b = clip_preprocess(load_rgb_image(dir.image("b.png")), 16, fmt.norm);
+  std::vector<float> expected = clip_preprocess(load_rgb_image(dir.image("a.png")), 16);
+  const std::vector<float> b = clip_preprocess(load_rgb_image(dir.image("b.png")), 16);
   expected.insert(expected.end(), b.begin(), b.end());
   for (size_t i = 0; i < 3; ++i) {
     const SampleResult r = ds.load(i);
     ASSERT_TRUE(r.sample) << r.skip_reason;
     EXPECT_EQ(r.sample->num_images, 2);
+    EXPECT_EQ(r.sample->tiles_per_image, (std::vector<int64_t>{1, 1}));
     EXPECT_EQ(r.sample->pixels, expected) << "record " << i;
     // No <image> in the text: one "<image>\n" per image goes before the question.
     EXPECT_THAT(minimind().decode(r.sample->ids),
@@ -192,8 +194,8 @@ std::vector<BadCase> bad_cases() {
   std::string long_question;
   for (int i = 0; i < 30; ++i) long_question += "word ";
   const EncodedChat e =
-      encode_chat(minimind(), {{"user", long_question + "<image>"}, {"assistant", "Yo"}}, 1,
-                  small_format().chat);
+      encode_chat(minimind(), {{"user", long_question + "<image>"}, {"assistant", "Yo"}},
+                  {image_run("<|image_pad|>", 4)}, "<|image_pad|>");
   const int64_t first_image_token = std::find(e.ids.begin(), e.ids.end(), 12) - e.ids.begin();
   return {
       {"MalformedJson", R"({"conversations": [{"role": "user", "content": "Hi"})",

@@ -14,6 +14,7 @@
 
 #include "data/dataset.h"
 #include "data/image.h"
+#include "nn/config.h"
 
 namespace minivlm::testing_data {
 
@@ -23,13 +24,17 @@ inline const Tokenizer& minimind() {
   return tok;
 }
 
-// 16×16 images, 4 tokens per image: small enough to make hundreds of samples per test.
+// A CLIP model of 16×16 images and 4 tokens per image ((16 / 4 / 2)²): small enough to make
+// hundreds of samples per test.
+inline ModelConfig small_model() {
+  ModelConfig c;
+  c.vision.image_size = 16;
+  c.vision.patch_size = 4;
+  return c;
+}
+
 inline SampleFormat small_format(int64_t max_seq_len = 256) {
-  SampleFormat f;
-  f.max_seq_len = max_seq_len;
-  f.image_size = 16;
-  f.chat.tokens_per_image = 4;
-  return f;
+  return SampleFormat::for_model(small_model(), max_seq_len);
 }
 
 // A fresh directory under the system temp dir, removed with everything in it.

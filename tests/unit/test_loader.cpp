@@ -172,6 +172,7 @@ Sample make_sample(std::vector<int32_t> ids, std::vector<uint8_t> labels, int im
   s.ids = std::move(ids);
   s.labels = std::move(labels);
   s.num_images = images;
+  s.tiles_per_image.assign(static_cast<size_t>(images), 1);
   for (int k = 0; k < images * 3 * 2 * 2; ++k) s.pixels.push_back(base + static_cast<float>(k));
   return s;
 }
@@ -187,6 +188,7 @@ TEST(Collate, RightPadsAndConcatenatesImages) {
   EXPECT_THAT(mb.batch.ids.to_int_vector(), ElementsAre(5, 6, 7, 0, 8, 9, 0, 0, 1, 2, 3, 4));
   EXPECT_THAT(mb.batch.label_mask.to_int_vector(), ElementsAre(0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 1, 1));
   EXPECT_THAT(mb.batch.images_per_sample, ElementsAre(1, 0, 2));
+  EXPECT_THAT(mb.batch.tiles_per_image, ElementsAre(1, 1, 1));
   EXPECT_THAT(mb.samples, ElementsAre(11, 4, 9));
   EXPECT_EQ(mb.supervised_tokens, 5);
   EXPECT_EQ(mb.batch.supervised_tokens(), 5);

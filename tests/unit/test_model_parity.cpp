@@ -59,7 +59,7 @@ TEST_P(ModelParity, LogitsLossAndGradientsMatchTheReference) {
   if (pixels.size(0) > 0) batch.pixels = pixels.contiguous();
 
   if (batch.pixels.defined()) {
-    EXPECT_LT(scaled_error(model.vision.features(batch.pixels), g.get("output.vision_features")),
+    EXPECT_LT(scaled_error(model.vision->features(batch.pixels), g.get("output.vision_features")),
               1e-4);
     const int64_t n = pixels.size(0), N = config.tokens_per_image();
     EXPECT_LT(scaled_error(model.image_rows(batch.pixels).reshape({n, N, -1}),

@@ -231,7 +231,8 @@ TEST(Synthetic, JsonlFollowsTheSampleSchema) {
         EXPECT_TRUE(fs::is_regular_file(dir / "images" / j["image"].get<std::string>()));
         if (std::string(file) == "pretrain.jsonl") prompts.insert(msgs[first].content);
       }
-      EXPECT_NO_THROW(render_chat(msgs, has_image ? 1 : 0, ChatFormat{1}, false));
+      const std::vector<ImagePrompt> images(has_image ? 1 : 0, image_run("<|image_pad|>", 1));
+      EXPECT_NO_THROW(render_chat(msgs, images, false));
       ++counts[std::string(file) + (has_image ? "" : " text-only")];
       if (first == 1) ++counts[std::string(file) + " system"];
       if (msgs.size() - first > 2) ++counts[std::string(file) + " multi-turn"];

@@ -23,7 +23,7 @@ Tensor random_pixels(int64_t n, int64_t S, uint64_t seed) {
 std::vector<float> tower(const MiniMindVLM& m, const Tensor& pixels) {
   std::vector<float> out;
   for (int64_t i = 0; i < pixels.size(0); ++i) {
-    const std::vector<float> f = m.vision.features(pixels.narrow(0, i, 1)).to_float_vector();
+    const std::vector<float> f = m.vision->features(pixels.narrow(0, i, 1)).to_float_vector();
     out.insert(out.end(), f.begin(), f.end());
   }
   return out;
@@ -37,12 +37,12 @@ TEST(VisionFeatureCache, ReturnsTheTowerFeaturesAndServesRepeatsFromMemory) {
   const int64_t S = c.vision.image_size;
   const Tensor a = random_pixels(2, S, 1), b = random_pixels(1, S, 2);
   VisionFeatureCache cache(size_t{1} << 20);
-  EXPECT_EQ(cache.features(m.vision, a).to_float_vector(), tower(m, a));
+  EXPECT_EQ(cache.features(*m.vision, a).to_float_vector(), tower(m, a));
   EXPECT_EQ(cache.hits(), 0);
   EXPECT_EQ(cache.misses(), 2);
   // The second image of `a` again, beside a new one.
   const Tensor mixed = ops::concat({a.narrow(0, 1, 1), b}, 0);
-  EXPECT_EQ(cache.features(m.vision, mixed).to_float_vector(), tower(m, mixed));
+  EXPECT_EQ(cache.features(*m.vision, mixed).to_float_vector(), tower(m, mixed));
   EXPECT_EQ(cache.hits(), 1);
   EXPECT_EQ(cache.misses(), 3);
   const size_t per_image =
@@ -59,8 +59,8 @@ TEST(VisionFeatureCache, ImagesBeyondTheBudgetAreRecomputed) {
       static_cast<size_t>(c.vision.grid() * c.vision.grid() * c.vision.hidden_size) * sizeof(float);
   VisionFeatureCache cache(per_image);  // room for one image
   const Tensor a = random_pixels(2, c.vision.image_size, 5);
-  cache.features(m.vision, a);
-  EXPECT_EQ(cache.features(m.vision, a).to_float_vector(), tower(m, a));
+  cache.features(*m.vision, a);
+  EXPECT_EQ(cache.features(*m.vision, a).to_float_vector(), tower(m, a));
   EXPECT_EQ(cache.bytes(), per_image);
   EXPECT_EQ(cache.hits(), 1);    // the first image, cached
   EXPECT_EQ(cache.misses(), 3);  // the second, recomputed both times
