@@ -170,8 +170,9 @@ GenerationEvalResult evaluate_generation(const MiniMindVLM& model, const Tokeniz
   struct Item {
     GenerationEval row;
     std::vector<int32_t> prompt;
-    std::vector<float> pixels;
+    std::vector<float> pixels;  // [tiles, 3, S, S]
     int64_t images = 0;
+    std::vector<int64_t> tiles;  // per image
   };
   std::vector<Item> items;
   for (int64_t i = comm.rank(); i < n; i += comm.world_size()) {
@@ -191,6 +192,7 @@ GenerationEvalResult evaluate_generation(const MiniMindVLM& model, const Tokeniz
       it.pixels = std::move(images.pixels);
       if (options.blank_images) std::fill(it.pixels.begin(), it.pixels.end(), 0.0f);
       it.images = images.count();
+      it.tiles = std::move(images.tiles_per_image);
     }
     items.push_back(std::move(it));
   }
@@ -202,16 +204,18 @@ GenerationEvalResult evaluate_generation(const MiniMindVLM& model, const Tokeniz
       const size_t end = std::min(group.size(), start + static_cast<size_t>(options.batch_size));
       std::vector<std::vector<int32_t>> prompts;
       std::vector<float> px;
-      std::vector<int64_t> counts;
+      RowImages images;
       for (size_t g = start; g < end; ++g) {
         const Item& it = items[group[g]];
         prompts.push_back(it.prompt);
         px.insert(px.end(), it.pixels.begin(), it.pixels.end());
-        counts.push_back(it.images);
+        images.per_row.push_back(it.images);
+        images.tiles_per_image.insert(images.tiles_per_image.end(), it.tiles.begin(),
+                                      it.tiles.end());
       }
-      const int64_t nimg = static_cast<int64_t>(px.size()) / (3 * S * S);
-      const Tensor pixels = nimg > 0 ? Tensor::from_vector(px, {nimg, 3, S, S}) : Tensor();
-      const auto replies = generate(model, prompts, pixels, counts, gen);
+      const int64_t tiles = static_cast<int64_t>(px.size()) / (3 * S * S);
+      if (tiles > 0) images.pixels = Tensor::from_vector(px, {tiles, 3, S, S});
+      const auto replies = generate(model, prompts, images, gen);
       for (size_t g = start; g < end; ++g) {
         GenerationEval& row = items[group[g]].row;
         row.prediction = tokenizer.decode(replies[g - start], /*skip_special=*/true);

@@ -34,10 +34,11 @@ std::vector<std::vector<float>> last_logits(const MiniMindVLM& model, const Tens
 
 }  // namespace
 
-std::vector<std::vector<int32_t>> generate(
-    const MiniMindVLM& model, const std::vector<std::vector<int32_t>>& prompts,
-    const Tensor& pixels, const std::vector<int64_t>& images_per_row, const GenerationOptions& o,
-    const std::function<void(size_t, int32_t)>& on_token, GenerationStats* stats) {
+std::vector<std::vector<int32_t>> generate(const MiniMindVLM& model,
+                                           const std::vector<std::vector<int32_t>>& prompts,
+                                           const RowImages& images, const GenerationOptions& o,
+                                           const std::function<void(size_t, int32_t)>& on_token,
+                                           GenerationStats* stats) {
   NoGradGuard no_grad;
   MV_CHECK(!prompts.empty(), "generate: no prompt");
   const size_t B = prompts.size();
@@ -54,8 +55,9 @@ std::vector<std::vector<int32_t>> generate(
   VlmBatch batch;
   batch.ids = ids_tensor(prompts);
   batch.label_mask = Tensor::zeros({static_cast<int64_t>(B), T}, DType::i64);
-  batch.pixels = pixels;
-  batch.images_per_sample = images_per_row;
+  batch.pixels = images.pixels;
+  batch.images_per_sample = images.per_row;
+  batch.tiles_per_image = images.tiles_per_image;
 
   std::vector<std::vector<int32_t>> seqs = prompts, replies(B);
   std::vector<char> done(B, 0);

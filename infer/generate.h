@@ -34,15 +34,21 @@ struct GenerationStats {
   double prefill_seconds = 0, decode_seconds = 0;
 };
 
+// The images of a call's rows: every row's tiles in row order ([tiles, 3, S, S], undefined without
+// images), each row's image count, and each image's tile count (empty: one tile per image).
+struct RowImages {
+  Tensor pixels;
+  std::vector<int64_t> per_row;
+  std::vector<int64_t> tiles_per_image = {};
+};
+
 // One prompt per row; all prompts of a call must have the same length (batch equal-length prompts
-// together). `pixels` holds every row's images in row order ([n, 3, S, S] or undefined) and
-// `images_per_row` their counts. Returns each row's reply ids, without the eos token. `on_token`
-// (row, id) sees every new token as it is chosen, eos excluded. Throws a clear error when the
-// prompt and max_new_tokens exceed the model's context.
+// together). Returns each row's reply ids, without the eos token. `on_token` (row, id) sees every
+// new token as it is chosen, eos excluded. Throws a clear error when the prompt and max_new_tokens
+// exceed the model's context.
 std::vector<std::vector<int32_t>> generate(
     const MiniMindVLM& model, const std::vector<std::vector<int32_t>>& prompts,
-    const Tensor& pixels, const std::vector<int64_t>& images_per_row,
-    const GenerationOptions& options, const std::function<void(size_t, int32_t)>& on_token = {},
-    GenerationStats* stats = nullptr);
+    const RowImages& images, const GenerationOptions& options,
+    const std::function<void(size_t, int32_t)>& on_token = {}, GenerationStats* stats = nullptr);
 
 }  // namespace minivlm

@@ -41,7 +41,7 @@ struct Chat {
     std::string text;
     GenerationStats st;
     generate(
-        *m.model, {prompt}, px, {images.count()}, gen,
+        *m.model, {prompt}, {px, {images.count()}, images.tiles_per_image}, gen,
         [&](size_t, int32_t id) {
           if (m.tokenizer->is_special(id)) return;
           const std::string out = stream.push(m.tokenizer->token_bytes(id));

@@ -62,9 +62,9 @@ TEST(Generate, GreedyWithCacheEqualsFullRecomputation) {
   o.max_new_tokens = 24;
   o.sampling.greedy = true;
   o.eos_id = -1;  // never stop early: compare every step
-  const auto cached = generate(*m, p.ids, p.pixels, p.images, o);
+  const auto cached = generate(*m, p.ids, {p.pixels, p.images}, o);
   o.use_cache = false;
-  const auto recomputed = generate(*m, p.ids, p.pixels, p.images, o);
+  const auto recomputed = generate(*m, p.ids, {p.pixels, p.images}, o);
   ASSERT_EQ(cached.size(), 3u);
   for (size_t b = 0; b < 3; ++b) {
     EXPECT_EQ(cached[b].size(), 24u);
@@ -75,13 +75,13 @@ TEST(Generate, GreedyWithCacheEqualsFullRecomputation) {
   for (size_t b = 0; b < 3; ++b) {
     const int64_t S = m->config().vision.image_size;
     const auto single = generate(
-        *m, {p.ids[b]}, p.pixels.narrow(0, static_cast<int64_t>(b), 1).contiguous(), {1}, o);
+        *m, {p.ids[b]}, {p.pixels.narrow(0, static_cast<int64_t>(b), 1).contiguous(), {1}}, o);
     EXPECT_EQ(single[0], cached[b]) << "row " << b << " (S=" << S << ")";
   }
   // The image matters: other pixels give another reply.
   Prompt q = p;
   q.pixels = Tensor::zeros(p.pixels.shape());
-  EXPECT_NE(generate(*m, q.ids, q.pixels, q.images, o)[0], cached[0]);
+  EXPECT_NE(generate(*m, q.ids, {q.pixels, q.images}, o)[0], cached[0]);
 }
 
 // The model on cuda-emu decodes through the op graph with the cache on the device (the flash
@@ -98,8 +98,8 @@ TEST(Generate, GreedyOnCudaEmuEqualsTheCpuDecoder) {
   o.eos_id = -1;  // never stop early: compare every step
   o.decode_dtype = DecodeDtype::f32;
   const Prompt p = image_prompt(*cpu, 2);  // two rows, one image each, decoded together
-  const auto want = generate(*cpu, p.ids, p.pixels, p.images, o);
-  const auto got = generate(*emu, p.ids, p.pixels, p.images, o);
+  const auto want = generate(*cpu, p.ids, {p.pixels, p.images}, o);
+  const auto got = generate(*emu, p.ids, {p.pixels, p.images}, o);
   ASSERT_EQ(got.size(), 2u);
   for (size_t b = 0; b < 2; ++b) {
     EXPECT_EQ(got[b].size(), 16u);
@@ -111,7 +111,28 @@ TEST(Generate, GreedyOnCudaEmuEqualsTheCpuDecoder) {
   std::vector<int32_t> ids = p.ids[1];
   ids.insert(ids.end(), {200, 300, 400});
   const Tensor px = ops::scale(p.pixels.narrow(0, 1, 1).contiguous(), -0.5);
-  EXPECT_EQ(generate(*emu, {ids}, px, {1}, o), generate(*cpu, {ids}, px, {1}, o));
+  EXPECT_EQ(generate(*emu, {ids}, {px, {1}}, o), generate(*cpu, {ids}, {px, {1}}, o));
+}
+
+// An image split into tiles fills one run of image tokens per tile, in order: one image of two
+// tiles generates what two one-tile images with the same pixels and runs do, and a tile count
+// that does not match the runs is rejected.
+TEST(Generate, TilesOfOneImageFillTheirRunsInOrder) {
+  const auto m = test_model();
+  const Prompt one = image_prompt(*m, 1), two = image_prompt(*m, 2);
+  std::vector<int32_t> ids = one.ids[0];
+  const std::vector<int32_t> run(one.ids[0].begin() + 3,
+                                 one.ids[0].begin() + 3 + m->config().tokens_per_image());
+  ids.insert(ids.begin() + 3, 7);  // two runs, apart
+  ids.insert(ids.begin() + 3, run.begin(), run.end());
+  GenerationOptions o;
+  o.max_new_tokens = 12;
+  o.sampling.greedy = true;
+  o.eos_id = -1;
+  const auto as_tiles = generate(*m, {ids}, {two.pixels, {1}, {2}}, o);
+  EXPECT_EQ(as_tiles, generate(*m, {ids}, {two.pixels, {2}}, o));
+  EXPECT_NE(as_tiles, generate(*m, {ids}, {ops::scale(two.pixels, -1.0), {1}, {2}}, o));
+  EXPECT_THROW(generate(*m, {ids}, {two.pixels, {1}, {1}}, o), Error);
 }
 
 TEST(Generate, SeededSamplingIsReproducibleAndTemperatureZeroIsGreedy) {
@@ -124,14 +145,14 @@ TEST(Generate, SeededSamplingIsReproducibleAndTemperatureZeroIsGreedy) {
   o.sampling.top_k = 0;
   o.sampling.top_p = 1.0;
   o.seed = 9;
-  const auto a = generate(*m, p.ids, p.pixels, p.images, o);
-  EXPECT_EQ(a, generate(*m, p.ids, p.pixels, p.images, o));
+  const auto a = generate(*m, p.ids, {p.pixels, p.images}, o);
+  EXPECT_EQ(a, generate(*m, p.ids, {p.pixels, p.images}, o));
   o.seed = 10;
-  EXPECT_NE(a, generate(*m, p.ids, p.pixels, p.images, o));
+  EXPECT_NE(a, generate(*m, p.ids, {p.pixels, p.images}, o));
   o.sampling.temperature = 1e-6;
-  const auto cold = generate(*m, p.ids, p.pixels, p.images, o);
+  const auto cold = generate(*m, p.ids, {p.pixels, p.images}, o);
   o.sampling.greedy = true;
-  EXPECT_EQ(cold, generate(*m, p.ids, p.pixels, p.images, o));
+  EXPECT_EQ(cold, generate(*m, p.ids, {p.pixels, p.images}, o));
 }
 
 TEST(Generate, PromptBeyondTheContextIsAClearError) {
@@ -141,7 +162,7 @@ TEST(Generate, PromptBeyondTheContextIsAClearError) {
   o.max_new_tokens = 8;
   const std::vector<int32_t> long_prompt(static_cast<size_t>(ctx - 4), 100);
   try {
-    generate(*m, {long_prompt}, Tensor(), {0}, o);
+    generate(*m, {long_prompt}, {Tensor(), {0}}, o);
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("exceeds the model's context of " + std::to_string(ctx)),
