@@ -1,8 +1,8 @@
 // What every kernel family shares: the back-end namespace, conversions between storage types and
 // fp32, launch-shape checks and the instantiation macro.
 //
-// A family header (kernels/<family>.cuh) defines its kernels and the launchers declared in
-// kernels/launchers.inc, then instantiates the launchers for float and bf16. It is therefore
+// A family (kernels/<family>.cuh) defines its kernels and the launchers declared in
+// kernels/<family>.h, then instantiates the launchers for float and bf16. It is therefore
 // compiled once per library, by its thin translation unit: kernels/cuda/<family>.cu (nvcc) and
 // kernels/emu/<family>.cpp (g++ against the SIMT emulator). Device helpers shared by several
 // families (this file, reduce.cuh) are templates or inline and may be included anywhere.
@@ -13,7 +13,7 @@
 #include <string>
 #include <type_traits>
 
-#include "kernels/kernels.h"
+#include "kernels/launchers.h"
 #include "kernels/portable.h"
 
 #ifdef __CUDACC__

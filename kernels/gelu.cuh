@@ -15,6 +15,7 @@
 #pragma once
 
 #include "kernels/common.cuh"
+#include "kernels/gelu.h"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
 
