@@ -14,12 +14,11 @@ if(MINIVLM_CUDA AND NOT MINIVLM_KERNEL_TESTS_ONLY)
   # The library links the shared runtime (CUDA::cudart); so must every program that links these
   # kernels, or it would get cudart_static beside it.
   set(CMAKE_CUDA_RUNTIME_LIBRARY Shared CACHE STRING "CUDA runtime: Shared, as CUDA::cudart")
-  # kernels/cuda/*.cu, including device_kernels.cu: the CUDA back-end's own kernels (csrc/cuda/kernels/).
   file(GLOB KERNEL_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/cuda/*.cu)
   if(KERNEL_CUDA_SOURCES)
     add_library(minivlm_kernels_cuda STATIC ${KERNEL_CUDA_SOURCES})
     set_target_properties(minivlm_kernels_cuda PROPERTIES CUDA_ARCHITECTURES "80;90")
-    target_include_directories(minivlm_kernels_cuda PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/csrc)
+    target_include_directories(minivlm_kernels_cuda PUBLIC ${PROJECT_SOURCE_DIR})
     target_compile_options(minivlm_kernels_cuda PRIVATE
                            $<$<COMPILE_LANGUAGE:CUDA>:--Werror=all-warnings
                            --ptxas-options=-warn-spills,-Werror>)

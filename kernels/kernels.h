@@ -5,15 +5,18 @@
 // compiler.
 #pragma once
 
+#include "kernels/activations.h"
 #include "kernels/adamw.h"
 #include "kernels/bias.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/flash_attention.h"
-#include "kernels/gelu.h"
 #include "kernels/global_norm.h"
 #include "kernels/layernorm.h"
+#include "kernels/layout.h"
 #include "kernels/pixel_shuffle.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
+#include "kernels/softmax.h"
 #include "kernels/swiglu.h"

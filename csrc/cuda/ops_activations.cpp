@@ -1,7 +1,7 @@
 // SiLU, GELU, quick_gelu, SwiGLU and softmax on the CUDA back-end.
 #include "autograd/node.h"
 #include "cuda/backend.h"
-#include "cuda/kernels/layout_kernels.h"
+#include "kernels/kernels.h"
 #include "cuda/ops.h"
 
 namespace minivlm::cuda {
@@ -19,7 +19,7 @@ Tensor activation(Act a, const Tensor& x) {
   dispatch_storage(op, x, [&](auto zero) {
     using T = decltype(zero);
     if (a == Act::silu) {
-      MV_OWN_KERNEL(dev, silu_forward, ptr<T>(out), ptr<const T>(xc), n, stream_for(dev));
+      MV_KERNEL(dev, silu_forward, ptr<T>(out), ptr<const T>(xc), n, stream_for(dev));
     } else if (a == Act::gelu) {
       MV_KERNEL(dev, gelu_forward, ptr<T>(out), ptr<const T>(xc), n, stream_for(dev));
     } else {
@@ -32,8 +32,8 @@ Tensor activation(Act a, const Tensor& x) {
     dispatch_storage(op, xc, [&](auto zero) {
       using T = decltype(zero);
       if (a == Act::silu) {
-        MV_OWN_KERNEL(dev, silu_backward, ptr<T>(dx), ptr<const T>(gc), ptr<const T>(xc), n,
-                      stream_for(dev));
+        MV_KERNEL(dev, silu_backward, ptr<T>(dx), ptr<const T>(gc), ptr<const T>(xc), n,
+                  stream_for(dev));
       } else if (a == Act::gelu) {
         MV_KERNEL(dev, gelu_backward, ptr<T>(dx), ptr<const T>(gc), ptr<const T>(xc), n,
                   stream_for(dev));
@@ -86,8 +86,8 @@ Tensor softmax(const Tensor& x) {
   Tensor out = device_empty(x.shape(), x.dtype(), dev);
   dispatch_storage("softmax", x, [&](auto zero) {
     using T = decltype(zero);
-    MV_OWN_KERNEL(dev, softmax_forward, ptr<T>(out), ptr<const T>(xc), static_cast<int>(rows),
-                  static_cast<int>(n), stream_for(dev));
+    MV_KERNEL(dev, softmax_forward, ptr<T>(out), ptr<const T>(xc), static_cast<int>(rows),
+              static_cast<int>(n), stream_for(dev));
   });
   const Tensor y = out.detach();
   return record(out, "softmax", {x}, [y, n, rows, dev](const Tensor& g) {
@@ -95,8 +95,8 @@ Tensor softmax(const Tensor& x) {
     Tensor dx = device_empty(y.shape(), y.dtype(), dev);
     dispatch_storage("softmax", y, [&](auto zero) {
       using T = decltype(zero);
-      MV_OWN_KERNEL(dev, softmax_backward, ptr<T>(dx), ptr<const T>(gc), ptr<const T>(y),
-                    static_cast<int>(rows), static_cast<int>(n), stream_for(dev));
+      MV_KERNEL(dev, softmax_backward, ptr<T>(dx), ptr<const T>(gc), ptr<const T>(y),
+                static_cast<int>(rows), static_cast<int>(n), stream_for(dev));
     });
     return std::vector<Tensor>{dx};
   });

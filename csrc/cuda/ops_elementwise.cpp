@@ -3,7 +3,7 @@
 // ops:: front-ends, so they run on whatever device the gradient is.
 #include "autograd/node.h"
 #include "cuda/backend.h"
-#include "cuda/kernels/layout_kernels.h"
+#include "kernels/kernels.h"
 #include "cuda/ops.h"
 #include "ops/ops.h"
 
@@ -30,10 +30,10 @@ Tensor strided_copy(const Tensor& src) {
 
 namespace {
 
-kern::StridedView view_of(const Tensor& t) {
-  MV_CHECK(t.dim() <= kern::kMaxViewDims, "copy_: ", t.desc(), " has more than ",
-           kern::kMaxViewDims, " dimensions");
-  kern::StridedView v;
+kernels::StridedView view_of(const Tensor& t) {
+  MV_CHECK(t.dim() <= kernels::kMaxViewDims, "copy_: ", t.desc(), " has more than ",
+           kernels::kMaxViewDims, " dimensions");
+  kernels::StridedView v;
   v.ndim = static_cast<int>(t.dim());
   for (int d = 0; d < v.ndim; ++d) {
     v.shape[d] = t.shape()[static_cast<size_t>(d)];
@@ -45,8 +45,8 @@ kern::StridedView view_of(const Tensor& t) {
 template <typename To, typename From>
 void convert(const Tensor& dst, const Tensor& src) {
   const Device dev = dst.device();
-  MV_OWN_KERNEL(dev, strided_convert, ptr<To>(dst), view_of(dst), ptr<const From>(src),
-                view_of(src), stream_for(dev));
+  MV_KERNEL(dev, strided_convert, ptr<To>(dst), view_of(dst), ptr<const From>(src), view_of(src),
+            stream_for(dev));
 }
 
 // Tensor::copy_ reaches the device copy through the core's registry; view_ops (Tensor::clone)
@@ -119,12 +119,12 @@ Tensor bias_add(const Tensor& a, const Tensor& bias) {
   });
 }
 
-Tensor binary(kern::BinaryOp kind, const char* op, const Tensor& a, const Tensor& b) {
+Tensor binary(kernels::BinaryOp kind, const char* op, const Tensor& a, const Tensor& b) {
   const Device dev = a.device();
   check_device(op, b, dev);
   MV_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch between ", a.desc(), " and ", b.desc());
   const Shape shape = broadcast_shapes(op, a.shape(), b.shape());
-  if (kind == kern::BinaryOp::add && b.dim() == 1 && a.shape() == shape && a.numel() > 0 &&
+  if (kind == kernels::BinaryOp::add && b.dim() == 1 && a.shape() == shape && a.numel() > 0 &&
       b.size(0) == a.size(-1))
     return bias_add(a, b);
   const Tensor ac = contiguous_input(a.shape() == shape ? a : ops::expand(a.detach(), shape));
@@ -132,20 +132,20 @@ Tensor binary(kern::BinaryOp kind, const char* op, const Tensor& a, const Tensor
   Tensor out = device_empty(shape, a.dtype(), dev);
   dispatch_storage(op, a, [&](auto zero) {
     using T = decltype(zero);
-    MV_OWN_KERNEL(dev, binary, ptr<T>(out), ptr<const T>(ac), ptr<const T>(bc),
-                  static_cast<std::size_t>(out.numel()), kind, stream_for(dev));
+    MV_KERNEL(dev, binary, ptr<T>(out), ptr<const T>(ac), ptr<const T>(bc),
+              static_cast<std::size_t>(out.numel()), kind, stream_for(dev));
   });
   const Shape sa = a.shape(), sb = b.shape();
-  const Tensor a_saved = kind == kern::BinaryOp::mul ? a.detach() : Tensor();
-  const Tensor b_saved = kind == kern::BinaryOp::mul ? b.detach() : Tensor();
+  const Tensor a_saved = kind == kernels::BinaryOp::mul ? a.detach() : Tensor();
+  const Tensor b_saved = kind == kernels::BinaryOp::mul ? b.detach() : Tensor();
   return record(out, op, {a, b}, [=](const Tensor& g) {
     switch (kind) {
-      case kern::BinaryOp::add:
+      case kernels::BinaryOp::add:
         return std::vector<Tensor>{ops::reduce_to_shape(g, sa), ops::reduce_to_shape(g, sb)};
-      case kern::BinaryOp::sub:
+      case kernels::BinaryOp::sub:
         return std::vector<Tensor>{ops::reduce_to_shape(g, sa),
                                    ops::reduce_to_shape(ops::scale(g, -1.0), sb)};
-      case kern::BinaryOp::mul:
+      case kernels::BinaryOp::mul:
         return std::vector<Tensor>{ops::reduce_to_shape(ops::mul(g, b_saved), sa),
                                    ops::reduce_to_shape(ops::mul(g, a_saved), sb)};
     }
@@ -155,9 +155,9 @@ Tensor binary(kern::BinaryOp kind, const char* op, const Tensor& a, const Tensor
 
 }  // namespace
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary(kern::BinaryOp::add, "add", a, b); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary(kern::BinaryOp::sub, "sub", a, b); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary(kern::BinaryOp::mul, "mul", a, b); }
+Tensor add(const Tensor& a, const Tensor& b) { return binary(kernels::BinaryOp::add, "add", a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary(kernels::BinaryOp::sub, "sub", a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary(kernels::BinaryOp::mul, "mul", a, b); }
 
 Tensor scale(const Tensor& a, double s) {
   const Device dev = a.device();
@@ -165,8 +165,8 @@ Tensor scale(const Tensor& a, double s) {
   Tensor out = device_empty(a.shape(), a.dtype(), dev);
   dispatch_storage("scale", a, [&](auto zero) {
     using T = decltype(zero);
-    MV_OWN_KERNEL(dev, scale, ptr<T>(out), ptr<const T>(ac), static_cast<float>(s),
-                  static_cast<std::size_t>(out.numel()), stream_for(dev));
+    MV_KERNEL(dev, scale, ptr<T>(out), ptr<const T>(ac), static_cast<float>(s),
+              static_cast<std::size_t>(out.numel()), stream_for(dev));
   });
   return record(out, "scale", {a},
                 [s](const Tensor& g) { return std::vector<Tensor>{ops::scale(g, s)}; });
@@ -185,7 +185,7 @@ Tensor sum(const Tensor& a, int64_t dim, bool keepdim) {
   Tensor out = device_empty(out_shape, a.dtype(), dev);
   dispatch_storage("sum", a, [&](auto zero) {
     using T = decltype(zero);
-    MV_OWN_KERNEL(dev, sum_dim, ptr<T>(out), ptr<const T>(ac), outer, n, inner, stream_for(dev));
+    MV_KERNEL(dev, sum_dim, ptr<T>(out), ptr<const T>(ac), outer, n, inner, stream_for(dev));
   });
   if (!keepdim) out_shape.erase(out_shape.begin() + dim);
   out = out.reshape(out_shape);

@@ -4,7 +4,7 @@
 
 #include "autograd/node.h"
 #include "cuda/backend.h"
-#include "cuda/kernels/layout_kernels.h"
+#include "kernels/kernels.h"
 #include "cuda/ops.h"
 
 namespace minivlm::cuda {
@@ -28,8 +28,8 @@ Tensor gather_rows(const Tensor& x, const Tensor& idx, const std::vector<int64_t
   Tensor out = device_empty({M, H}, x.dtype(), dev);
   dispatch_storage("gather_rows", x, [&](auto zero) {
     using T = decltype(zero);
-    MV_OWN_KERNEL(dev, copy_rows, ptr<T>(out), nullptr, ptr<const T>(xc), ptr<const int>(r), M, H,
-                  stream_for(dev));
+    MV_KERNEL(dev, copy_rows, ptr<T>(out), nullptr, ptr<const T>(xc), ptr<const int>(r), M, H,
+              stream_for(dev));
   });
   const Shape in_shape = x.shape();
   return record(out, "gather_rows", {x, idx}, [=](const Tensor& g) {
@@ -37,8 +37,8 @@ Tensor gather_rows(const Tensor& x, const Tensor& idx, const std::vector<int64_t
     Tensor dx = Tensor::zeros(in_shape, gc.dtype(), dev);
     dispatch_storage("gather_rows", gc, [&](auto zero) {
       using T = decltype(zero);
-      MV_OWN_KERNEL(dev, add_rows, ptr<T>(dx), ptr<const int>(r), ptr<const T>(gc), M, H,
-                    stream_for(dev));
+      MV_KERNEL(dev, add_rows, ptr<T>(dx), ptr<const int>(r), ptr<const T>(gc), M, H,
+                stream_for(dev));
     });
     return std::vector<Tensor>{dx, Tensor()};
   });
@@ -55,18 +55,18 @@ Tensor scatter_rows(const Tensor& base, const Tensor& idx, const Tensor& src,
   Tensor out = strided_copy(base);
   dispatch_storage("scatter_rows", base, [&](auto zero) {
     using T = decltype(zero);
-    MV_OWN_KERNEL(dev, copy_rows, ptr<T>(out), ptr<const int>(r), ptr<const T>(sc), nullptr, M, H,
-                  stream_for(dev));
+    MV_KERNEL(dev, copy_rows, ptr<T>(out), ptr<const int>(r), ptr<const T>(sc), nullptr, M, H,
+              stream_for(dev));
   });
   return record(out, "scatter_rows", {base, idx, src}, [=](const Tensor& g) {
     Tensor dbase = strided_copy(g);
     Tensor dsrc = device_empty({M, H}, g.dtype(), dev);
     dispatch_storage("scatter_rows", g, [&](auto zero) {
       using T = decltype(zero);
-      MV_OWN_KERNEL(dev, copy_rows, ptr<T>(dsrc), nullptr, ptr<const T>(dbase), ptr<const int>(r),
-                    M, H, stream_for(dev));
-      MV_OWN_KERNEL(dev, copy_rows, ptr<T>(dbase), ptr<const int>(r),
-                    static_cast<const T*>(nullptr), nullptr, M, H, stream_for(dev));
+      MV_KERNEL(dev, copy_rows, ptr<T>(dsrc), nullptr, ptr<const T>(dbase), ptr<const int>(r), M, H,
+                stream_for(dev));
+      MV_KERNEL(dev, copy_rows, ptr<T>(dbase), ptr<const int>(r), static_cast<const T*>(nullptr),
+                nullptr, M, H, stream_for(dev));
     });
     return std::vector<Tensor>{dbase, Tensor(), dsrc};
   });

@@ -165,8 +165,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
                 ptr<const int>(tc), N, V, static_cast<float>(1.0 / denom), stream_for(dev));
     });
     MV_KERNEL(dev, reduce_sum, ptr<float>(out), ptr<const float>(losses), N, stream_for(dev));
-    MV_OWN_KERNEL(dev, scale, ptr<float>(out), ptr<const float>(out),
-                  static_cast<float>(1.0 / denom), 1, stream_for(dev));
+    MV_KERNEL(dev, scale, ptr<float>(out), ptr<const float>(out), static_cast<float>(1.0 / denom),
+              1, stream_for(dev));
   }
   return record(out, "cross_entropy", {logits, targets}, [=](const Tensor& g) {
     Tensor dx = Tensor::zeros({N, V}, dlogits.dtype(), dev);

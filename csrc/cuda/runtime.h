@@ -4,7 +4,7 @@
 // `cuda` device and the emulated one (host memory, CPU GEMM) for `cuda-emu`, present in every
 // build.
 //
-// Kernels are chosen by device as well: kernel_backend.h calls kernels::gpu or kernels::emu.
+// Kernels are chosen by device as well: MV_KERNEL (backend.h) calls kernels::gpu or kernels::emu.
 #pragma once
 #include <cstddef>
 #include <cstdint>

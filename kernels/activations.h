@@ -1,5 +1,5 @@
-// Launchers of kernels/gelu.cuh, element-wise over n, forward and backward:
-// gelu(x) = x·Φ(x) (erf form), quick_gelu(x) = x·sigmoid(1.702·x).
+// Launchers of kernels/activations.cuh, element-wise over n, forward and backward:
+// gelu(x) = x·Φ(x) (erf form), quick_gelu(x) = x·sigmoid(1.702·x), silu(x) = x·sigmoid(x).
 #pragma once
 
 #include "kernels/launchers.h"
@@ -18,5 +18,10 @@ void quick_gelu_forward(T* out, const T* inp, std::size_t n, cudaStream_t stream
 template <typename T>
 void quick_gelu_backward(T* dinp, const T* dout, const T* inp, std::size_t n, cudaStream_t stream,
                          int block_size = 256);
+template <typename T>
+void silu_forward(T* out, const T* inp, std::size_t n, cudaStream_t stream, int block_size = 256);
+template <typename T>
+void silu_backward(T* dinp, const T* dout, const T* inp, std::size_t n, cudaStream_t stream,
+                   int block_size = 256);
 )
 // clang-format on
