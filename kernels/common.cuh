@@ -3,9 +3,10 @@
 //
 // A family (kernels/<family>.cuh) defines its kernels and the launchers declared in
 // kernels/<family>.h, then instantiates the launchers for float and bf16. It is therefore
-// compiled once per library, by its thin translation unit: kernels/cuda/<family>.cu (nvcc) and
-// kernels/emu/<family>.cpp (g++ against the SIMT emulator). Device helpers shared by several
-// families (this file, reduce.cuh) are templates or inline and may be included anywhere.
+// compiled once per library, by a one-line translation unit that kernels/CMakeLists.txt generates
+// from its list of families: <family>.cu for nvcc and <family>.cpp for g++ against the SIMT
+// emulator. Device helpers shared by several families (this file, reduce.cuh) are templates or
+// inline and may be included anywhere.
 #pragma once
 
 #include <cstddef>

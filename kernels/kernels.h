@@ -1,8 +1,8 @@
 // Every kernel family's launchers, as host code sees them: minivlm::kernels::gpu::<launcher> runs
 // the nvcc build on the GPU, minivlm::kernels::emu::<launcher> the g++ build on the SIMT emulator,
 // with the same signatures (kernels/launchers.h). Each family declares its launchers and scratch
-// sizes in kernels/<family>.h beside its kernels in kernels/<family>.cuh. This header needs no CUDA
-// compiler.
+// sizes in kernels/<family>.h beside its kernels in kernels/<family>.cuh; the families are listed
+// in kernels/CMakeLists.txt. This header needs no CUDA compiler.
 #pragma once
 
 #include "kernels/activations.h"
