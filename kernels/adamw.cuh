@@ -18,6 +18,7 @@
 
 #include <cmath>
 
+#include "kernels/adamw.h"
 #include "kernels/common.cuh"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {

@@ -13,6 +13,7 @@
 // B·N·C = 4.8 MB (+ 4 chunk rows of 3072 fp32) → 1.5 µs.
 #pragma once
 
+#include "kernels/bias.h"
 #include "kernels/reduce.cuh"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {

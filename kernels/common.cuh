@@ -1,11 +1,12 @@
 // What every kernel family shares: the back-end namespace, conversions between storage types and
 // fp32, launch-shape checks and the instantiation macro.
 //
-// A family header (kernels/<family>.cuh) defines its kernels and the launchers declared in
-// kernels/launchers.inc, then instantiates the launchers for float and bf16. It is therefore
-// compiled once per library, by its thin translation unit: kernels/cuda/<family>.cu (nvcc) and
-// kernels/emu/<family>.cpp (g++ against the SIMT emulator). Device helpers shared by several
-// families (this file, reduce.cuh) are templates or inline and may be included anywhere.
+// A family (kernels/<family>.cuh) defines its kernels and the launchers declared in
+// kernels/<family>.h, then instantiates the launchers for float and bf16. It is therefore
+// compiled once per library, by a one-line translation unit that kernels/CMakeLists.txt generates
+// from its list of families: <family>.cu for nvcc and <family>.cpp for g++ against the SIMT
+// emulator. Device helpers shared by several families (this file, reduce.cuh) are templates or
+// inline and may be included anywhere.
 #pragma once
 
 #include <cstddef>
@@ -13,7 +14,7 @@
 #include <string>
 #include <type_traits>
 
-#include "kernels/kernels.h"
+#include "kernels/launchers.h"
 #include "kernels/portable.h"
 
 #ifdef __CUDACC__

@@ -23,6 +23,7 @@
 #include <cmath>
 
 #include "kernels/common.cuh"
+#include "kernels/cross_entropy.h"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
 

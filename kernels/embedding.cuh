@@ -26,6 +26,7 @@
 #pragma once
 
 #include "kernels/common.cuh"
+#include "kernels/embedding.h"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
 

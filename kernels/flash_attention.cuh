@@ -58,6 +58,7 @@
 #include <string>
 #include <type_traits>
 
+#include "kernels/flash_attention.h"
 #include "kernels/reduce.cuh"
 
 #ifdef __CUDACC__

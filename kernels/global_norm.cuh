@@ -19,6 +19,7 @@
 // (AdamW's grad_scale avoids that pass).
 #pragma once
 
+#include "kernels/global_norm.h"
 #include "kernels/reduce.cuh"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {

@@ -26,6 +26,7 @@
 
 #include <algorithm>
 
+#include "kernels/layernorm.h"
 #include "kernels/reduce.cuh"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {

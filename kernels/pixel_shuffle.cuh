@@ -16,6 +16,7 @@
 #pragma once
 
 #include "kernels/common.cuh"
+#include "kernels/pixel_shuffle.h"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
 

@@ -21,6 +21,7 @@
 #pragma once
 
 #include "kernels/common.cuh"
+#include "kernels/reduce.h"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
 
@@ -59,9 +60,6 @@ __device__ float block_reduce(float v, Op op, float identity) {
 }
 
 __device__ __forceinline__ float block_sum(float v) { return block_reduce(v, SumOp{}, 0.0f); }
-
-// The norms' partial rows are summed in one pass.
-static_assert(kNormBackwardBlocks <= kColumnSumChunkRows);
 
 inline constexpr int kColumnSumTile = 32;
 inline constexpr int kColumnSumPhases = 8;

@@ -29,6 +29,7 @@
 #include <algorithm>
 
 #include "kernels/reduce.cuh"
+#include "kernels/rmsnorm.h"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
 

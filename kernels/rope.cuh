@@ -21,6 +21,7 @@
 #include <cmath>
 
 #include "kernels/common.cuh"
+#include "kernels/rope.h"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include "kernels/common.cuh"
+#include "kernels/swiglu.h"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
 

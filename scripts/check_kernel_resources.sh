@@ -8,11 +8,18 @@ cd "$(dirname "$0")/.."
 nvcc=${1:-${CUDACXX:-/usr/local/cuda/bin/nvcc}}
 [ -x "$nvcc" ] || { echo "check_kernel_resources: no nvcc at $nvcc" >&2; exit 1; }
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-for src in kernels/cuda/*.cu; do
+# The kernel families, from their one list in kernels/CMakeLists.txt.
+families=$(sed -n '/^set(MINIVLM_KERNEL_FAMILIES/,/)/p' kernels/CMakeLists.txt |
+  sed -e 's/set(MINIVLM_KERNEL_FAMILIES//' -e 's/)//')
+[ -n "$families" ] || { echo "check_kernel_resources: no families in kernels/CMakeLists.txt" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+log=$tmp/ptxas.log
+for family in $families; do
+  echo "#include \"kernels/$family.cuh\"" >"$tmp/$family.cu"
   "$nvcc" -std=c++20 -I. --Werror=all-warnings -gencode arch=compute_80,code=sm_80 \
-    -gencode arch=compute_90,code=sm_90 --resource-usage -c "$src" -o /dev/null 2>>"$log"
+    -gencode arch=compute_90,code=sm_90 --resource-usage -c "$tmp/$family.cu" -o /dev/null 2>>"$log"
 done
 
 # ptxas prints, per kernel and architecture: the entry name, then its stack and spill bytes, then

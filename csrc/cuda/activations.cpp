@@ -1,6 +1,5 @@
 // SiLU, GELU, quick_gelu, SwiGLU and softmax on the CUDA back-end.
 #include "cuda/backend.h"
-#include "cuda/kernels/layout_kernels.h"
 
 namespace minivlm::cuda {
 
@@ -12,7 +11,7 @@ Tensor CudaBackend::activation_forward(Activation a, const Tensor& x) {
     using T = decltype(zero);
     switch (a) {
       case Activation::silu:
-        MV_OWN_KERNEL(dev, silu_forward, ptr<T>(out), ptr<const T>(x), n, stream_for(dev));
+        MV_KERNEL(dev, silu_forward, ptr<T>(out), ptr<const T>(x), n, stream_for(dev));
         break;
       case Activation::gelu:
         MV_KERNEL(dev, gelu_forward, ptr<T>(out), ptr<const T>(x), n, stream_for(dev));
@@ -33,8 +32,8 @@ Tensor CudaBackend::activation_backward(Activation a, const Tensor& dout, const 
     using T = decltype(zero);
     switch (a) {
       case Activation::silu:
-        MV_OWN_KERNEL(dev, silu_backward, ptr<T>(dx), ptr<const T>(dout), ptr<const T>(x), n,
-                      stream_for(dev));
+        MV_KERNEL(dev, silu_backward, ptr<T>(dx), ptr<const T>(dout), ptr<const T>(x), n,
+                  stream_for(dev));
         break;
       case Activation::gelu:
         MV_KERNEL(dev, gelu_backward, ptr<T>(dx), ptr<const T>(dout), ptr<const T>(x), n,
@@ -82,8 +81,8 @@ Tensor CudaBackend::softmax_forward(const Tensor& x) {
   Tensor out = device_empty(x.shape(), x.dtype(), dev);
   dispatch_storage("softmax", x, [&](auto zero) {
     using T = decltype(zero);
-    MV_OWN_KERNEL(dev, softmax_forward, ptr<T>(out), ptr<const T>(x), static_cast<int>(rows),
-                  static_cast<int>(n), stream_for(dev));
+    MV_KERNEL(dev, softmax_forward, ptr<T>(out), ptr<const T>(x), static_cast<int>(rows),
+              static_cast<int>(n), stream_for(dev));
   });
   return out;
 }
@@ -95,8 +94,8 @@ Tensor CudaBackend::softmax_backward(const Tensor& dout, const Tensor& y) {
   Tensor dx = device_empty(y.shape(), y.dtype(), dev);
   dispatch_storage("softmax", y, [&](auto zero) {
     using T = decltype(zero);
-    MV_OWN_KERNEL(dev, softmax_backward, ptr<T>(dx), ptr<const T>(dout), ptr<const T>(y),
-                  static_cast<int>(rows), static_cast<int>(n), stream_for(dev));
+    MV_KERNEL(dev, softmax_backward, ptr<T>(dx), ptr<const T>(dout), ptr<const T>(y),
+              static_cast<int>(rows), static_cast<int>(n), stream_for(dev));
   });
   return dx;
 }

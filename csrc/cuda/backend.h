@@ -5,7 +5,6 @@
 // family, named as its front-end in ops/ (cuda/norm.cpp ↔ ops/norm.cpp).
 #pragma once
 #include "core/backend.h"
-#include "cuda/kernels/device_kernels.h"
 #include "cuda/runtime.h"
 #include "kernels/kernels.h"
 
@@ -108,17 +107,12 @@ inline Tensor device_empty(const Shape& shape, DType dtype, Device device) {
 
 }  // namespace minivlm::cuda
 
-// MV_KERNEL(device, launcher, args...): kernels/ launcher of the device's build.
-// MV_OWN_KERNEL(device, launcher, args...): the same for cuda/kernels/ launchers.
+// MV_KERNEL(device, launcher, args...): the kernels/ launcher of the device's build.
 #if MINIVLM_HAVE_CUDA
 #define MV_KERNEL(device, fn, ...)                                                         \
   ((device).type == ::minivlm::DeviceType::cuda ? ::minivlm::kernels::gpu::fn(__VA_ARGS__) \
                                                 : ::minivlm::kernels::emu::fn(__VA_ARGS__))
-#define MV_OWN_KERNEL(device, fn, ...)                                                        \
-  ((device).type == ::minivlm::DeviceType::cuda ? ::minivlm::cuda::kern::gpu::fn(__VA_ARGS__) \
-                                                : ::minivlm::cuda::kern::emu::fn(__VA_ARGS__))
 #else
 // Without the CUDA back-end the only CUDA device that exists is cuda-emu.
 #define MV_KERNEL(device, fn, ...) ((void)(device), ::minivlm::kernels::emu::fn(__VA_ARGS__))
-#define MV_OWN_KERNEL(device, fn, ...) ((void)(device), ::minivlm::cuda::kern::emu::fn(__VA_ARGS__))
 #endif

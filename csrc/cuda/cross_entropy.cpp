@@ -3,7 +3,6 @@
 // incoming gradient (a device scalar: no host round trip). The loss is fp32 whatever the logits'
 // storage.
 #include "cuda/backend.h"
-#include "cuda/kernels/device_kernels.h"
 
 namespace minivlm::cuda {
 
@@ -21,8 +20,8 @@ Backend::CrossEntropy CudaBackend::cross_entropy_forward(const Tensor& logits,
               ptr<const int>(targets), N, V, static_cast<float>(1.0 / denom), stream_for(dev));
   });
   MV_KERNEL(dev, reduce_sum, ptr<float>(c.loss), ptr<const float>(losses), N, stream_for(dev));
-  MV_OWN_KERNEL(dev, scale, ptr<float>(c.loss), ptr<const float>(c.loss),
-                static_cast<float>(1.0 / denom), 1, stream_for(dev));
+  MV_KERNEL(dev, scale, ptr<float>(c.loss), ptr<const float>(c.loss),
+            static_cast<float>(1.0 / denom), 1, stream_for(dev));
   return c;
 }
 

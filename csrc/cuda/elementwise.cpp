@@ -3,16 +3,15 @@
 #include <algorithm>
 
 #include "cuda/backend.h"
-#include "cuda/kernels/layout_kernels.h"
 
 namespace minivlm::cuda {
 
 namespace {
 
-kern::StridedView view_of(const Tensor& t) {
-  MV_CHECK(t.dim() <= kern::kMaxViewDims, "copy_: ", t.desc(), " has more than ",
-           kern::kMaxViewDims, " dimensions");
-  kern::StridedView v;
+kernels::StridedView view_of(const Tensor& t) {
+  MV_CHECK(t.dim() <= kernels::kMaxViewDims, "copy_: ", t.desc(), " has more than ",
+           kernels::kMaxViewDims, " dimensions");
+  kernels::StridedView v;
   v.ndim = static_cast<int>(t.dim());
   for (int d = 0; d < v.ndim; ++d) {
     v.shape[d] = t.shape()[static_cast<size_t>(d)];
@@ -24,20 +23,20 @@ kern::StridedView view_of(const Tensor& t) {
 template <typename To, typename From>
 void convert(const Tensor& dst, const Tensor& src) {
   const Device dev = dst.device();
-  MV_OWN_KERNEL(dev, strided_convert, ptr<To>(dst), view_of(dst), ptr<const From>(src),
-                view_of(src), stream_for(dev));
+  MV_KERNEL(dev, strided_convert, ptr<To>(dst), view_of(dst), ptr<const From>(src), view_of(src),
+            stream_for(dev));
 }
 
-kern::BinaryOp kernel_op(BinaryOp op) {
+kernels::BinaryOp kernel_op(BinaryOp op) {
   switch (op) {
     case BinaryOp::add:
-      return kern::BinaryOp::add;
+      return kernels::BinaryOp::add;
     case BinaryOp::sub:
-      return kern::BinaryOp::sub;
+      return kernels::BinaryOp::sub;
     case BinaryOp::mul:
-      return kern::BinaryOp::mul;
+      return kernels::BinaryOp::mul;
   }
-  return kern::BinaryOp::add;
+  return kernels::BinaryOp::add;
 }
 
 }  // namespace
@@ -88,8 +87,8 @@ Tensor CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const 
   Tensor out = device_empty(shape, a.dtype(), dev);
   dispatch_storage("binary", a, [&](auto zero) {
     using T = decltype(zero);
-    MV_OWN_KERNEL(dev, binary, ptr<T>(out), ptr<const T>(ac), ptr<const T>(bc),
-                  static_cast<std::size_t>(out.numel()), kernel_op(op), stream_for(dev));
+    MV_KERNEL(dev, binary, ptr<T>(out), ptr<const T>(ac), ptr<const T>(bc),
+              static_cast<std::size_t>(out.numel()), kernel_op(op), stream_for(dev));
   });
   return out;
 }
@@ -99,8 +98,8 @@ Tensor CudaBackend::scale(const Tensor& a, double s) {
   Tensor out = device_empty(a.shape(), a.dtype(), dev);
   dispatch_storage("scale", a, [&](auto zero) {
     using T = decltype(zero);
-    MV_OWN_KERNEL(dev, scale, ptr<T>(out), ptr<const T>(a), static_cast<float>(s),
-                  static_cast<std::size_t>(out.numel()), stream_for(dev));
+    MV_KERNEL(dev, scale, ptr<T>(out), ptr<const T>(a), static_cast<float>(s),
+              static_cast<std::size_t>(out.numel()), stream_for(dev));
   });
   return out;
 }
@@ -124,7 +123,7 @@ Tensor CudaBackend::sum_dim(const Tensor& a, int64_t dim) {
       MV_KERNEL(dev, bias_add_backward, ptr<T>(out), ptr<float>(scratch), ptr<const T>(a), N, C,
                 stream_for(dev));
     } else {
-      MV_OWN_KERNEL(dev, sum_dim, ptr<T>(out), ptr<const T>(a), outer, n, inner, stream_for(dev));
+      MV_KERNEL(dev, sum_dim, ptr<T>(out), ptr<const T>(a), outer, n, inner, stream_for(dev));
     }
   });
   return out;

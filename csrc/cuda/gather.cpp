@@ -1,7 +1,6 @@
 // Row gathers and scatters of 2-D tensors on the CUDA back-end (image rows merged into the token
 // embeddings); row indices are the back-end's i32 index lists.
 #include "cuda/backend.h"
-#include "cuda/kernels/layout_kernels.h"
 
 namespace minivlm::cuda {
 
@@ -12,8 +11,8 @@ Tensor CudaBackend::gather_rows(const Tensor& x, const Tensor& idx) {
   Tensor out = device_empty({M, H}, x.dtype(), dev);
   dispatch_storage("gather_rows", x, [&](auto zero) {
     using T = decltype(zero);
-    MV_OWN_KERNEL(dev, copy_rows, ptr<T>(out), nullptr, ptr<const T>(x), ptr<const int>(idx), M, H,
-                  stream_for(dev));
+    MV_KERNEL(dev, copy_rows, ptr<T>(out), nullptr, ptr<const T>(x), ptr<const int>(idx), M, H,
+              stream_for(dev));
   });
   return out;
 }
@@ -25,8 +24,8 @@ Tensor CudaBackend::index_add_rows(int64_t rows, const Tensor& idx, const Tensor
   Tensor out = Tensor::zeros({rows, H}, src.dtype(), dev);
   dispatch_storage("gather_rows", src, [&](auto zero) {
     using T = decltype(zero);
-    MV_OWN_KERNEL(dev, add_rows, ptr<T>(out), ptr<const int>(idx), ptr<const T>(src), M, H,
-                  stream_for(dev));
+    MV_KERNEL(dev, add_rows, ptr<T>(out), ptr<const int>(idx), ptr<const T>(src), M, H,
+              stream_for(dev));
   });
   return out;
 }
@@ -40,8 +39,7 @@ Tensor CudaBackend::scatter_rows(const Tensor& base, const Tensor& idx, const Te
     using T = decltype(zero);
     // A null source writes zeros.
     const T* in = src.defined() ? ptr<const T>(src) : nullptr;
-    MV_OWN_KERNEL(dev, copy_rows, ptr<T>(out), ptr<const int>(idx), in, nullptr, M, H,
-                  stream_for(dev));
+    MV_KERNEL(dev, copy_rows, ptr<T>(out), ptr<const int>(idx), in, nullptr, M, H, stream_for(dev));
   });
   return out;
 }

@@ -1,8 +1,8 @@
 // The runtime interface the CUDA back-end's host code talks to (SIMT.md, "Host side"): device
-// memory, copies, in-order streams and row-major GEMM (collectives among processes: dist/device_collectives.h).
-// Two implementations: the real one (cudart, cuBLAS; csrc/cuda/real/, MINIVLM_CUDA builds) for the
-// `cuda` device and the emulated one (host memory, CPU GEMM) for `cuda-emu`, present in every
-// build.
+// memory, copies, in-order streams and row-major GEMM (collectives among processes:
+// dist/device_collectives.h). Two implementations: the real one (cudart, cuBLAS; csrc/cuda/real/,
+// MINIVLM_CUDA builds) for the `cuda` device and the emulated one (host memory, CPU GEMM) for
+// `cuda-emu`, present in every build.
 //
 // Kernels are chosen by device as well: cuda/backend.h's MV_KERNEL calls kernels::gpu or
 // kernels::emu.

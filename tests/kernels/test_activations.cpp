@@ -1,4 +1,4 @@
-// Element-wise activation kernels (SwiGLU, GELU, quick_gelu), forward and backward, against
+// Element-wise activation kernels (SwiGLU, GELU, quick_gelu, SiLU), forward and backward, against
 // double-precision references, under every schedule of the emulator.
 #include <cmath>
 #include <functional>
@@ -107,6 +107,13 @@ TYPED_TEST(ActivationKernels, QuickGelu) {
                          const double s = sigmoid(1.702 * x);
                          return s + 1.702 * x * s * (1 - s);
                        }});
+}
+
+TYPED_TEST(ActivationKernels, Silu) {
+  using T = TypeParam;
+  check_activation<T>(k::silu_forward<T>, k::silu_backward<T>,
+                      {[](double x) { return x * sigmoid(x); },
+                       [](double x) { return sigmoid(x) * (1 + x * (1 - sigmoid(x))); }});
 }
 
 TYPED_TEST(ActivationKernels, InPlace) {

@@ -1,24 +1,27 @@
-// Definitions of cuda/kernels/layout_launchers.inc, compiled once per back-end: by g++ against the
-// SIMT emulator (cuda/kernels/layout_kernels_emu.cpp) and by nvcc (kernels/cuda/layout_kernels.cu).
+// Data movement without arithmetic (beyond fp32 ↔ bf16 rounding and add_rows' sums):
+//   strided_convert: out[view_out(i)] = convert(in[view_in(i)]) for every index i of a shape of up
+//                    to kMaxViewDims dimensions (making a view contiguous, transposing, casting)
+//   copy_rows:       out[out_rows[i]] = in[in_rows[i]] for rows of H elements (gather, scatter)
+//   add_rows:        out[rows[i]] += in[i], repeated rows summed in order of i (gather's backward)
 //
 // strided_convert: a grid-stride loop, one element per thread step, offsets of both views from
-// the row-major index (div/mod per dimension); memory-bound, scattered when a view is transposed.
-// copy_rows: a grid-stride loop over M·H elements. add_rows: one thread per column walking the M
-// rows in order, so repeated rows sum deterministically without atomics (M is small: image rows).
-// silu: element-wise, one read and one write (forward), three accesses (backward) per element.
+// the row-major index (div/mod per dimension); reads sizeof(From) and writes sizeof(To) per
+// element: memory-bound, scattered when a view is transposed. copy_rows: a grid-stride loop over
+// M·H elements, reading and writing sizeof(T) each. add_rows: one thread per column walking the M
+// rows in order, so repeated rows sum deterministically without atomics (M is small: image rows);
+// reads 2·sizeof(T) and writes sizeof(T) per element, parallel over H only.
+//
+// Launch: grid-stride, grid ⌈count / 256⌉ (capped at 65535; count = elements of the view, M·H,
+// or H for add_rows), block 256, no shared memory. Worked example (H100 roofline: 3.35 TB/s HBM):
+// casting minimind2-small's ~25.8 M fp32 weights to bf16 (contiguous views), 6 B per element =
+// 155 MB → 46 µs; scattering the 4·49 image tokens of 4 images (M = 196, H = 512, bf16) into the
+// token embeddings, 4 B·M·H = 0.4 MB → 0.1 µs, so launch latency dominates.
 #pragma once
 
-#include "cuda/kernels/layout_kernels.h"
 #include "kernels/common.cuh"
+#include "kernels/layout.h"
 
-namespace minivlm::cuda::kern::MINIVLM_KERNEL_BACKEND {
-
-using kernels::MINIVLM_KERNEL_BACKEND::from_float;
-using kernels::MINIVLM_KERNEL_BACKEND::grid_stride_blocks;
-using kernels::MINIVLM_KERNEL_BACKEND::require;
-using kernels::MINIVLM_KERNEL_BACKEND::require_block_size;
-using kernels::MINIVLM_KERNEL_BACKEND::sigmoid;
-using kernels::MINIVLM_KERNEL_BACKEND::to_float;
+namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
 
 __device__ __forceinline__ int64_t view_offset(const StridedView& v, std::size_t i) {
   int64_t off = 0;
@@ -77,26 +80,6 @@ __global__ void add_rows_kernel(T* out, const int* rows, const T* in, int M, std
   }
 }
 
-template <typename T>
-__global__ void silu_forward_kernel(T* out, const T* inp, std::size_t n) {
-  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
-  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += stride) {
-    const float x = to_float(inp[i]);
-    out[i] = from_float<T>(x * sigmoid(x));
-  }
-}
-
-template <typename T>
-__global__ void silu_backward_kernel(T* dinp, const T* dout, const T* inp, std::size_t n) {
-  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
-  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += stride) {
-    const float x = to_float(inp[i]), s = sigmoid(x);
-    dinp[i] = from_float<T>(to_float(dout[i]) * s * (1.0f + x * (1.0f - s)));
-  }
-}
-
 template <typename To, typename From>
 void strided_convert(To* out, const StridedView& out_view, const From* in,
                      const StridedView& in_view, cudaStream_t stream, int block_size) {
@@ -132,23 +115,6 @@ void add_rows(T* out, const int* rows, const T* in, int M, int64_t H, cudaStream
                block_size, 0, stream, out, rows, in, M, static_cast<std::size_t>(H));
 }
 
-template <typename T>
-void silu_forward(T* out, const T* inp, std::size_t n, cudaStream_t stream, int block_size) {
-  require_block_size("silu_forward", block_size);
-  if (n == 0) return;
-  simt::launch(silu_forward_kernel<T>, grid_stride_blocks(n, block_size), block_size, 0, stream,
-               out, inp, n);
-}
-
-template <typename T>
-void silu_backward(T* dinp, const T* dout, const T* inp, std::size_t n, cudaStream_t stream,
-                   int block_size) {
-  require_block_size("silu_backward", block_size);
-  if (n == 0) return;
-  simt::launch(silu_backward_kernel<T>, grid_stride_blocks(n, block_size), block_size, 0, stream,
-               dinp, dout, inp, n);
-}
-
 #define MINIVLM_INSTANTIATE_CONVERT(To, From)                                   \
   template void strided_convert<To, From>(To*, const StridedView&, const From*, \
                                           const StridedView&, cudaStream_t, int);
@@ -156,13 +122,11 @@ MINIVLM_INSTANTIATE_CONVERT(uint8_t, uint8_t)
 MINIVLM_INSTANTIATE_CONVERT(uint16_t, uint16_t)
 MINIVLM_INSTANTIATE_CONVERT(uint32_t, uint32_t)
 MINIVLM_INSTANTIATE_CONVERT(uint64_t, uint64_t)
-MINIVLM_INSTANTIATE_CONVERT(float, kernels::bf16)
-MINIVLM_INSTANTIATE_CONVERT(kernels::bf16, float)
+MINIVLM_INSTANTIATE_CONVERT(float, bf16)
+MINIVLM_INSTANTIATE_CONVERT(bf16, float)
 #undef MINIVLM_INSTANTIATE_CONVERT
 
 MINIVLM_INSTANTIATE_STORAGE_TYPES(copy_rows)
 MINIVLM_INSTANTIATE_STORAGE_TYPES(add_rows)
-MINIVLM_INSTANTIATE_STORAGE_TYPES(silu_forward)
-MINIVLM_INSTANTIATE_STORAGE_TYPES(silu_backward)
 
-}  // namespace minivlm::cuda::kern::MINIVLM_KERNEL_BACKEND
+}  // namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND

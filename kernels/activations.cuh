@@ -1,7 +1,10 @@
-// The vision tower's activations, element-wise, forward and backward:
+// Element-wise activations, forward and backward:
 //   gelu(x) = x·Φ(x) = ½·x·(1 + erf(x/√2))         gelu'(x) = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π)
 //   quick_gelu(x) = x·σ(1.702·x)                    quick_gelu'(x) = σ + 1.702·x·σ·(1 − σ)
-// (CLIP's hidden_act is quick_gelu; the erf form is the exact GELU of PyTorch's default.)
+//   silu(x) = x·σ(x)                                silu'(x) = σ·(1 + x·(1 − σ))
+// (CLIP's hidden_act is quick_gelu; the erf form is the exact GELU of PyTorch's default; silu
+// serves ops::silu, while the LLM's gated MLP uses the fused swiglu.cuh.) Each backward is
+// dinp = dout · act'(x).
 //
 // Launch: a grid-stride loop, one element per thread per step. Bytes per element: forward reads
 // and writes sizeof(T); backward reads 2·sizeof(T) and writes sizeof(T). ~15–25 FLOPs per element
@@ -14,6 +17,7 @@
 // backward 6 B·n = 14.5 MB → 4.3 µs; ~25·n = 60 MFLOP (0.9 µs).
 #pragma once
 
+#include "kernels/activations.h"
 #include "kernels/common.cuh"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
@@ -22,18 +26,26 @@ struct Gelu {
   static __device__ __forceinline__ float forward(float x) {
     return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
   }
-  static __device__ __forceinline__ float derivative(float x) {
+  static __device__ __forceinline__ float backward(float dout, float x) {
     const float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
     const float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
-    return cdf + x * pdf;
+    return dout * (cdf + x * pdf);
   }
 };
 
 struct QuickGelu {
   static __device__ __forceinline__ float forward(float x) { return x * sigmoid(1.702f * x); }
-  static __device__ __forceinline__ float derivative(float x) {
+  static __device__ __forceinline__ float backward(float dout, float x) {
     const float s = sigmoid(1.702f * x);
-    return s + 1.702f * x * s * (1.0f - s);
+    return dout * (s + 1.702f * x * s * (1.0f - s));
+  }
+};
+
+struct Silu {
+  static __device__ __forceinline__ float forward(float x) { return x * sigmoid(x); }
+  static __device__ __forceinline__ float backward(float dout, float x) {
+    const float s = sigmoid(x);
+    return dout * s * (1.0f + x * (1.0f - s));
   }
 };
 
@@ -51,7 +63,7 @@ __global__ void activation_backward_kernel(T* dinp, const T* dout, const T* inp,
   const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
   for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {
-    dinp[i] = from_float<T>(to_float(dout[i]) * Act::derivative(to_float(inp[i])));
+    dinp[i] = from_float<T>(Act::backward(to_float(dout[i]), to_float(inp[i])));
   }
 }
 
@@ -95,9 +107,22 @@ void quick_gelu_backward(T* dinp, const T* dout, const T* inp, std::size_t n, cu
   activation_backward<QuickGelu>("quick_gelu_backward", dinp, dout, inp, n, stream, block_size);
 }
 
+template <typename T>
+void silu_forward(T* out, const T* inp, std::size_t n, cudaStream_t stream, int block_size) {
+  activation_forward<Silu>("silu_forward", out, inp, n, stream, block_size);
+}
+
+template <typename T>
+void silu_backward(T* dinp, const T* dout, const T* inp, std::size_t n, cudaStream_t stream,
+                   int block_size) {
+  activation_backward<Silu>("silu_backward", dinp, dout, inp, n, stream, block_size);
+}
+
 MINIVLM_INSTANTIATE_STORAGE_TYPES(gelu_forward)
 MINIVLM_INSTANTIATE_STORAGE_TYPES(gelu_backward)
 MINIVLM_INSTANTIATE_STORAGE_TYPES(quick_gelu_forward)
 MINIVLM_INSTANTIATE_STORAGE_TYPES(quick_gelu_backward)
+MINIVLM_INSTANTIATE_STORAGE_TYPES(silu_forward)
+MINIVLM_INSTANTIATE_STORAGE_TYPES(silu_backward)
 
 }  // namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND

@@ -1,1 +1,0 @@
-#include "cuda/kernels/device_kernels.cuh"

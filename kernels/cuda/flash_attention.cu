@@ -1,1 +1,0 @@
-#include "kernels/flash_attention.cuh"

@@ -1,1 +1,0 @@
-#include "kernels/global_norm.cuh"

@@ -1,1 +1,0 @@
-#include "cuda/kernels/layout_kernels.cuh"

@@ -1,1 +1,0 @@
-#include "kernels/cross_entropy.cuh"
