@@ -31,9 +31,9 @@ import eval_ref
 from model_ref import masked_loss, random_weights, resolve_config, tokens_per_image, vlm_logits
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "data"))
-TOKENIZER = os.path.join(SHARED, "minimind-tokenizer", "tokenizer.json")
-IMAGES = os.path.join(SHARED, "eval-images")
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+TOKENIZER = os.path.join(ROOT, "data", "tokenizer", "tokenizer.json")
+IMAGES = os.path.join(ROOT, "tests", "fixtures", "images")
 DATA = os.path.join(HERE, "eval_check.jsonl")
 
 CONFIG = {

@@ -3,7 +3,7 @@
 
 Writes tests/goldens/image/: small synthetic inputs (inputs/), reference outputs as raw
 little-endian arrays, and goldens.json describing every case. The real photos in
-shared/data/eval-images are referenced by path, never copied.
+tests/fixtures/images (the evaluation photos) are referenced by path.
 
 Reference semantics (what Hugging Face transformers' CLIPImageProcessor does with Pillow):
   decode     Image.open; an image with alpha (or a transparency key) is alpha-composited over opaque
@@ -27,7 +27,7 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "tests", "goldens", "image")
-EVAL = "../shared/data/eval-images"
+EVAL = "tests/fixtures/images"
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 FULL_LIMIT = 64 * 1024  # bytes; larger decoded images are stored as a strided subsample

@@ -17,7 +17,7 @@ namespace minivlm::testing {
 
 inline const std::string kBin = MINIVLM_BIN_DIR;
 inline const std::string kSource = MINIVLM_SOURCE_DIR;
-inline const std::string kTokenizer = kSource + "/../shared/data/minimind-tokenizer/tokenizer.json";
+inline const std::string kTokenizer = kSource + "/data/tokenizer/tokenizer.json";
 
 struct RunResult {
   int exit_code = -1;

@@ -81,7 +81,7 @@ TEST(EvalDevice, CudaEmuLossesAndRepliesMatchTheReferenceAndTheCpu) {
 TEST(EvalDevice, InferOnCudaEmuStreamsTheCpuReply) {
   const Case& c = eval_case();
   const std::string base = kBin + "/infer --model " + c.dir + "/model --image " + kSource +
-                           "/../shared/data/eval-images/image-01-golden-dog-balloons.jpg"
+                           "/tests/fixtures/images/image-01-golden-dog-balloons.jpg"
                            " --prompt 'What is in the picture?' --greedy --max-new-tokens 8";
   const auto emu = run("{ " + base + " --device cuda-emu 2>/dev/null; }");
   ASSERT_EQ(emu.exit_code, 0) << emu.output;

@@ -19,7 +19,7 @@ using testing::HasSubstr;
 using testing::ThrowsMessage;
 
 const std::string kMiniMind =
-    MINIVLM_SOURCE_DIR "/../shared/data/minimind-tokenizer/tokenizer.json";
+    MINIVLM_SOURCE_DIR "/data/tokenizer/tokenizer.json";
 
 const Tokenizer& minimind() {
   static const Tokenizer tok = Tokenizer::from_file(kMiniMind);

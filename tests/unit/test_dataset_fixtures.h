@@ -20,7 +20,7 @@ namespace minivlm::testing_data {
 
 inline const Tokenizer& minimind() {
   static const Tokenizer tok =
-      Tokenizer::from_file(MINIVLM_SOURCE_DIR "/../shared/data/minimind-tokenizer/tokenizer.json");
+      Tokenizer::from_file(MINIVLM_SOURCE_DIR "/data/tokenizer/tokenizer.json");
   return tok;
 }
 

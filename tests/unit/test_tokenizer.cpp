@@ -19,7 +19,7 @@ using nlohmann::json;
 
 const std::string kGoldens = MINIVLM_SOURCE_DIR "/tests/goldens/tokenizer/";
 const std::string kMiniMind =
-    MINIVLM_SOURCE_DIR "/../shared/data/minimind-tokenizer/tokenizer.json";
+    MINIVLM_SOURCE_DIR "/data/tokenizer/tokenizer.json";
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

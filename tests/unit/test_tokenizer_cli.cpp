@@ -14,7 +14,7 @@ namespace {
 using nlohmann::json;
 
 const std::string kMiniMind =
-    MINIVLM_SOURCE_DIR "/../shared/data/minimind-tokenizer/tokenizer.json";
+    MINIVLM_SOURCE_DIR "/data/tokenizer/tokenizer.json";
 const std::string kTool = MINIVLM_BIN_DIR "/minivlm";
 
 struct Result {
