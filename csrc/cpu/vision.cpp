@@ -30,34 +30,21 @@ ShuffleView shuffle_view(const Shape& x_shape, int64_t G, int64_t r) {
   return v;
 }
 
-Tensor permuted_copy(const Tensor& x, const Shape& split, const std::vector<int64_t>& perm,
-                     const Shape& out_shape) {
-  const Tensor src = make_view(x, split, contiguous_strides(split), x.offset());
-  Shape shape(perm.size()), strides(perm.size());
-  for (size_t i = 0; i < perm.size(); ++i) {
-    shape[i] = src.shape()[perm[i]];
-    strides[i] = src.strides()[perm[i]];
-  }
-  Tensor out = Tensor::empty(shape, x.dtype());
-  out.copy_(make_view(src, shape, strides, src.offset()));
-  return make_view(out, out_shape, contiguous_strides(out_shape), 0);
-}
-
 }  // namespace
 
 Tensor CpuBackend::pixel_shuffle_forward(const Tensor& x, int64_t G, int64_t r) {
   const ShuffleView v = shuffle_view(x.shape(), G, r);
-  return permuted_copy(x, v.split, v.perm, v.out);
+  return x.reshape(v.split).permute(v.perm).reshape(v.out);  // the last reshape copies
 }
 
 Tensor CpuBackend::pixel_shuffle_backward(const Tensor& dout, const Shape& x_shape, int64_t G,
                                           int64_t r) {
   const ShuffleView v = shuffle_view(x_shape, G, r);
   // dout viewed in the permuted order [..., h2, w2, dr, dc, d] goes back to [..., h2, dr, w2, dc,
-  // d].
+  // d] (the permutation swaps two dimensions: it is its own inverse); the last reshape copies.
   Shape permuted(v.perm.size());
   for (size_t i = 0; i < v.perm.size(); ++i) permuted[i] = v.split[v.perm[i]];
-  return permuted_copy(dout, permuted, v.perm, x_shape);
+  return dout.reshape(permuted).permute(v.perm).reshape(x_shape);
 }
 
 }  // namespace minivlm::cpu

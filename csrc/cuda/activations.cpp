@@ -6,7 +6,7 @@ namespace minivlm::cuda {
 Tensor CudaBackend::activation_forward(Activation a, const Tensor& x) {
   const Device dev = x.device();
   const auto n = static_cast<std::size_t>(x.numel());
-  Tensor out = device_empty(x.shape(), x.dtype(), dev);
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), dev);
   dispatch_storage("activation", x, [&](auto zero) {
     using T = decltype(zero);
     switch (a) {
@@ -27,7 +27,7 @@ Tensor CudaBackend::activation_forward(Activation a, const Tensor& x) {
 Tensor CudaBackend::activation_backward(Activation a, const Tensor& dout, const Tensor& x) {
   const Device dev = x.device();
   const auto n = static_cast<std::size_t>(x.numel());
-  Tensor dx = device_empty(x.shape(), x.dtype(), dev);
+  Tensor dx = Tensor::empty(x.shape(), x.dtype(), dev);
   dispatch_storage("activation", x, [&](auto zero) {
     using T = decltype(zero);
     switch (a) {
@@ -51,7 +51,7 @@ Tensor CudaBackend::activation_backward(Activation a, const Tensor& dout, const 
 Tensor CudaBackend::swiglu_forward(const Tensor& gate, const Tensor& up) {
   const Device dev = gate.device();
   const auto n = static_cast<std::size_t>(gate.numel());
-  Tensor out = device_empty(gate.shape(), gate.dtype(), dev);
+  Tensor out = Tensor::empty(gate.shape(), gate.dtype(), dev);
   dispatch_storage("swiglu", gate, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, swiglu_forward, ptr<T>(out), ptr<const T>(gate), ptr<const T>(up), n,
@@ -64,8 +64,8 @@ std::array<Tensor, 2> CudaBackend::swiglu_backward(const Tensor& dout, const Ten
                                                    const Tensor& up) {
   const Device dev = gate.device();
   const auto n = static_cast<std::size_t>(gate.numel());
-  Tensor dgate = device_empty(gate.shape(), gate.dtype(), dev);
-  Tensor dup = device_empty(gate.shape(), gate.dtype(), dev);
+  Tensor dgate = Tensor::empty(gate.shape(), gate.dtype(), dev);
+  Tensor dup = Tensor::empty(gate.shape(), gate.dtype(), dev);
   dispatch_storage("swiglu", gate, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, swiglu_backward, ptr<T>(dgate), ptr<T>(dup), ptr<const T>(dout),
@@ -78,7 +78,7 @@ Tensor CudaBackend::softmax_forward(const Tensor& x) {
   const Device dev = x.device();
   const int64_t n = x.dim() == 0 ? 1 : x.size(-1);
   const int64_t rows = n == 0 ? 0 : x.numel() / n;
-  Tensor out = device_empty(x.shape(), x.dtype(), dev);
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), dev);
   dispatch_storage("softmax", x, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, softmax_forward, ptr<T>(out), ptr<const T>(x), static_cast<int>(rows),
@@ -91,7 +91,7 @@ Tensor CudaBackend::softmax_backward(const Tensor& dout, const Tensor& y) {
   const Device dev = y.device();
   const int64_t n = y.dim() == 0 ? 1 : y.size(-1);
   const int64_t rows = n == 0 ? 0 : y.numel() / n;
-  Tensor dx = device_empty(y.shape(), y.dtype(), dev);
+  Tensor dx = Tensor::empty(y.shape(), y.dtype(), dev);
   dispatch_storage("softmax", y, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, softmax_backward, ptr<T>(dx), ptr<const T>(dout), ptr<const T>(y),

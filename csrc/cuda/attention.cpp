@@ -30,13 +30,13 @@ Backend::Attention CudaBackend::attention_forward(const Tensor& q, const Tensor&
                                                   bool causal) {
   const Device dev = q.device();
   const kernels::AttentionShape s = shape_of(q, k, causal);
-  Attention a{device_empty(q.shape(), q.dtype(), dev),
-              device_empty({s.B, s.Hq, s.Tq}, DType::f32, dev)};
+  Attention a{Tensor::empty(q.shape(), q.dtype(), dev),
+              Tensor::empty({s.B, s.Hq, s.Tq}, DType::f32, dev)};
   dispatch_storage("attention", q, [&](auto zero) {
     using T = decltype(zero);
     if (s.Tq == 1) {
       const auto floats = static_cast<int64_t>(kernels::flash_decode_scratch_floats(s));
-      const Tensor scratch = device_empty({std::max<int64_t>(floats, 1)}, DType::f32, dev);
+      const Tensor scratch = Tensor::empty({std::max<int64_t>(floats, 1)}, DType::f32, dev);
       MV_KERNEL(dev, flash_attention_decode, ptr<T>(a.out), ptr<float>(a.lse), ptr<float>(scratch),
                 ptr<const T>(q), ptr<const T>(k), ptr<const T>(v), s, stream_for(dev));
     } else {
@@ -52,11 +52,11 @@ std::array<Tensor, 3> CudaBackend::attention_backward(const Tensor& dout, const 
                                                       const Attention& saved, bool causal) {
   const Device dev = q.device();
   const kernels::AttentionShape s = shape_of(q, k, causal);
-  Tensor dq = device_empty(q.shape(), q.dtype(), dev);
-  Tensor dk = device_empty(k.shape(), k.dtype(), dev);
-  Tensor dv = device_empty(v.shape(), v.dtype(), dev);
-  Tensor scratch = device_empty({static_cast<int64_t>(kernels::flash_backward_scratch_floats(s))},
-                                DType::f32, dev);
+  Tensor dq = Tensor::empty(q.shape(), q.dtype(), dev);
+  Tensor dk = Tensor::empty(k.shape(), k.dtype(), dev);
+  Tensor dv = Tensor::empty(v.shape(), v.dtype(), dev);
+  Tensor scratch = Tensor::empty({static_cast<int64_t>(kernels::flash_backward_scratch_floats(s))},
+                                 DType::f32, dev);
   dispatch_storage("attention", q, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, flash_attention_backward, ptr<T>(dq), ptr<T>(dk), ptr<T>(dv),

@@ -100,11 +100,6 @@ T* ptr(const Tensor& t) {
   return static_cast<T*>(t.raw_data());
 }
 
-// Device memory for an op's output or scratch.
-inline Tensor device_empty(const Shape& shape, DType dtype, Device device) {
-  return Tensor::empty(shape, dtype, device);
-}
-
 }  // namespace minivlm::cuda
 
 // MV_KERNEL(device, launcher, args...): the kernels/ launcher of the device's build.

@@ -13,7 +13,7 @@ Backend::CrossEntropy CudaBackend::cross_entropy_forward(const Tensor& logits,
   CrossEntropy c{Tensor::zeros({}, DType::f32, dev), Tensor()};
   if (denom <= 0) return c;
   c.saved = logits.clone();  // becomes dlogits / dloss
-  Tensor losses = device_empty({N}, DType::f32, dev);
+  Tensor losses = Tensor::empty({N}, DType::f32, dev);
   dispatch_storage("cross_entropy", logits, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, cross_entropy_forward_backward, ptr<float>(losses), ptr<T>(c.saved),

@@ -78,13 +78,13 @@ Tensor CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const 
   // broadcast operand.
   if (op == BinaryOp::add && b.dim() == 1 && a.shape() == shape && a.numel() > 0 &&
       b.size(0) == a.size(-1)) {
-    Tensor out = a.contiguous().clone();
+    Tensor out = a.clone();
     add_bias_(out, b.contiguous());
     return out;
   }
   const Tensor ac = (a.shape() == shape ? a : broadcast_view(a, shape)).contiguous();
   const Tensor bc = (b.shape() == shape ? b : broadcast_view(b, shape)).contiguous();
-  Tensor out = device_empty(shape, a.dtype(), dev);
+  Tensor out = Tensor::empty(shape, a.dtype(), dev);
   dispatch_storage("binary", a, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, binary, ptr<T>(out), ptr<const T>(ac), ptr<const T>(bc),
@@ -95,7 +95,7 @@ Tensor CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const 
 
 Tensor CudaBackend::scale(const Tensor& a, double s) {
   const Device dev = a.device();
-  Tensor out = device_empty(a.shape(), a.dtype(), dev);
+  Tensor out = Tensor::empty(a.shape(), a.dtype(), dev);
   dispatch_storage("scale", a, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, scale, ptr<T>(out), ptr<const T>(a), static_cast<float>(s),
@@ -112,14 +112,14 @@ Tensor CudaBackend::sum_dim(const Tensor& a, int64_t dim) {
   for (int64_t i = dim + 1; i < a.dim(); ++i) inner *= a.shape()[static_cast<size_t>(i)];
   Shape out_shape = a.shape();
   out_shape[static_cast<size_t>(dim)] = 1;
-  Tensor out = device_empty(out_shape, a.dtype(), dev);
+  Tensor out = Tensor::empty(out_shape, a.dtype(), dev);
   dispatch_storage("sum", a, [&](auto zero) {
     using T = decltype(zero);
     if (outer == 1 && n > 1 && inner > 0) {
       // Column sums of [n, inner] (bias gradients): rows in chunks, the chunks added in order.
       const int N = static_cast<int>(n), C = static_cast<int>(inner);
       const auto floats = static_cast<int64_t>(kernels::column_sum_scratch_floats(N, C));
-      Tensor scratch = device_empty({std::max<int64_t>(floats, 1)}, DType::f32, dev);
+      Tensor scratch = Tensor::empty({std::max<int64_t>(floats, 1)}, DType::f32, dev);
       MV_KERNEL(dev, bias_add_backward, ptr<T>(out), ptr<float>(scratch), ptr<const T>(a), N, C,
                 stream_for(dev));
     } else {

@@ -8,7 +8,7 @@ Tensor CudaBackend::gather_rows(const Tensor& x, const Tensor& idx) {
   const Device dev = x.device();
   const int M = static_cast<int>(idx.numel());
   const int64_t H = x.size(1);
-  Tensor out = device_empty({M, H}, x.dtype(), dev);
+  Tensor out = Tensor::empty({M, H}, x.dtype(), dev);
   dispatch_storage("gather_rows", x, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, copy_rows, ptr<T>(out), nullptr, ptr<const T>(x), ptr<const int>(idx), M, H,

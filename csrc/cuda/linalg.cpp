@@ -7,7 +7,7 @@ namespace minivlm::cuda {
 Tensor CudaBackend::matmul(const MatmulPlan& p) {
   const Device dev = p.a.t.device();
   const DType dtype = p.a.t.dtype();
-  Tensor out = device_empty(p.out_shape, dtype, dev);
+  Tensor out = Tensor::empty(p.out_shape, dtype, dev);
   dispatch_storage("matmul", out, [](auto) {});  // f32 or bf16 only
   const int64_t esize = static_cast<int64_t>(dtype_size(dtype));
   Runtime& rt = runtime_for(dev);

@@ -16,7 +16,7 @@ std::array<int, 2> rows_cols(const Tensor& x) {
 Backend::Norm CudaBackend::rmsnorm_forward(const Tensor& x, const Tensor& weight, double eps) {
   const Device dev = x.device();
   const auto [N, C] = rows_cols(x);
-  Norm s{device_empty(x.shape(), x.dtype(), dev), Tensor(), device_empty({N}, DType::f32, dev)};
+  Norm s{Tensor::empty(x.shape(), x.dtype(), dev), Tensor(), Tensor::empty({N}, DType::f32, dev)};
   dispatch_storage("rmsnorm", x, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, rmsnorm_forward, ptr<T>(s.out), ptr<float>(s.rstd), ptr<const T>(x),
@@ -29,9 +29,9 @@ std::array<Tensor, 2> CudaBackend::rmsnorm_backward(const Tensor& dout, const Te
                                                     const Tensor& weight, const Norm& saved) {
   const Device dev = x.device();
   const auto [N, C] = rows_cols(x);
-  Tensor dx = device_empty(x.shape(), x.dtype(), dev);
-  Tensor dw = device_empty(weight.shape(), weight.dtype(), dev);
-  Tensor scratch = device_empty(
+  Tensor dx = Tensor::empty(x.shape(), x.dtype(), dev);
+  Tensor dw = Tensor::empty(weight.shape(), weight.dtype(), dev);
+  Tensor scratch = Tensor::empty(
       {static_cast<int64_t>(kernels::rmsnorm_backward_scratch_floats(N, C))}, DType::f32, dev);
   dispatch_storage("rmsnorm", x, [&](auto zero) {
     using T = decltype(zero);
@@ -46,8 +46,8 @@ Backend::Norm CudaBackend::layernorm_forward(const Tensor& x, const Tensor& weig
                                              const Tensor& bias, double eps) {
   const Device dev = x.device();
   const auto [N, C] = rows_cols(x);
-  Norm s{device_empty(x.shape(), x.dtype(), dev), device_empty({N}, DType::f32, dev),
-         device_empty({N}, DType::f32, dev)};
+  Norm s{Tensor::empty(x.shape(), x.dtype(), dev), Tensor::empty({N}, DType::f32, dev),
+         Tensor::empty({N}, DType::f32, dev)};
   dispatch_storage("layernorm", x, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, layernorm_forward, ptr<T>(s.out), ptr<float>(s.mean), ptr<float>(s.rstd),
@@ -61,10 +61,10 @@ std::array<Tensor, 3> CudaBackend::layernorm_backward(const Tensor& dout, const 
                                                       const Tensor& weight, const Norm& saved) {
   const Device dev = x.device();
   const auto [N, C] = rows_cols(x);
-  Tensor dx = device_empty(x.shape(), x.dtype(), dev);
-  Tensor dw = device_empty(weight.shape(), weight.dtype(), dev);
-  Tensor db = device_empty(weight.shape(), weight.dtype(), dev);
-  Tensor scratch = device_empty(
+  Tensor dx = Tensor::empty(x.shape(), x.dtype(), dev);
+  Tensor dw = Tensor::empty(weight.shape(), weight.dtype(), dev);
+  Tensor db = Tensor::empty(weight.shape(), weight.dtype(), dev);
+  Tensor scratch = Tensor::empty(
       {static_cast<int64_t>(kernels::layernorm_backward_scratch_floats(N, C))}, DType::f32, dev);
   dispatch_storage("layernorm", x, [&](auto zero) {
     using T = decltype(zero);

@@ -13,8 +13,8 @@ double CudaBackend::grad_norm(const std::vector<Tensor>& grads) {
     MV_CHECK(g.device() == dev, "grad_norm: gradient ", g.desc(), " is not on ", dev.str());
     slots += kernels::global_norm_partial_count(static_cast<std::size_t>(g.numel()));
   }
-  Tensor partials = device_empty({std::max<int64_t>(slots, 1)}, DType::f32, dev);
-  Tensor out = device_empty({2}, DType::f32, dev);  // norm, clipping factor (unused here)
+  Tensor partials = Tensor::empty({std::max<int64_t>(slots, 1)}, DType::f32, dev);
+  Tensor out = Tensor::empty({2}, DType::f32, dev);  // norm, clipping factor (unused here)
   int count = 0;
   for (const Tensor& g : grads) {
     const Tensor gc = g.contiguous();

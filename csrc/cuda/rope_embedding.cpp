@@ -8,7 +8,7 @@ Tensor CudaBackend::rope(const Tensor& x, double theta, int64_t start_pos, bool 
   const int B = static_cast<int>(x.size(0)), T = static_cast<int>(x.size(1));
   const int nh = static_cast<int>(x.size(2)), hd = static_cast<int>(x.size(3));
   const int start = static_cast<int>(start_pos);
-  Tensor out = device_empty(x.shape(), x.dtype(), dev);
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), dev);
   dispatch_storage("rope", x, [&](auto zero) {
     using S = decltype(zero);
     if (inverse)
@@ -36,7 +36,7 @@ Tensor CudaBackend::embedding_forward(const Tensor& weight, const Tensor& ids) {
   const Device dev = weight.device();
   const int V = static_cast<int>(weight.size(0)), C = static_cast<int>(weight.size(1));
   const int N = static_cast<int>(ids.numel());
-  Tensor out = device_empty({N, C}, weight.dtype(), dev);
+  Tensor out = Tensor::empty({N, C}, weight.dtype(), dev);
   dispatch_storage("embedding", weight, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, embedding_forward, ptr<T>(out), ptr<const int>(ids), ptr<const T>(weight), N, V,
@@ -49,7 +49,7 @@ Tensor CudaBackend::embedding_backward(const Tensor& dout, const Tensor& ids, in
   const Device dev = dout.device();
   const int V = static_cast<int>(vocab), C = static_cast<int>(dout.size(1));
   const int N = static_cast<int>(ids.numel());
-  Tensor dw = device_empty({V, C}, dout.dtype(), dev);
+  Tensor dw = Tensor::empty({V, C}, dout.dtype(), dev);
   dispatch_storage("embedding", dw, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, embedding_backward, ptr<T>(dw), ptr<const T>(dout), ptr<const int>(ids), N, V, C,

@@ -19,7 +19,7 @@ Tensor CudaBackend::pixel_shuffle_forward(const Tensor& x, int64_t G, int64_t r)
   Shape out_shape(x.shape().begin(), x.shape().end() - 2);
   out_shape.push_back(G * G / (r * r));
   out_shape.push_back(D * r * r);
-  Tensor out = device_empty(out_shape, x.dtype(), dev);
+  Tensor out = Tensor::empty(out_shape, x.dtype(), dev);
   dispatch_storage("pixel_shuffle", x, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, pixel_shuffle_forward, ptr<T>(out), ptr<const T>(x), images_of(x.shape(), G),
@@ -31,7 +31,7 @@ Tensor CudaBackend::pixel_shuffle_forward(const Tensor& x, int64_t G, int64_t r)
 Tensor CudaBackend::pixel_shuffle_backward(const Tensor& dout, const Shape& x_shape, int64_t G,
                                            int64_t r) {
   const Device dev = dout.device();
-  Tensor dx = device_empty(x_shape, dout.dtype(), dev);
+  Tensor dx = Tensor::empty(x_shape, dout.dtype(), dev);
   dispatch_storage("pixel_shuffle", dout, [&](auto zero) {
     using T = decltype(zero);
     MV_KERNEL(dev, pixel_shuffle_backward, ptr<T>(dx), ptr<const T>(dout), images_of(x_shape, G),
