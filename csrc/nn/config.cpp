@@ -87,6 +87,12 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   l.get("qk_norm", c.llm.qk_norm);
   l.get("tie_word_embeddings", c.llm.tie_word_embeddings);
   l.get("max_position_embeddings", c.llm.max_position_embeddings);
+  l.get("use_moe", c.llm.use_moe);
+  l.get("num_experts", c.llm.num_experts);
+  l.get("num_experts_per_tok", c.llm.num_experts_per_tok);
+  l.get("moe_intermediate_size", c.llm.moe_intermediate_size);
+  l.get("norm_topk_prob", c.llm.norm_topk_prob);
+  l.get("router_aux_loss_coef", c.llm.router_aux_loss_coef);
   l.finish();
 
   Reader v(vision, origin + ": vision");
@@ -102,12 +108,14 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   v.get("hidden_act", c.vision.hidden_act);
   v.get("image_mean", c.vision.image_mean);
   v.get("image_std", c.vision.image_std);
+  v.get("resample", c.vision.resample);
   v.finish();
 
   Reader p(proj, origin + ": projector");
   p.get("type", c.projector.type);
   p.get("pixel_shuffle", c.projector.pixel_shuffle);
   p.get("bias", c.projector.bias);
+  p.get("layer_norm_eps", c.projector.layer_norm_eps);
   p.finish();
 
   // Derived defaults and consistency.
@@ -128,9 +136,20 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   MV_CHECK(L.num_attention_heads % L.num_key_value_heads == 0, origin, ": num_attention_heads ",
            L.num_attention_heads, " is not a multiple of num_key_value_heads ",
            L.num_key_value_heads);
+  if (L.moe_intermediate_size == 0) L.moe_intermediate_size = L.intermediate_size;
+  if (L.use_moe) {
+    MV_CHECK(
+        L.num_experts >= 1 && L.num_experts_per_tok >= 1 && L.num_experts_per_tok <= L.num_experts,
+        origin, ": llm.num_experts_per_tok must be in [1, num_experts ", L.num_experts, "], got ",
+        L.num_experts_per_tok);
+    MV_CHECK(L.moe_intermediate_size > 0 && L.router_aux_loss_coef >= 0, origin,
+             ": llm.moe_intermediate_size must be positive and router_aux_loss_coef >= 0");
+  }
   MV_CHECK(L.head_dim % 2 == 0, origin, ": head_dim must be even for RoPE, got ", L.head_dim);
   auto& V = c.vision;
   check_vision_config(V, origin);
+  MV_CHECK(V.resample == "bicubic" || V.resample == "bilinear", origin,
+           ": vision.resample must be bicubic or bilinear, got ", V.resample);
   MV_CHECK(V.patch_size > 0 && V.image_size % V.patch_size == 0, origin, ": vision.image_size ",
            V.image_size, " is not a multiple of patch_size ", V.patch_size);
   MV_CHECK(V.hidden_size % V.num_attention_heads == 0, origin, ": vision.hidden_size ",
@@ -159,35 +178,47 @@ ModelConfig ModelConfig::from_file(const std::string& path) {
 json ModelConfig::to_json() const {
   json proj{{"pixel_shuffle", projector.pixel_shuffle}, {"bias", projector.bias}};
   if (projector.type != ProjectorConfig{}.type) proj["type"] = projector.type;
-  return json{{"model_type", "minivlm"},
-              {"llm",
-               {{"vocab_size", llm.vocab_size},
-                {"hidden_size", llm.hidden_size},
-                {"num_hidden_layers", llm.num_hidden_layers},
-                {"num_attention_heads", llm.num_attention_heads},
-                {"num_key_value_heads", llm.num_key_value_heads},
-                {"head_dim", llm.head_dim},
-                {"intermediate_size", llm.intermediate_size},
-                {"rope_theta", llm.rope_theta},
-                {"rms_norm_eps", llm.rms_norm_eps},
-                {"qk_norm", llm.qk_norm},
-                {"tie_word_embeddings", llm.tie_word_embeddings},
-                {"max_position_embeddings", llm.max_position_embeddings}}},
-              {"vision",
-               {{"type", vision.type},
-                {"image_size", vision.image_size},
-                {"patch_size", vision.patch_size},
-                {"num_channels", vision.num_channels},
-                {"hidden_size", vision.hidden_size},
-                {"num_hidden_layers", vision.num_hidden_layers},
-                {"num_attention_heads", vision.num_attention_heads},
-                {"intermediate_size", vision.intermediate_size},
-                {"layer_norm_eps", vision.layer_norm_eps},
-                {"hidden_act", vision.hidden_act},
-                {"image_mean", vision.image_mean},
-                {"image_std", vision.image_std}}},
-              {"projector", proj},
-              {"image_token", image_token}};
+  if (projector.type == "mlp") proj["layer_norm_eps"] = projector.layer_norm_eps;
+  json out = json{{"model_type", "minivlm"},
+                  {"llm",
+                   {{"vocab_size", llm.vocab_size},
+                    {"hidden_size", llm.hidden_size},
+                    {"num_hidden_layers", llm.num_hidden_layers},
+                    {"num_attention_heads", llm.num_attention_heads},
+                    {"num_key_value_heads", llm.num_key_value_heads},
+                    {"head_dim", llm.head_dim},
+                    {"intermediate_size", llm.intermediate_size},
+                    {"rope_theta", llm.rope_theta},
+                    {"rms_norm_eps", llm.rms_norm_eps},
+                    {"qk_norm", llm.qk_norm},
+                    {"tie_word_embeddings", llm.tie_word_embeddings},
+                    {"max_position_embeddings", llm.max_position_embeddings}}},
+                  {"vision",
+                   {{"type", vision.type},
+                    {"image_size", vision.image_size},
+                    {"patch_size", vision.patch_size},
+                    {"num_channels", vision.num_channels},
+                    {"hidden_size", vision.hidden_size},
+                    {"num_hidden_layers", vision.num_hidden_layers},
+                    {"num_attention_heads", vision.num_attention_heads},
+                    {"intermediate_size", vision.intermediate_size},
+                    {"layer_norm_eps", vision.layer_norm_eps},
+                    {"hidden_act", vision.hidden_act},
+                    {"image_mean", vision.image_mean},
+                    {"image_std", vision.image_std}}},
+                  {"projector", proj},
+                  {"image_token", image_token}};
+  if (vision.resample != VisionConfig{}.resample) out["vision"]["resample"] = vision.resample;
+  if (llm.use_moe) {
+    json& l = out["llm"];
+    l["use_moe"] = true;
+    l["num_experts"] = llm.num_experts;
+    l["num_experts_per_tok"] = llm.num_experts_per_tok;
+    l["moe_intermediate_size"] = llm.moe_intermediate_size;
+    l["norm_topk_prob"] = llm.norm_topk_prob;
+    l["router_aux_loss_coef"] = llm.router_aux_loss_coef;
+  }
+  return out;
 }
 
 }  // namespace minivlm

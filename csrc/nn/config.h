@@ -22,6 +22,16 @@ struct LlmConfig {
   bool qk_norm = false;
   bool tie_word_embeddings = true;
   int64_t max_position_embeddings = 32768;
+  // Mixture-of-experts feed-forward layers (MiniMind-3's MOEFeedForward) instead of the dense MLP:
+  // a softmax router over num_experts SwiGLU experts of moe_intermediate_size (0 in the file →
+  // intermediate_size), the top num_experts_per_tok per token, their weights renormalised to sum
+  // to 1 when norm_topk_prob; training adds router_aux_loss_coef · the load-balancing loss.
+  bool use_moe = false;
+  int64_t num_experts = 4;
+  int64_t num_experts_per_tok = 1;
+  int64_t moe_intermediate_size = 0;
+  bool norm_topk_prob = true;
+  double router_aux_loss_coef = 5e-4;
 };
 
 struct VisionConfig {
@@ -37,6 +47,8 @@ struct VisionConfig {
   std::string hidden_act = "quick_gelu";
   std::array<float, 3> image_mean{0.48145466f, 0.4578275f, 0.40821073f};
   std::array<float, 3> image_std{0.26862954f, 0.26130258f, 0.27577711f};
+  // The resize filter of the image processor, Pillow's arithmetic: "bicubic" or "bilinear".
+  std::string resample = "bicubic";
 
   int64_t grid() const { return image_size / patch_size; }
 };
@@ -47,7 +59,8 @@ struct ProjectorConfig {
   // "linear", so such a model's config.json stays as it was.
   std::string type = "linear";
   int64_t pixel_shuffle = 2;
-  bool bias = false;
+  bool bias = false;             // "linear": a bias on the projection ("mlp" always has biases)
+  double layer_norm_eps = 1e-5;  // "mlp": its LayerNorm's eps
 };
 
 struct ModelConfig {
@@ -62,7 +75,9 @@ struct ModelConfig {
 
   static ModelConfig from_json(const nlohmann::json& j, const std::string& origin);
   static ModelConfig from_file(const std::string& path);
-  // Every key (projector.type only when not "linear"), derived values filled in.
+  // Every key (projector.type only when not "linear", projector.layer_norm_eps only for "mlp",
+  // vision.resample only when not "bicubic", the MoE keys only when llm.use_moe), derived values
+  // filled in: a model of the earlier keys writes the config.json it always did.
   nlohmann::json to_json() const;
 };
 
