@@ -630,7 +630,7 @@ def convert(args):
         raise
 
     numel = lambda shape: math.prod(shape)  # noqa: E731
-    llm_params = sum(numel(e[2]) for e in entries if e[0].startswith("model."))
+    llm_params = sum(numel(e[2]) for e in entries if e[0].startswith(("model.", "lm_head.")))
     proj_params = sum(numel(e[2]) for e in entries if e[0].startswith("vision_proj."))
     vis_params = sum(numel(e[2]) for e in entries if e[0].startswith("vision_encoder."))
     kind = (f"MoE {c['num_experts']} experts top-{c['num_experts_per_tok']}" if c["use_moe"] else "dense")
