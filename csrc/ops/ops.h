@@ -35,6 +35,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // ---- activations ----
 Tensor silu(const Tensor& x);
 Tensor gelu(const Tensor& x);                         // erf form
+Tensor gelu_tanh(const Tensor& x);                    // tanh form (PyTorch approximate='tanh')
 Tensor quick_gelu(const Tensor& x);                   // x · sigmoid(1.702 x)
 Tensor swiglu(const Tensor& gate, const Tensor& up);  // silu(gate) · up
 Tensor softmax(const Tensor& x);                      // over the last dimension

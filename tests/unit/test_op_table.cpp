@@ -167,6 +167,10 @@ Tensor ref_linear(const In& x) {
 double silu(double v) { return v / (1 + std::exp(-v)); }
 double gelu(double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }
 double quick_gelu(double v) { return v / (1 + std::exp(-1.702 * v)); }
+// PyTorch's gelu(approximate='tanh')
+double gelu_tanh(double v) {
+  return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+}
 
 Tensor ref_softmax(const Tensor& x) {
   const size_t n = static_cast<size_t>(x.shape().back());
@@ -515,6 +519,7 @@ std::vector<OpCase> build_table() {
   for (int64_t n : {1, 7, 65}) {
     const Shape s{3, n};
     for (const Unary& u : {Unary{"silu", ops::silu, silu}, Unary{"gelu", ops::gelu, gelu},
+                           Unary{"gelu_tanh", ops::gelu_tanh, gelu_tanh},
                            Unary{"quick_gelu", ops::quick_gelu, quick_gelu}})
       t.push_back({.name = std::string(u.name) + "_" + dims(s),
                    .inputs = {normal(s, 3.0)},
