@@ -74,6 +74,9 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
 Tensor gather_rows(const Tensor& x, const Tensor& idx);
 // A copy of base [N, H] whose rows idx [M] (distinct) are replaced by src [M, H].
 Tensor scatter_rows(const Tensor& base, const Tensor& idx, const Tensor& src);
+// A copy of base [N, H] with src [M, H] added to its rows idx [M] (i32/i64 in [0, N); repeated
+// rows summed in order of idx). Gradients: base ← dout, src ← rows idx of dout.
+Tensor index_add_rows(const Tensor& base, const Tensor& idx, const Tensor& src);
 // Element-type conversion, differentiable (the gradient is converted back).
 Tensor cast(const Tensor& x, DType dtype);
 
