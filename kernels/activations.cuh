@@ -1,15 +1,18 @@
 // Element-wise activations, forward and backward:
 //   gelu(x) = x·Φ(x) = ½·x·(1 + erf(x/√2))         gelu'(x) = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π)
+//   gelu_tanh(x) = ½·x·(1 + t)                      gelu_tanh'(x) = ½·(1 + t) + ½·x·(1 − t²)·u'(x)
+//     t = tanh(u), u = √(2/π)·(x + 0.044715·x³), u'(x) = √(2/π)·(1 + 3·0.044715·x²)
 //   quick_gelu(x) = x·σ(1.702·x)                    quick_gelu'(x) = σ + 1.702·x·σ·(1 − σ)
 //   silu(x) = x·σ(x)                                silu'(x) = σ·(1 + x·(1 − σ))
-// (CLIP's hidden_act is quick_gelu; the erf form is the exact GELU of PyTorch's default; silu
-// serves ops::silu, while the LLM's gated MLP uses the fused swiglu.cuh.) Each backward is
+// (CLIP's hidden_act is quick_gelu; the erf form is the exact GELU of PyTorch's default, the tanh
+// form its approximate='tanh' (Hugging Face's gelu_pytorch_tanh); silu serves ops::silu, while
+// the LLM's gated MLP uses the fused swiglu.cuh.) Each backward is
 // dinp = dout · act'(x).
 //
 // Launch: a grid-stride loop, one element per thread per step. Bytes per element: forward reads
 // and writes sizeof(T); backward reads 2·sizeof(T) and writes sizeof(T). ~15–25 FLOPs per element
-// (erff or expf and a few multiplies): memory-bound on H100 (~3.35 TB/s, ~60 TFLOP/s fp32 SIMT),
-// in bf16 ~1.2 ns (forward) and ~1.8 ns (backward) per 1K elements.
+// (erff, tanhf or expf and a few multiplies): memory-bound on H100 (~3.35 TB/s, ~60 TFLOP/s fp32
+// SIMT), in bf16 ~1.2 ns (forward) and ~1.8 ns (backward) per 1K elements.
 //
 // Launch: grid-stride, grid ⌈n / 256⌉ (capped at 65535), block 256, no shared memory. Worked
 // example (H100 roofline: 3.35 TB/s HBM, 67 TFLOP/s fp32 non-tensor), the CLIP MLP (intermediate
@@ -30,6 +33,20 @@ struct Gelu {
     const float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
     const float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
     return dout * (cdf + x * pdf);
+  }
+};
+
+struct GeluTanh {
+  static constexpr float kSqrt2OverPi = 0.79788456080286536f;  // √(2/π)
+  static constexpr float kCubic = 0.044715f;
+  static __device__ __forceinline__ float forward(float x) {
+    const float t = tanhf(kSqrt2OverPi * (x + kCubic * x * x * x));
+    return 0.5f * x * (1.0f + t);
+  }
+  static __device__ __forceinline__ float backward(float dout, float x) {
+    const float t = tanhf(kSqrt2OverPi * (x + kCubic * x * x * x));
+    const float du = kSqrt2OverPi * (1.0f + 3.0f * kCubic * x * x);
+    return dout * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
   }
 };
 
@@ -97,6 +114,17 @@ void gelu_backward(T* dinp, const T* dout, const T* inp, std::size_t n, cudaStre
 }
 
 template <typename T>
+void gelu_tanh_forward(T* out, const T* inp, std::size_t n, cudaStream_t stream, int block_size) {
+  activation_forward<GeluTanh>("gelu_tanh_forward", out, inp, n, stream, block_size);
+}
+
+template <typename T>
+void gelu_tanh_backward(T* dinp, const T* dout, const T* inp, std::size_t n, cudaStream_t stream,
+                        int block_size) {
+  activation_backward<GeluTanh>("gelu_tanh_backward", dinp, dout, inp, n, stream, block_size);
+}
+
+template <typename T>
 void quick_gelu_forward(T* out, const T* inp, std::size_t n, cudaStream_t stream, int block_size) {
   activation_forward<QuickGelu>("quick_gelu_forward", out, inp, n, stream, block_size);
 }
@@ -120,6 +148,8 @@ void silu_backward(T* dinp, const T* dout, const T* inp, std::size_t n, cudaStre
 
 MINIVLM_INSTANTIATE_STORAGE_TYPES(gelu_forward)
 MINIVLM_INSTANTIATE_STORAGE_TYPES(gelu_backward)
+MINIVLM_INSTANTIATE_STORAGE_TYPES(gelu_tanh_forward)
+MINIVLM_INSTANTIATE_STORAGE_TYPES(gelu_tanh_backward)
 MINIVLM_INSTANTIATE_STORAGE_TYPES(quick_gelu_forward)
 MINIVLM_INSTANTIATE_STORAGE_TYPES(quick_gelu_backward)
 MINIVLM_INSTANTIATE_STORAGE_TYPES(silu_forward)

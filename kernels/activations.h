@@ -1,5 +1,6 @@
 // Launchers of kernels/activations.cuh, element-wise over n, forward and backward:
-// gelu(x) = x·Φ(x) (erf form), quick_gelu(x) = x·sigmoid(1.702·x), silu(x) = x·sigmoid(x).
+// gelu(x) = x·Φ(x) (erf form), gelu_tanh(x) = its tanh approximation,
+// quick_gelu(x) = x·sigmoid(1.702·x), silu(x) = x·sigmoid(x).
 #pragma once
 
 #include "kernels/launchers.h"
@@ -12,6 +13,12 @@ void gelu_forward(T* out, const T* inp, std::size_t n, cudaStream_t stream, int 
 template <typename T>
 void gelu_backward(T* dinp, const T* dout, const T* inp, std::size_t n, cudaStream_t stream,
                    int block_size = 256);
+template <typename T>
+void gelu_tanh_forward(T* out, const T* inp, std::size_t n, cudaStream_t stream,
+                       int block_size = 256);
+template <typename T>
+void gelu_tanh_backward(T* dinp, const T* dout, const T* inp, std::size_t n, cudaStream_t stream,
+                        int block_size = 256);
 template <typename T>
 void quick_gelu_forward(T* out, const T* inp, std::size_t n, cudaStream_t stream,
                         int block_size = 256);

@@ -24,7 +24,8 @@
 namespace minivlm {
 
 enum class BinaryOp : uint8_t { add, sub, mul };
-enum class Activation : uint8_t { silu, gelu, quick_gelu };  // gelu: the erf form
+// gelu: the erf form; gelu_tanh: its tanh approximation (PyTorch approximate='tanh').
+enum class Activation : uint8_t { silu, gelu, quick_gelu, gelu_tanh };
 
 // A target row of the cross-entropy that carries no loss.
 inline constexpr int64_t kIgnoredRow = -100;

@@ -16,12 +16,17 @@ T sigmoid(T x) {
   return T(1) / (T(1) + exp_fast(-x));
 }
 
+// gelu_tanh's constants: √(2/π) and the cubic coefficient.
+constexpr double kSqrt2OverPi = 0.7978845608028654, kGeluCubic = 0.044715;
+
 // The activation is a template argument so that each loop body is branch-free and vectorizes.
 template <Activation A, typename T>
 T act_forward(T x) {
   if constexpr (A == Activation::silu) return x * sigmoid(x);
   if constexpr (A == Activation::gelu) return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2)));
   if constexpr (A == Activation::quick_gelu) return x * sigmoid(T(1.702) * x);
+  if constexpr (A == Activation::gelu_tanh)
+    return T(0.5) * x * (T(1) + std::tanh(T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x)));
 }
 
 template <Activation A, typename T>
@@ -39,6 +44,11 @@ T act_derivative(T x) {
     const T s = sigmoid(T(1.702) * x);
     return s + T(1.702) * x * s * (T(1) - s);
   }
+  if constexpr (A == Activation::gelu_tanh) {
+    const T t = std::tanh(T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x));
+    const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * x * x);
+    return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du;
+  }
 }
 
 // Calls f(std::integral_constant<Activation, a>{}).
@@ -51,6 +61,8 @@ void with_activation(Activation a, F&& f) {
       return f(std::integral_constant<Activation, Activation::gelu>{});
     case Activation::quick_gelu:
       return f(std::integral_constant<Activation, Activation::quick_gelu>{});
+    case Activation::gelu_tanh:
+      return f(std::integral_constant<Activation, Activation::gelu_tanh>{});
   }
 }
 

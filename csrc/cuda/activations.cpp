@@ -1,4 +1,4 @@
-// SiLU, GELU, quick_gelu, SwiGLU and softmax on the CUDA back-end.
+// SiLU, GELU (erf and tanh forms), quick_gelu, SwiGLU and softmax on the CUDA back-end.
 #include "cuda/backend.h"
 
 namespace minivlm::cuda {
@@ -15,6 +15,9 @@ Tensor CudaBackend::activation_forward(Activation a, const Tensor& x) {
         break;
       case Activation::gelu:
         MV_KERNEL(dev, gelu_forward, ptr<T>(out), ptr<const T>(x), n, stream_for(dev));
+        break;
+      case Activation::gelu_tanh:
+        MV_KERNEL(dev, gelu_tanh_forward, ptr<T>(out), ptr<const T>(x), n, stream_for(dev));
         break;
       case Activation::quick_gelu:
         MV_KERNEL(dev, quick_gelu_forward, ptr<T>(out), ptr<const T>(x), n, stream_for(dev));
@@ -37,6 +40,10 @@ Tensor CudaBackend::activation_backward(Activation a, const Tensor& dout, const 
         break;
       case Activation::gelu:
         MV_KERNEL(dev, gelu_backward, ptr<T>(dx), ptr<const T>(dout), ptr<const T>(x), n,
+                  stream_for(dev));
+        break;
+      case Activation::gelu_tanh:
+        MV_KERNEL(dev, gelu_tanh_backward, ptr<T>(dx), ptr<const T>(dout), ptr<const T>(x), n,
                   stream_for(dev));
         break;
       case Activation::quick_gelu:

@@ -9,8 +9,10 @@ namespace {
 const std::string kRoot = "vision_encoder.vision_model.";
 
 void check_clip(const VisionConfig& c, const std::string& origin) {
-  MV_CHECK(c.hidden_act == "quick_gelu" || c.hidden_act == "gelu", origin,
-           ": vision.hidden_act must be quick_gelu or gelu, got ", c.hidden_act);
+  MV_CHECK(
+      c.hidden_act == "quick_gelu" || c.hidden_act == "gelu" || c.hidden_act == "gelu_pytorch_tanh",
+      origin, ": vision.hidden_act must be quick_gelu, gelu or gelu_pytorch_tanh, got ",
+      c.hidden_act);
 }
 
 std::unique_ptr<VisionTower> make_clip(const VisionConfig& c) {
@@ -58,7 +60,9 @@ Tensor ClipLayer::forward(const VisionConfig& c, const Tensor& x) const {
   const Tensor x1 = ops::add(x, ops::linear(o, out_w, out_b));
   const Tensor m = ops::layernorm(x1, ln2_w, ln2_b, c.layer_norm_eps);
   Tensor f = ops::linear(m, fc1_w, fc1_b);
-  f = c.hidden_act == "gelu" ? ops::gelu(f) : ops::quick_gelu(f);
+  f = c.hidden_act == "gelu"                ? ops::gelu(f)
+      : c.hidden_act == "gelu_pytorch_tanh" ? ops::gelu_tanh(f)
+                                            : ops::quick_gelu(f);
   return ops::add(x1, ops::linear(f, fc2_w, fc2_b));
 }
 

@@ -21,6 +21,7 @@ Tensor activation(Activation a, const char* op, const Tensor& x) {
 
 Tensor silu(const Tensor& x) { return activation(Activation::silu, "silu", x); }
 Tensor gelu(const Tensor& x) { return activation(Activation::gelu, "gelu", x); }
+Tensor gelu_tanh(const Tensor& x) { return activation(Activation::gelu_tanh, "gelu_tanh", x); }
 Tensor quick_gelu(const Tensor& x) { return activation(Activation::quick_gelu, "quick_gelu", x); }
 
 Tensor swiglu(const Tensor& gate, const Tensor& up) {

@@ -1,4 +1,4 @@
-// concat, and row gather/scatter (merging image rows into the token sequence).
+// concat, and row gather/scatter/index-add (merging image rows into the token sequence).
 #include "autograd/node.h"
 #include "ops/checks.h"
 #include "ops/ops.h"
@@ -81,6 +81,24 @@ Tensor scatter_rows(const Tensor& base, const Tensor& idx, const Tensor& src) {
   return record(out, "scatter_rows", {base, idx, src}, [r, &be](const Tensor& g) {
     const Tensor gc = g.contiguous();
     return std::vector<Tensor>{be.scatter_rows(gc, r, Tensor()), Tensor(), be.gather_rows(gc, r)};
+  });
+}
+
+Tensor index_add_rows(const Tensor& base, const Tensor& idx, const Tensor& src) {
+  Backend& be = detail::backend_of("index_add_rows", {&base, &src});
+  detail::check_same_dtype("index_add_rows", base, src);
+  MV_CHECK(base.dim() == 2 && src.dim() == 2 && src.size(1) == base.size(1),
+           "index_add_rows: base ", base.desc(), " and src ", src.desc(),
+           " must be [N, H] and [M, H]");
+  const std::vector<int64_t> rows = checked_rows("index_add_rows", idx, base.size(0));
+  MV_CHECK(static_cast<int64_t>(rows.size()) == src.size(0), "index_add_rows: ", rows.size(),
+           " indices for ", src.size(0), " source rows");
+  const Tensor r = be.indices(rows, base.device());
+  // The src rows summed into a zero [N, H] in order of idx, then added to base.
+  const Tensor added = be.index_add_rows(base.size(0), r, src.detach().contiguous());
+  Tensor out = be.binary(BinaryOp::add, base.detach().contiguous(), added, base.shape());
+  return record(out, "index_add_rows", {base, idx, src}, [r, &be](const Tensor& g) {
+    return std::vector<Tensor>{g, Tensor(), be.gather_rows(g.contiguous(), r)};
   });
 }
 

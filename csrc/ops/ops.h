@@ -35,6 +35,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // ---- activations ----
 Tensor silu(const Tensor& x);
 Tensor gelu(const Tensor& x);                         // erf form
+Tensor gelu_tanh(const Tensor& x);                    // tanh form (PyTorch approximate='tanh')
 Tensor quick_gelu(const Tensor& x);                   // x · sigmoid(1.702 x)
 Tensor swiglu(const Tensor& gate, const Tensor& up);  // silu(gate) · up
 Tensor softmax(const Tensor& x);                      // over the last dimension
@@ -73,6 +74,9 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
 Tensor gather_rows(const Tensor& x, const Tensor& idx);
 // A copy of base [N, H] whose rows idx [M] (distinct) are replaced by src [M, H].
 Tensor scatter_rows(const Tensor& base, const Tensor& idx, const Tensor& src);
+// A copy of base [N, H] with src [M, H] added to its rows idx [M] (i32/i64 in [0, N); repeated
+// rows summed in order of idx). Gradients: base ← dout, src ← rows idx of dout.
+Tensor index_add_rows(const Tensor& base, const Tensor& idx, const Tensor& src);
 // Element-type conversion, differentiable (the gradient is converted back).
 Tensor cast(const Tensor& x, DType dtype);
 

@@ -1,5 +1,5 @@
-// Element-wise activation kernels (SwiGLU, GELU, quick_gelu, SiLU), forward and backward, against
-// double-precision references, under every schedule of the emulator.
+// Element-wise activation kernels (SwiGLU, GELU in erf and tanh forms, quick_gelu, SiLU), forward
+// and backward, against double-precision references, under every schedule of the emulator.
 #include <cmath>
 #include <functional>
 #include <vector>
@@ -96,6 +96,18 @@ TYPED_TEST(ActivationKernels, GeluErfForm) {
                        [](double x) {
                          return 0.5 * (1 + std::erf(x / std::sqrt(2.0))) +
                                 x * std::exp(-0.5 * x * x) / std::sqrt(2 * M_PI);
+                       }});
+}
+
+// PyTorch's gelu(approximate='tanh') and its derivative (torch's GeluBackward, tanh branch).
+TYPED_TEST(ActivationKernels, GeluTanhForm) {
+  using T = TypeParam;
+  const double k = std::sqrt(2 / M_PI), c = 0.044715;
+  check_activation<T>(k::gelu_tanh_forward<T>, k::gelu_tanh_backward<T>,
+                      {[=](double x) { return 0.5 * x * (1 + std::tanh(k * (x + c * x * x * x))); },
+                       [=](double x) {
+                         const double t = std::tanh(k * (x + c * x * x * x));
+                         return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * c * x * x);
                        }});
 }
 

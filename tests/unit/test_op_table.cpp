@@ -167,6 +167,10 @@ Tensor ref_linear(const In& x) {
 double silu(double v) { return v / (1 + std::exp(-v)); }
 double gelu(double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }
 double quick_gelu(double v) { return v / (1 + std::exp(-1.702 * v)); }
+// PyTorch's gelu(approximate='tanh')
+double gelu_tanh(double v) {
+  return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+}
 
 Tensor ref_softmax(const Tensor& x) {
   const size_t n = static_cast<size_t>(x.shape().back());
@@ -289,6 +293,16 @@ Tensor ref_scatter_rows(const Tensor& base, const Tensor& rows, const Tensor& sr
   const size_t H = static_cast<size_t>(base.shape()[1]);
   for (size_t m = 0; m < rv.size(); ++m)
     for (size_t c = 0; c < H; ++c) out[static_cast<size_t>(rv[m]) * H + c] = sv[m * H + c];
+  return f64(out, base.shape());
+}
+
+// base [N, H] with src[m] added to row rows[m], m in order
+Tensor ref_index_add_rows(const Tensor& base, const Tensor& rows, const Tensor& src) {
+  Vals out = vals(base);
+  const Vals rv = vals(rows), sv = vals(src);
+  const size_t H = static_cast<size_t>(base.shape()[1]);
+  for (size_t m = 0; m < rv.size(); ++m)
+    for (size_t c = 0; c < H; ++c) out[static_cast<size_t>(rv[m]) * H + c] += sv[m * H + c];
   return f64(out, base.shape());
 }
 
@@ -515,6 +529,7 @@ std::vector<OpCase> build_table() {
   for (int64_t n : {1, 7, 65}) {
     const Shape s{3, n};
     for (const Unary& u : {Unary{"silu", ops::silu, silu}, Unary{"gelu", ops::gelu, gelu},
+                           Unary{"gelu_tanh", ops::gelu_tanh, gelu_tanh},
                            Unary{"quick_gelu", ops::quick_gelu, quick_gelu}})
       t.push_back({.name = std::string(u.name) + "_" + dims(s),
                    .inputs = {normal(s, 3.0)},
@@ -649,6 +664,17 @@ std::vector<OpCase> build_table() {
                  .reference = [](const In& x) { return ref_scatter_rows(x[0], x[1], x[2]); },
                  .rtol = 0,
                  .atol = 0});
+  // index_add_rows: repeated rows (summed in order), the first and the last row, i32 and i64.
+  for (const auto& [base, rows] : std::vector<std::pair<Shape, Tensor>>{
+           {{5, 3}, index_tensor({3, 0, 3}, {3})},
+           {{7, 5}, index_tensor({6, 0, 6, 2, 6}, {5})},
+           {{7, 5}, Tensor::from_vector(std::vector<int32_t>{6, 0, 6, 2, 6}, {5})},
+           {{4, 6}, index_tensor({1}, {1})}})
+    t.push_back({.name = "index_add_rows_" + dims(base) + "_" + at(rows) +
+                         (rows.dtype() == DType::i32 ? "_i32" : ""),
+                 .inputs = {normal(base), rows, normal({rows.numel(), base[1]})},
+                 .op = [](const In& x) { return ops::index_add_rows(x[0], x[1], x[2]); },
+                 .reference = [](const In& x) { return ref_index_add_rows(x[0], x[1], x[2]); }});
   // concat: `order` lists which input goes where (an input may appear twice).
   for (const auto& [name, shapes, order, dim] :
        std::vector<std::tuple<std::string, std::vector<Shape>, std::vector<size_t>, int64_t>>{
@@ -798,6 +824,54 @@ TEST(OpErrors, ShapeErrorsNameBothShapes) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("[2, 3]"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("[4]"), std::string::npos) << e.what();
+  }
+}
+
+TEST(OpErrors, IndexAddRowsNamesBadArguments) {
+  const auto expect_error = [](const Tensor& base, const Tensor& idx, const Tensor& src,
+                               const std::vector<std::string>& parts) {
+    try {
+      ops::index_add_rows(base, idx, src);
+      ADD_FAILURE() << "expected an error";
+    } catch (const Error& e) {
+      for (const std::string& part : parts)
+        EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  };
+  const auto rows = [](const std::vector<int64_t>& v) {
+    return Tensor::from_vector(v, {static_cast<int64_t>(v.size())});
+  };
+  const Tensor base = Tensor::zeros({4, 3}), src = Tensor::zeros({2, 3}), idx = rows({1, 3});
+  expect_error(base, idx, Tensor::zeros({2, 5}), {"index_add_rows: base", "[4, 3]", "[2, 5]"});
+  expect_error(Tensor::zeros({4, 3, 1}), idx, src, {"index_add_rows: base", "[4, 3, 1]"});
+  expect_error(base, idx, Tensor::zeros({2, 3}, DType::f64),
+               {"index_add_rows: dtype mismatch", "f32", "f64"});
+  expect_error(base, rows({1, 4}), src, {"index_add_rows: row index 4 outside [0, 4)"});
+  expect_error(base, rows({-1, 0}), src, {"index_add_rows: row index -1 outside [0, 4)"});
+  expect_error(base, rows({1, 2, 3}), src, {"index_add_rows: 3 indices for 2 source rows"});
+  expect_error(base, Tensor::from_vector(std::vector<int64_t>{1, 3}, {1, 2}), src,
+               {"index_add_rows: indices must be a 1-D integer tensor", "[1, 2]"});
+  expect_error(base, Tensor::zeros({2}), src,
+               {"index_add_rows: indices must be an i32 or i64 tensor"});
+}
+
+// No rows to add: a copy of base whose gradient passes through, on every back-end.
+TEST(OpEdges, IndexAddRowsOfNoRowsCopiesBase) {
+  std::vector<Device> devices = testing::test_devices();
+  devices.insert(devices.begin(), kCPU);
+  for (const Device& d : devices) {
+    SCOPED_TRACE(d.str());
+    Tensor base = Tensor::from_vector(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3}).to(d).detach();
+    Tensor src = Tensor::zeros({0, 3}).to(d).detach();
+    base.set_requires_grad(true);
+    src.set_requires_grad(true);
+    const Tensor y =
+        ops::index_add_rows(base, Tensor::from_vector(std::vector<int64_t>{}, {0}), src);
+    EXPECT_EQ(y.to(kCPU).to_double_vector(), (std::vector<double>{1, 2, 3, 4, 5, 6}));
+    y.backward(Tensor::ones({2, 3}).to(d));
+    EXPECT_EQ(base.grad().to(kCPU).to_double_vector(), std::vector<double>(6, 1.0));
+    ASSERT_TRUE(src.grad().defined());
+    EXPECT_EQ(src.grad().shape(), (Shape{0, 3}));
   }
 }
 
