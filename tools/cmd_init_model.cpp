@@ -1,5 +1,6 @@
 // minivlm init-model: a fresh model directory from a config, optionally with a pretrained vision
-// tower (Hugging Face CLIP safetensors) and LLM (MiniMind state dict as safetensors).
+// tower (a Hugging Face CLIP or SigLIP folder or its model.safetensors) and LLM (MiniMind state
+// dict as safetensors).
 #include <cstdio>
 
 #include "io/model_io.h"
@@ -24,7 +25,7 @@ MINIVLM_COMMAND("init-model",
            " tokens but llm.vocab_size is ", config.llm.vocab_size);
   MiniMindVLM model(config, tok.token_to_id(config.image_token));
   model.init(static_cast<uint64_t>(a.get_int("seed", 42)));
-  if (a.has("vision-from")) import_hf_clip_vision(model, a.get("vision-from"));
+  if (a.has("vision-from")) import_hf_vision(model, a.get("vision-from"));
   if (a.has("llm-from")) import_minimind_llm(model, a.get("llm-from"));
   save_model_dir(model, a.get("tokenizer"), a.get("out"));
   int64_t llm = 0, proj = 0, vis = 0;

@@ -1,5 +1,6 @@
 #include "io/model_io.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -99,16 +100,87 @@ void import_weights(const MiniMindVLM& model, const std::string& path, const Imp
   copy_matched(model, SafeTensorsFile::open(path), rule);
 }
 
-void import_hf_clip_vision(const MiniMindVLM& model, const std::string& path) {
+namespace {
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream f(path);
+  MV_CHECK(f.good(), "cannot open ", path);
+  try {
+    return nlohmann::json::parse(f);
+  } catch (const nlohmann::json::exception& e) {
+    MV_FAIL(path, ": not valid JSON: ", e.what());
+  }
+}
+
+// The differences between a Hugging Face vision folder and the model's vision config.
+void check_hf_vision_folder(const VisionConfig& v, const std::string& dir) {
+  std::vector<std::string> diffs;
+  nlohmann::json cfg = read_json_file(dir + "/config.json");
+  if (cfg.contains("vision_config")) cfg = cfg["vision_config"];
+  auto same = [&](const char* key, const auto& ours) {
+    if (!cfg.contains(key)) return;
+    using T = std::decay_t<decltype(ours)>;
+    const T theirs = cfg[key].get<T>();
+    if (theirs != ours)
+      diffs.push_back(std::string(key) + ": " + cfg[key].dump() + " in the folder, " +
+                      nlohmann::json(ours).dump() + " in vision");
+  };
+  same("hidden_size", v.hidden_size);
+  same("num_hidden_layers", v.num_hidden_layers);
+  same("num_attention_heads", v.num_attention_heads);
+  same("intermediate_size", v.intermediate_size);
+  same("image_size", v.image_size);
+  same("patch_size", v.patch_size);
+  same("num_channels", v.num_channels);
+  same("hidden_act", v.hidden_act);
+  if (cfg.contains("layer_norm_eps") &&
+      std::abs(cfg["layer_norm_eps"].get<double>() - v.layer_norm_eps) > 1e-12)
+    diffs.push_back("layer_norm_eps: " + cfg["layer_norm_eps"].dump() + " in the folder, " +
+                    std::to_string(v.layer_norm_eps) + " in vision");
+  const std::string pre_path = dir + "/preprocessor_config.json";
+  if (fs::exists(pre_path)) {
+    const nlohmann::json pre = read_json_file(pre_path);
+    if (pre.contains("resample")) {
+      const int r = pre["resample"].get<int>();
+      const char* name = r == 2 ? "bilinear" : r == 3 ? "bicubic" : "unsupported";
+      if (v.resample != name)
+        diffs.push_back("preprocessor resample: " + std::to_string(r) + " (" + name +
+                        ") in the folder, " + v.resample + " in vision");
+    }
+    for (const char* key : {"image_mean", "image_std"}) {
+      if (!pre.contains(key)) continue;
+      const std::array<float, 3> ours =
+          std::string(key) == "image_mean" ? v.image_mean : v.image_std;
+      const std::vector<double> theirs = pre[key].get<std::vector<double>>();
+      bool equal = theirs.size() == 3;
+      for (size_t i = 0; equal && i < 3; ++i) equal = std::abs(theirs[i] - ours[i]) < 1e-6;
+      if (!equal)
+        diffs.push_back(std::string("preprocessor ") + key + ": " + pre[key].dump() +
+                        " in the folder, " + nlohmann::json(ours).dump() + " in vision");
+    }
+  }
+  MV_CHECK(diffs.empty(), dir, " does not match the model's vision config:", join_lines(diffs));
+}
+
+}  // namespace
+
+void import_hf_vision(const MiniMindVLM& model, const std::string& path) {
+  const VisionConfig& v = model.config().vision;
+  std::string file = path;
+  if (fs::is_directory(path)) {
+    check_hf_vision_folder(v, path);
+    file = path + "/model.safetensors";
+  }
   ImportRule rule;
-  rule.what = "Hugging Face CLIP vision tower";
+  rule.what = "Hugging Face " + v.type + " vision tower";
   rule.map = [](const std::string& n) -> std::string {
     if (ends_with(n, ".position_ids")) return "";
+    if (starts_with(n, "vision_model.head.")) return "";  // SigLIP's pooling head: unused
     if (starts_with(n, "vision_model.")) return "vision_encoder." + n;
     return "";  // text_model.*, logit_scale, *_projection belong to the text side
   };
   rule.required = [](const std::string& n) { return starts_with(n, "vision_encoder."); };
-  import_weights(model, path, rule);
+  import_weights(model, file, rule);
 }
 
 void import_minimind_llm(const MiniMindVLM& model, const std::string& path) {

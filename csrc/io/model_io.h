@@ -27,8 +27,11 @@ struct ImportRule {
   std::string what;  // "HF CLIP vision tower", for messages
 };
 void import_weights(const MiniMindVLM& model, const std::string& path, const ImportRule& rule);
-// A Hugging Face CLIP (or CLIPVisionModel) model.safetensors → the vision tower.
-void import_hf_clip_vision(const MiniMindVLM& model, const std::string& path);
+// A Hugging Face vision tower of the model's vision.type — CLIP (CLIPModel or CLIPVisionModel)
+// or SigLIP (SiglipModel or SiglipVisionModel; its pooling head is left out) — from its
+// model.safetensors, or from its folder: then the folder's config.json and, when present,
+// preprocessor_config.json must describe the model's vision config (every difference is named).
+void import_hf_vision(const MiniMindVLM& model, const std::string& path);
 // A MiniMind LLM state dict (safetensors; see scripts/convert_minimind_pth.py) → the LLM.
 void import_minimind_llm(const MiniMindVLM& model, const std::string& path);
 

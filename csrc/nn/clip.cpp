@@ -9,10 +9,7 @@ namespace {
 const std::string kRoot = "vision_encoder.vision_model.";
 
 void check_clip(const VisionConfig& c, const std::string& origin) {
-  MV_CHECK(
-      c.hidden_act == "quick_gelu" || c.hidden_act == "gelu" || c.hidden_act == "gelu_pytorch_tanh",
-      origin, ": vision.hidden_act must be quick_gelu, gelu or gelu_pytorch_tanh, got ",
-      c.hidden_act);
+  check_vit_activation(c, origin);
 }
 
 std::unique_ptr<VisionTower> make_clip(const VisionConfig& c) {
@@ -22,49 +19,6 @@ std::unique_ptr<VisionTower> make_clip(const VisionConfig& c) {
 const bool registered = vision_towers().add("clip", {make_clip, check_clip});
 
 }  // namespace
-
-ClipLayer::ClipLayer(const VisionConfig& c, const std::string& p) {
-  const int64_t D = c.hidden_size, I = c.intermediate_size;
-  ln1_w = make_param(p + "layer_norm1.weight", {D});
-  ln1_b = make_param(p + "layer_norm1.bias", {D});
-  q_w = make_param(p + "self_attn.q_proj.weight", {D, D});
-  q_b = make_param(p + "self_attn.q_proj.bias", {D});
-  k_w = make_param(p + "self_attn.k_proj.weight", {D, D});
-  k_b = make_param(p + "self_attn.k_proj.bias", {D});
-  v_w = make_param(p + "self_attn.v_proj.weight", {D, D});
-  v_b = make_param(p + "self_attn.v_proj.bias", {D});
-  out_w = make_param(p + "self_attn.out_proj.weight", {D, D});
-  out_b = make_param(p + "self_attn.out_proj.bias", {D});
-  ln2_w = make_param(p + "layer_norm2.weight", {D});
-  ln2_b = make_param(p + "layer_norm2.bias", {D});
-  fc1_w = make_param(p + "mlp.fc1.weight", {I, D});
-  fc1_b = make_param(p + "mlp.fc1.bias", {I});
-  fc2_w = make_param(p + "mlp.fc2.weight", {D, I});
-  fc2_b = make_param(p + "mlp.fc2.bias", {D});
-}
-
-void ClipLayer::params(ParamList& out) const {
-  for (const Tensor* t : {&ln1_w, &ln1_b, &q_w, &q_b, &k_w, &k_b, &v_w, &v_b, &out_w, &out_b,
-                          &ln2_w, &ln2_b, &fc1_w, &fc1_b, &fc2_w, &fc2_b})
-    out.push_back({t->name(), *t});
-}
-
-Tensor ClipLayer::forward(const VisionConfig& c, const Tensor& x) const {
-  const int64_t n = x.size(0), L = x.size(1), heads = c.num_attention_heads,
-                hd = c.hidden_size / heads;
-  const Tensor a = ops::layernorm(x, ln1_w, ln1_b, c.layer_norm_eps);
-  const Tensor q = ops::linear(a, q_w, q_b).reshape({n, L, heads, hd});
-  const Tensor k = ops::linear(a, k_w, k_b).reshape({n, L, heads, hd});
-  const Tensor v = ops::linear(a, v_w, v_b).reshape({n, L, heads, hd});
-  const Tensor o = ops::attention(q, k, v, /*causal=*/false).reshape({n, L, c.hidden_size});
-  const Tensor x1 = ops::add(x, ops::linear(o, out_w, out_b));
-  const Tensor m = ops::layernorm(x1, ln2_w, ln2_b, c.layer_norm_eps);
-  Tensor f = ops::linear(m, fc1_w, fc1_b);
-  f = c.hidden_act == "gelu"                ? ops::gelu(f)
-      : c.hidden_act == "gelu_pytorch_tanh" ? ops::gelu_tanh(f)
-                                            : ops::quick_gelu(f);
-  return ops::add(x1, ops::linear(f, fc2_w, fc2_b));
-}
 
 ClipVision::ClipVision(const VisionConfig& c) : VisionTower(c) {
   const int64_t D = c.hidden_size, p = c.patch_size, G = c.grid();
@@ -84,7 +38,7 @@ void ClipVision::params(ParamList& out) const {
   for (const Tensor* t :
        {&class_embedding, &patch_embedding, &position_embedding, &pre_ln_w, &pre_ln_b})
     out.push_back({t->name(), *t});
-  for (const ClipLayer& l : layers) l.params(out);
+  for (const VitLayer& l : layers) l.params(out);
   out.push_back({post_ln_w.name(), post_ln_w});
   out.push_back({post_ln_b.name(), post_ln_b});
 }
@@ -92,17 +46,7 @@ void ClipVision::params(ParamList& out) const {
 void ClipVision::init(Rng& rng) {
   ParamList ps;
   params(ps);
-  for (NamedTensor& p : ps) {
-    const bool is_norm =
-        p.name.find("norm") != std::string::npos || p.name.find("layrnorm") != std::string::npos;
-    const bool is_bias = p.name.size() > 5 && p.name.compare(p.name.size() - 5, 5, ".bias") == 0;
-    if (is_bias)
-      init_constant(p.tensor, 0.0);
-    else if (is_norm)
-      init_constant(p.tensor, 1.0);
-    else
-      init_normal(p.tensor, rng, 0.02);
-  }
+  init_vit_params(ps, rng);
 }
 
 Tensor ClipVision::forward(const Tensor& pixels) const {
@@ -113,7 +57,7 @@ Tensor ClipVision::forward(const Tensor& pixels) const {
   const Tensor cls = ops::expand(class_embedding.reshape({1, 1, D}), {n, 1, D});
   Tensor x = ops::add(ops::concat({cls.contiguous(), patches}, 1), position_embedding);
   x = ops::layernorm(x, pre_ln_w, pre_ln_b, c_.layer_norm_eps);
-  for (const ClipLayer& l : layers) x = l.forward(c_, x);
+  for (const VitLayer& l : layers) x = l.forward(c_, x);
   return x.narrow(1, 1, x.size(1) - 1);
 }
 

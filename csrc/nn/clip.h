@@ -8,16 +8,9 @@
 #include "nn/config.h"
 #include "nn/module.h"
 #include "nn/vision_tower.h"
+#include "nn/vit.h"
 
 namespace minivlm {
-
-struct ClipLayer {
-  Tensor ln1_w, ln1_b, q_w, q_b, k_w, k_b, v_w, v_b, out_w, out_b, ln2_w, ln2_b, fc1_w, fc1_b,
-      fc2_w, fc2_b;
-  ClipLayer(const VisionConfig& c, const std::string& prefix);
-  void params(ParamList& out) const;
-  Tensor forward(const VisionConfig& c, const Tensor& x) const;  // [n, L, D] → [n, L, D]
-};
 
 class ClipVision : public VisionTower {
  public:
@@ -29,7 +22,7 @@ class ClipVision : public VisionTower {
 
   Tensor class_embedding, patch_embedding, position_embedding, pre_ln_w, pre_ln_b, post_ln_w,
       post_ln_b;
-  std::vector<ClipLayer> layers;
+  std::vector<VitLayer> layers;
 };
 
 }  // namespace minivlm

@@ -1,5 +1,7 @@
 #include "nn/llm.h"
 
+#include <algorithm>
+
 #include "autograd/node.h"
 #include "ops/ops.h"
 
@@ -15,6 +17,75 @@ KVCache KVCache::allocate(const LlmConfig& c, int64_t batch, int64_t max_len, De
   return kv;
 }
 
+SwigluMlp::SwigluMlp(const std::string& p, int64_t H, int64_t I) {
+  gate_proj = make_param(p + "gate_proj.weight", {I, H});
+  up_proj = make_param(p + "up_proj.weight", {I, H});
+  down_proj = make_param(p + "down_proj.weight", {H, I});
+}
+
+Tensor SwigluMlp::forward(const Tensor& x) const {
+  return ops::linear(ops::swiglu(ops::linear(x, gate_proj), ops::linear(x, up_proj)), down_proj);
+}
+
+Tensor moe_forward(const LlmConfig& c, const Tensor& x, const Tensor& router,
+                   const std::vector<SwigluMlp>& experts, Tensor* aux) {
+  const int64_t N = x.size(0), H = x.size(1), E = static_cast<int64_t>(experts.size()),
+                k = c.num_experts_per_tok;
+  MV_CHECK(x.dim() == 2 && router.dim() == 2 && router.size(0) == E && router.size(1) == H,
+           "moe: x ", shape_str(x.shape()), " and router ", shape_str(router.shape()), " for ", E,
+           " experts");
+  const Tensor logits = ops::linear(x, router);  // [N, E]
+  const Tensor probs = ops::softmax(logits);
+  // The routing, on the host: each token's k largest probabilities (torch.topk's choice: the
+  // larger value first, ties to the lower expert).
+  const std::vector<float> p = probs.to(kCPU).to_float_vector();
+  std::vector<int64_t> choice(static_cast<size_t>(N * k));  // flat index n·E + e, slot by slot
+  std::vector<int64_t> order(static_cast<size_t>(E));
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t e = 0; e < E; ++e) order[e] = e;
+    const float* row = p.data() + n * E;
+    std::stable_sort(order.begin(), order.end(),
+                     [row](int64_t a, int64_t b) { return row[a] > row[b]; });
+    for (int64_t j = 0; j < k; ++j) choice[n * k + j] = n * E + order[j];
+  }
+  const Tensor flat_choice = Tensor::from_vector(choice, {N * k});
+  // The chosen weights [N·k, 1]. Renormalised p_i / Σ_topk p_j is the softmax of the chosen
+  // logits (the full softmax's denominator cancels).
+  Tensor w;
+  if (c.norm_topk_prob)
+    w = ops::softmax(ops::gather_rows(logits.reshape({N * E, 1}), flat_choice).reshape({N, k}))
+            .reshape({N * k, 1});
+  else
+    w = ops::gather_rows(probs.reshape({N * E, 1}), flat_choice);
+  Tensor y = Tensor::zeros({N, H}, x.dtype(), x.device());
+  std::vector<int64_t> routed(static_cast<size_t>(E), 0);
+  for (int64_t e = 0; e < E; ++e) {
+    std::vector<int64_t> tokens, slots;  // in token order
+    for (int64_t i = 0; i < N * k; ++i)
+      if (choice[i] % E == e) {
+        tokens.push_back(i / k);
+        slots.push_back(i);
+      }
+    routed[e] = static_cast<int64_t>(tokens.size());
+    if (tokens.empty()) continue;
+    const int64_t M = routed[e];
+    const Tensor tok = Tensor::from_vector(tokens, {M});
+    const Tensor we = ops::gather_rows(w, Tensor::from_vector(slots, {M}));  // [M, 1]
+    const Tensor ye = ops::mul(experts[e].forward(ops::gather_rows(x, tok)), we);
+    y = ops::index_add_rows(y, tok, ye);
+  }
+  if (aux != nullptr && c.router_aux_loss_coef > 0) {
+    std::vector<double> load(static_cast<size_t>(E));
+    for (int64_t e = 0; e < E; ++e)
+      load[e] = static_cast<double>(routed[e]) / static_cast<double>(N);
+    const Tensor load_t = Tensor::from_vector(load, {E}).to(probs.dtype()).to(probs.device());
+    const Tensor a = ops::scale(ops::sum(ops::mul(ops::mean(probs, 0), load_t)),
+                                c.router_aux_loss_coef * static_cast<double>(E));
+    *aux = aux->defined() ? ops::add(*aux, a) : a;
+  }
+  return y;
+}
+
 DecoderLayer::DecoderLayer(const LlmConfig& c, const std::string& p) {
   const int64_t H = c.hidden_size, q = c.num_attention_heads * c.head_dim,
                 kv = c.num_key_value_heads * c.head_dim, I = c.intermediate_size;
@@ -28,6 +99,13 @@ DecoderLayer::DecoderLayer(const LlmConfig& c, const std::string& p) {
     k_norm = make_param(p + "self_attn.k_norm.weight", {c.head_dim});
   }
   post_norm = make_param(p + "post_attention_layernorm.weight", {H});
+  if (c.use_moe) {
+    router = make_param(p + "mlp.gate.weight", {c.num_experts, H});
+    for (int64_t e = 0; e < c.num_experts; ++e)
+      experts.emplace_back(p + "mlp.experts." + std::to_string(e) + ".", H,
+                           c.moe_intermediate_size);
+    return;
+  }
   gate_proj = make_param(p + "mlp.gate_proj.weight", {I, H});
   up_proj = make_param(p + "mlp.up_proj.weight", {I, H});
   down_proj = make_param(p + "mlp.down_proj.weight", {H, I});
@@ -35,12 +113,14 @@ DecoderLayer::DecoderLayer(const LlmConfig& c, const std::string& p) {
 
 void DecoderLayer::params(ParamList& out) const {
   for (const Tensor* t : {&input_norm, &q_proj, &k_proj, &v_proj, &o_proj, &q_norm, &k_norm,
-                          &post_norm, &gate_proj, &up_proj, &down_proj})
+                          &post_norm, &gate_proj, &up_proj, &down_proj, &router})
     if (t->defined()) out.push_back({t->name(), *t});
+  for (const SwigluMlp& e : experts)
+    for (const Tensor* t : {&e.gate_proj, &e.up_proj, &e.down_proj}) out.push_back({t->name(), *t});
 }
 
 Tensor DecoderLayer::forward(const LlmConfig& c, const Tensor& h, int64_t start_pos,
-                             Tensor* cache_k, Tensor* cache_v) const {
+                             Tensor* cache_k, Tensor* cache_v, Tensor* aux) const {
   const int64_t B = h.size(0), T = h.size(1);
   const Tensor a = ops::rmsnorm(h, input_norm, c.rms_norm_eps);
   Tensor q = ops::linear(a, q_proj).reshape({B, T, c.num_attention_heads, c.head_dim});
@@ -65,6 +145,11 @@ Tensor DecoderLayer::forward(const LlmConfig& c, const Tensor& h, int64_t start_
       ops::attention(q, k, v, /*causal=*/true).reshape({B, T, c.num_attention_heads * c.head_dim});
   const Tensor h1 = ops::add(h, ops::linear(o, o_proj));
   const Tensor m = ops::rmsnorm(h1, post_norm, c.rms_norm_eps);
+  if (router.defined()) {
+    const int64_t H = c.hidden_size;
+    return ops::add(h1,
+                    moe_forward(c, m.reshape({B * T, H}), router, experts, aux).reshape({B, T, H}));
+  }
   const Tensor mlp =
       ops::linear(ops::swiglu(ops::linear(m, gate_proj), ops::linear(m, up_proj)), down_proj);
   return ops::add(h1, mlp);
@@ -99,11 +184,12 @@ void MiniMindLM::init(Rng& rng) {
 
 Tensor MiniMindLM::embed(const Tensor& ids) const { return ops::embedding(embed_tokens, ids); }
 
-Tensor MiniMindLM::forward_hidden(const Tensor& h0, int64_t start_pos, KVCache* cache) const {
+Tensor MiniMindLM::forward_hidden(const Tensor& h0, int64_t start_pos, KVCache* cache,
+                                  Tensor* aux) const {
   Tensor h = h0;
   for (size_t i = 0; i < layers.size(); ++i) {
     h = layers[i].forward(c_, h, start_pos, cache ? &cache->k[i] : nullptr,
-                          cache ? &cache->v[i] : nullptr);
+                          cache ? &cache->v[i] : nullptr, aux);
   }
   if (cache != nullptr) cache->length = start_pos + h0.size(1);
   return ops::rmsnorm(h, final_norm, c_.rms_norm_eps);

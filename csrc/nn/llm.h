@@ -1,5 +1,6 @@
 // The MiniMind decoder-only LM (SPEC §1.2): pre-norm layers of GQA attention with half-split RoPE
-// (optional per-head q/k RMSNorm) and a SwiGLU MLP, no biases, tied embeddings by default.
+// (optional per-head q/k RMSNorm) and a SwiGLU MLP — or, with llm.use_moe, MiniMind-3's
+// mixture of SwiGLU experts behind a softmax router — no biases, tied embeddings by default.
 #pragma once
 #include <vector>
 
@@ -17,16 +18,36 @@ struct KVCache {
   static KVCache allocate(const LlmConfig& c, int64_t batch, int64_t max_len, Device device = kCPU);
 };
 
+// One SwiGLU feed-forward: down(silu(gate(x)) · up(x)).
+struct SwigluMlp {
+  Tensor gate_proj, up_proj, down_proj;  // [I, H], [I, H], [H, I]
+  SwigluMlp() = default;
+  SwigluMlp(const std::string& prefix, int64_t hidden, int64_t intermediate);
+  Tensor forward(const Tensor& x) const;
+};
+
+// MiniMind-3's MOEFeedForward on x [N, H]: p = softmax(x · routerᵀ) over the E experts; each
+// token goes to its top-k experts (ties to the lower index), weighted by their p — renormalised
+// to sum to 1 when norm_topk_prob —, and y = Σ weight · expert(x). The routing itself (which
+// experts) carries no gradient; the weights do. When `aux` is given, adds the load-balancing loss
+// router_aux_loss_coef · E · Σ_e (tokens routed to e / N) · mean_n p[n, e] to it. An expert that
+// receives no token takes no part in the graph (its gradient is zero).
+Tensor moe_forward(const LlmConfig& c, const Tensor& x, const Tensor& router,
+                   const std::vector<SwigluMlp>& experts, Tensor* aux);
+
 struct DecoderLayer {
   Tensor input_norm, q_proj, k_proj, v_proj, o_proj, q_norm, k_norm, post_norm, gate_proj, up_proj,
       down_proj;
+  Tensor router;                   // MoE: [E, H] (mlp.gate.weight); dense: undefined
+  std::vector<SwigluMlp> experts;  // MoE: E experts (mlp.experts.{e}.*); dense: empty
 
   DecoderLayer(const LlmConfig& c, const std::string& prefix);
   void params(ParamList& out) const;
   // h [B, T, H] at positions start_pos.. → [B, T, H]. With a cache, this step's k/v are written at
-  // start_pos and attention reads all cached positions.
+  // start_pos and attention reads all cached positions. A MoE layer adds its router loss to *aux
+  // when aux is given.
   Tensor forward(const LlmConfig& c, const Tensor& h, int64_t start_pos, Tensor* cache_k,
-                 Tensor* cache_v) const;
+                 Tensor* cache_v, Tensor* aux = nullptr) const;
 };
 
 class MiniMindLM {
@@ -37,8 +58,10 @@ class MiniMindLM {
   void init(Rng& rng);
 
   Tensor embed(const Tensor& ids) const;  // [B, T] → [B, T, H]
-  // Decoder stack and final norm: h [B, T, H] → [B, T, H].
-  Tensor forward_hidden(const Tensor& h, int64_t start_pos = 0, KVCache* cache = nullptr) const;
+  // Decoder stack and final norm: h [B, T, H] → [B, T, H]. With `aux`, the MoE layers' router
+  // losses summed (a scalar; undefined for a dense model).
+  Tensor forward_hidden(const Tensor& h, int64_t start_pos = 0, KVCache* cache = nullptr,
+                        Tensor* aux = nullptr) const;
   Tensor logits(const Tensor& hidden) const;  // [..., H] → [..., V]
 
   Tensor embed_tokens, final_norm, lm_head;  // lm_head undefined when tied

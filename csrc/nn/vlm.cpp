@@ -1,5 +1,6 @@
 #include "nn/vlm.h"
 
+#include "autograd/node.h"
 #include "ops/ops.h"
 
 namespace minivlm {
@@ -128,8 +129,10 @@ VlmOutput MiniMindVLM::forward(const VlmBatch& batch, double denominator) const 
   const int64_t B = batch.ids.size(0), T = batch.ids.size(1), V = c_.llm.vocab_size;
   MV_CHECK(T <= c_.llm.max_position_embeddings, "sequence of ", T,
            " tokens exceeds max_position_embeddings ", c_.llm.max_position_embeddings);
-  const Tensor hidden = llm.forward_hidden(embed(batch));
   VlmOutput out;
+  const bool with_aux = c_.llm.use_moe && c_.llm.router_aux_loss_coef > 0 && grad_enabled();
+  const Tensor hidden =
+      llm.forward_hidden(embed(batch), 0, nullptr, with_aux ? &out.aux_loss : nullptr);
   out.logits = llm.logits(hidden);
   out.loss = ops::cross_entropy(out.logits.reshape({B * T, V}),
                                 shifted_targets(batch.ids, batch.label_mask), ops::kIgnoreIndex,

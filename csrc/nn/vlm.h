@@ -26,8 +26,10 @@ struct VlmBatch {
 };
 
 struct VlmOutput {
-  Tensor logits;  // [B, T, V]
-  Tensor loss;    // scalar: Σ token losses / denominator
+  Tensor logits;    // [B, T, V]
+  Tensor loss;      // scalar: Σ token losses / denominator
+  Tensor aux_loss;  // scalar: the MoE router loss over the batch's tokens, computed only where
+                    // grad mode is on (training); undefined for a dense model and without grad
 };
 
 class MiniMindVLM {

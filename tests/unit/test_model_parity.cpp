@@ -165,7 +165,7 @@ TEST(ModelLoading, ImportersMapForeignNames) {
   const std::string dir = ::testing::TempDir();
   save_safetensors(dir + "hf_clip.safetensors", clip);
   save_safetensors(dir + "minimind_llm.safetensors", llm);
-  import_hf_clip_vision(target, dir + "hf_clip.safetensors");
+  import_hf_vision(target, dir + "hf_clip.safetensors");
   import_minimind_llm(target, dir + "minimind_llm.safetensors");
   const ParamList from = source.params(), to = target.params();
   for (size_t i = 0; i < from.size(); ++i) {
@@ -177,7 +177,7 @@ TEST(ModelLoading, ImportersMapForeignNames) {
   clip.erase(clip.begin());
   save_safetensors(dir + "hf_clip.safetensors", clip);
   try {
-    import_hf_clip_vision(target, dir + "hf_clip.safetensors");
+    import_hf_vision(target, dir + "hf_clip.safetensors");
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(

@@ -63,11 +63,11 @@ TEST(VisionTower, ConfigChoosesARegisteredTypeAndNamesTheValidOnes) {
   j["vision"]["type"] = "sigclip";
   EXPECT_THAT([&] { ModelConfig::from_json(j, "cfg.json"); },
               ThrowsMessage<Error>(HasSubstr("cfg.json: vision.type 'sigclip' is unknown (valid: "
-                                             "clip)")));
+                                             "clip, siglip)")));
   VisionConfig v;
   v.type = "sigclip";
   EXPECT_THAT([&] { make_vision_tower(v); },
-              ThrowsMessage<Error>(HasSubstr("vision.type 'sigclip' is unknown (valid: clip)")));
+              ThrowsMessage<Error>(HasSubstr("vision.type 'sigclip' is unknown (valid: clip, siglip)")));
   // The tower checks its own fields.
   j["vision"]["type"] = "clip";
   j["vision"]["hidden_act"] = "relu";
@@ -118,10 +118,10 @@ TEST(Projector, LinearIsTheDefaultKeepsItsTensorsAndItsConfigJson) {
   EXPECT_EQ(proj[1].name, "vision_proj.proj.bias");
   EXPECT_EQ(proj[1].tensor.shape(), (Shape{c.llm.hidden_size}));
 
-  j["projector"]["type"] = "mlp";
+  j["projector"]["type"] = "mlpp";
   EXPECT_THAT([&] { ModelConfig::from_json(j, "cfg.json"); },
-              ThrowsMessage<Error>(HasSubstr("cfg.json: projector.type 'mlp' is unknown (valid: "
-                                             "linear, test_narrow)")));
+              ThrowsMessage<Error>(HasSubstr("cfg.json: projector.type 'mlpp' is unknown (valid: "
+                                             "linear, mlp, test_narrow)")));
 }
 
 // A projector that registers itself is chosen by projector.type, checks its fields, is written
