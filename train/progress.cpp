@@ -30,23 +30,26 @@ std::string Progress::eta(int64_t step) const {
   return buf;
 }
 
-void Progress::update(int64_t step, double loss, double lr, double tokens_per_s) {
+void Progress::update(int64_t step, double loss, double lr, double tokens_per_s,
+                      std::optional<double> aux) {
+  char aux_text[32] = "";
+  if (aux) std::snprintf(aux_text, sizeof aux_text, " aux %.5f", *aux);
   if (tty_) {
     constexpr int kWidth = 28;
     const int filled = total_ > 0 ? static_cast<int>(kWidth * step / total_) : 0;
     std::string bar(static_cast<size_t>(filled), '#');
     bar.resize(kWidth, '.');
-    std::fprintf(stderr, "\r[%s] %lld/%lld loss %.4f lr %.2e %.0f tok/s eta %s ", bar.c_str(),
-                 static_cast<long long>(step), static_cast<long long>(total_), loss, lr,
+    std::fprintf(stderr, "\r[%s] %lld/%lld loss %.4f%s lr %.2e %.0f tok/s eta %s ", bar.c_str(),
+                 static_cast<long long>(step), static_cast<long long>(total_), loss, aux_text, lr,
                  tokens_per_s, eta(step).c_str());
     std::fflush(stderr);
     drawn_ = true;
     return;
   }
   if (step % every_ != 0 && step != total_) return;
-  std::fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  eta %s\n",
-               static_cast<long long>(step), static_cast<long long>(total_), loss, lr, tokens_per_s,
-               eta(step).c_str());
+  std::fprintf(stderr, "step %lld/%lld  loss %.4f%s  lr %.2e  %.0f tok/s  eta %s\n",
+               static_cast<long long>(step), static_cast<long long>(total_), loss, aux_text, lr,
+               tokens_per_s, eta(step).c_str());
 }
 
 void Progress::message(const std::string& line) {

@@ -2,6 +2,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace minivlm {
@@ -9,8 +10,9 @@ namespace minivlm {
 class Progress {
  public:
   Progress(int64_t total_steps, int64_t start_step, int64_t log_every);
-  // Called after every optimizer step; draws when due.
-  void update(int64_t step, double loss, double lr, double tokens_per_s);
+  // Called after every optimizer step; draws when due. `aux`: a MoE model's router loss.
+  void update(int64_t step, double loss, double lr, double tokens_per_s,
+              std::optional<double> aux = std::nullopt);
   void message(const std::string& line);  // a full line above the bar
   void finish();
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "data/loader.h"
+#include "ops/ops.h"
 
 namespace minivlm {
 
@@ -31,27 +32,37 @@ StepResult TrainStep::run(const Step& step, double lr) {
 
 StepResult TrainStep::forward_backward_and_reduce(std::span<const MicroInput> micro) {
   // The global supervised-token count normalises every micro-batch's summed loss (SPEC §4.2).
-  int64_t mine = 0;
-  for (const MicroInput& m : micro) mine += m.supervised_tokens;
-  std::vector<double> count = {static_cast<double>(mine)};
+  int64_t mine = 0, computed = 0;
+  for (const MicroInput& m : micro) {
+    mine += m.supervised_tokens;
+    computed += m.batch != nullptr;
+  }
+  std::vector<double> count = {static_cast<double>(mine), static_cast<double>(computed)};
   comm_.all_reduce_sum(count);
-  const double denom = count[0];
+  const double denom = count[0], micro_batches = count[1];
   // Reductions start during this rank's last backward pass of the step; earlier ones accumulate.
   const MicroInput* last = nullptr;
   for (const MicroInput& m : micro)
     if (m.batch != nullptr) last = &m;
-  double loss_sum = 0;
+  double loss_sum = 0, aux_sum = 0;
   for (const MicroInput& m : micro) {
     if (m.batch == nullptr || denom <= 0) continue;
     const VlmOutput out = model_.forward(*m.batch, denom);
     loss_sum += out.loss.item();
-    reducer_.backward(out.loss, &m == last);
+    Tensor total = out.loss;
+    if (out.aux_loss.defined()) {
+      const Tensor aux = ops::scale(ops::cast(out.aux_loss, out.loss.dtype()), 1.0 / micro_batches);
+      aux_sum += aux.item();
+      total = ops::add(total, aux);
+    }
+    reducer_.backward(total, &m == last);
   }
   reducer_.reduce();  // every gradient is now the sum over ranks
-  std::vector<double> loss = {loss_sum};
+  std::vector<double> loss = {loss_sum, aux_sum};
   comm_.all_reduce_sum(loss);
   StepResult r;
   r.loss = loss[0];
+  r.aux_loss = loss[1];
   r.tokens = static_cast<int64_t>(denom);
   return r;
 }
@@ -59,7 +70,8 @@ StepResult TrainStep::forward_backward_and_reduce(std::span<const MicroInput> mi
 double TrainStep::grad_norm() const { return minivlm::grad_norm(optim_.params()); }
 
 bool TrainStep::update(const StepResult& r, double lr) {
-  const bool finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
+  const bool finite =
+      std::isfinite(r.loss) && std::isfinite(r.aux_loss) && std::isfinite(r.grad_norm);
   if (finite) optim_.step(lr, clip_factor(r.grad_norm, grad_clip_));
   optim_.zero_grad();
   return finite;

@@ -7,7 +7,10 @@
 //                                loss summed over ranks. The loss is then the mean over every
 //                                supervised token of the step (SPEC §4.2), and loss and gradients
 //                                do not depend on how the step is split across micro-batches and
-//                                processes.
+//                                processes. A MoE model's router loss, a mean over each
+//                                micro-batch's tokens, joins the loss divided by the step's
+//                                micro-batch count over all ranks: its gradient is the mean of the
+//                                micro-batches' (data-parallel PyTorch's averaging).
 //   grad_norm                    the global L2 norm of the summed gradients, before clipping.
 //   update                       when loss and norm are finite, AdamW at the scheduled lr on the
 //                                gradients scaled by the clipping factor; otherwise a skipped step
@@ -40,6 +43,7 @@ struct MicroInput {
 
 struct StepResult {
   double loss = 0;       // Σ token losses over micro-batches and ranks / tokens
+  double aux_loss = 0;   // MoE: the router loss, mean over the step's micro-batches and ranks
   int64_t tokens = 0;    // supervised tokens of the step over all ranks
   double grad_norm = 0;  // of the summed gradients, before clipping
   bool applied = false;  // false: loss or norm not finite, the step was skipped

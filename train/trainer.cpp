@@ -323,15 +323,20 @@ bool loop(Run& r) {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_last).count();
     const double tps = secs > 0 ? static_cast<double>(tokens_since) / secs : 0.0;
-    if (r.comm->is_main()) progress.update(r.step, res.loss, lr, tps);
+    const bool moe = r.m.model->config().llm.use_moe;
+    if (r.comm->is_main())
+      progress.update(r.step, res.loss, lr, tps,
+                      moe ? std::optional<double>(res.aux_loss) : std::nullopt);
     if (r.step % r.opt.log_every == 0 || r.step == r.total_steps) {
-      append_metrics(r, {{"step", r.step},
-                         {"epoch", s.epoch},
-                         {"loss", res.loss},
-                         {"lr", lr},
-                         {"grad_norm", res.grad_norm},
-                         {"tokens_per_s", tps},
-                         {"skipped", r.loader->state().skipped_total}});
+      nlohmann::json line = {{"step", r.step},
+                             {"epoch", s.epoch},
+                             {"loss", res.loss},
+                             {"lr", lr},
+                             {"grad_norm", res.grad_norm},
+                             {"tokens_per_s", tps},
+                             {"skipped", r.loader->state().skipped_total}};
+      if (moe) line["aux_loss"] = res.aux_loss;
+      append_metrics(r, line);
       t_last = std::chrono::steady_clock::now();
       tokens_since = 0;
     }
