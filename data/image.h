@@ -1,4 +1,4 @@
-// Image loading and CLIP preprocessing (SPEC §2).
+// Image loading, resizing and CLIP preprocessing (SPEC §2).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -24,8 +24,15 @@ RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& wha
 // PNG file bytes of an image (stb_image_write).
 std::string encode_png(const RgbImage& img);
 
-// Pillow-compatible BICUBIC resize (antialiased when shrinking), bit-exact with Image.resize;
-// resizing to the same size returns an exact copy.
+// Pillow's resampling filters (Image.Resampling.BILINEAR = 2, BICUBIC = 3).
+enum class Resample { bilinear, bicubic };
+// "bilinear" or "bicubic" (vision.resample); throws minivlm::Error naming anything else.
+Resample resample_from_name(const std::string& name);
+const char* resample_name(Resample resample);
+
+// Pillow-compatible resize (antialiased when shrinking), bit-exact with Image.resize((w, h),
+// resample) without reducing_gap; resizing to the same size returns an exact copy.
+RgbImage resize(const RgbImage& img, int out_width, int out_height, Resample resample);
 RgbImage resize_bicubic(const RgbImage& img, int out_width, int out_height);
 // Shortest edge → size, keeping the aspect ratio as CLIPImageProcessor does: the long edge becomes
 // int(size · long / short) (truncated). Returns {width, height}.

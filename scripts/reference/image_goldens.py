@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden values for image decoding and CLIP preprocessing (SPEC §2), from Pillow + numpy.
+"""Golden values for image decoding, resizing and CLIP preprocessing (SPEC §2), from Pillow + numpy.
 
 Writes tests/goldens/image/: small synthetic inputs (inputs/), reference outputs as raw
 little-endian arrays, and goldens.json describing every case. The real photos in
@@ -9,7 +9,7 @@ Reference semantics (what Hugging Face transformers' CLIPImageProcessor does wit
   decode     Image.open; an image with alpha (or a transparency key) is alpha-composited over opaque
              white with Image.alpha_composite, then convert("RGB") (transformers' convert_to_rgb).
              Pillow's integer formula equals round((c*a + 255*(255-a)) / 255); checked below.
-  resize     Image.resize((w, h), BICUBIC) on the RGB image.
+  resize     Image.resize((w, h), BICUBIC) on the RGB image; resize_bilinear: the same with BILINEAR.
   shortest   long edge = int(size * long / short), short edge = size.
   crop       top = (H - s) // 2, left = (W - s) // 2, zero padding where the window leaves the image.
   normalize  float32(x * (1/255) in float64), then (x - mean) / std in float32; layout [3, s, s].
@@ -126,8 +126,8 @@ def decode(path):
     return rgb
 
 
-def resize(rgb, w, h):
-    return np.array(Image.fromarray(rgb).resize((w, h), Image.Resampling.BICUBIC))
+def resize(rgb, w, h, resample=Image.Resampling.BICUBIC):
+    return np.array(Image.fromarray(rgb).resize((w, h), resample))
 
 
 def shortest_edge_size(w, h, size):
@@ -228,6 +228,23 @@ def main():
             manifest["resize"].append({"input": path, "width": w, "height": h,
                                        "data": write(f"resize/{slug(path)}_{w}x{h}.u8",
                                                      resize(rgb, w, h))})
+
+    # Bilinear: the same inputs and sizes (one fewer per photo); the larger outputs as a strided
+    # subsample, every output's bytes as a hash.
+    manifest["resize_bilinear"] = []
+    for path, sizes in resize_cases.items():
+        rgb = decode(path)
+        for w, h in sizes:
+            if path in evals and (w, h) == (96, 96):
+                continue
+            out = resize(rgb, w, h, Image.Resampling.BILINEAR)
+            stride = 1
+            while (h // stride + 1) * (w // stride + 1) * 3 > 12 * 1024:
+                stride += 1
+            manifest["resize_bilinear"].append({
+                "input": path, "width": w, "height": h, "stride": stride,
+                "data": write(f"resize_bilinear/{slug(path)}_{w}x{h}.u8", out[::stride, ::stride]),
+                "fnv1a64": fnv1a64(out)})
 
     clip_cases = [(p, s) for p in inputs.values() for s in (16, 24)]
     clip_cases += [("tests/goldens/image/inputs/rgba_31x17.png", 224),
