@@ -1,6 +1,6 @@
 // Access to the image goldens written by scripts/reference/image_goldens.py (Pillow, numpy and
-// transformers' CLIPImageProcessor): tests/goldens/image/goldens.json plus raw little-endian
-// arrays.
+// transformers' CLIP and SigLIP image processors): tests/goldens/image/goldens.json plus raw
+// little-endian arrays.
 #pragma once
 #include <gtest/gtest.h>
 
