@@ -1,4 +1,4 @@
-// Image loading and CLIP preprocessing (SPEC §2).
+// Image loading, resizing, and CLIP and SigLIP preprocessing (SPEC §2).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -24,8 +24,15 @@ RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& wha
 // PNG file bytes of an image (stb_image_write).
 std::string encode_png(const RgbImage& img);
 
-// Pillow-compatible BICUBIC resize (antialiased when shrinking), bit-exact with Image.resize;
-// resizing to the same size returns an exact copy.
+// Pillow's resampling filters (Image.Resampling.BILINEAR = 2, BICUBIC = 3).
+enum class Resample { bilinear, bicubic };
+// "bilinear" or "bicubic" (vision.resample); throws minivlm::Error naming anything else.
+Resample resample_from_name(const std::string& name);
+const char* resample_name(Resample resample);
+
+// Pillow-compatible resize (antialiased when shrinking), bit-exact with Image.resize((w, h),
+// resample) without reducing_gap; resizing to the same size returns an exact copy.
+RgbImage resize(const RgbImage& img, int out_width, int out_height, Resample resample);
 RgbImage resize_bicubic(const RgbImage& img, int out_width, int out_height);
 // Shortest edge → size, keeping the aspect ratio as CLIPImageProcessor does: the long edge becomes
 // int(size · long / short) (truncated). Returns {width, height}.
@@ -39,8 +46,15 @@ struct ClipNorm {
   std::array<float, 3> mean{0.48145466f, 0.4578275f, 0.40821073f};
   std::array<float, 3> std{0.26862954f, 0.26130258f, 0.27577711f};
 };
-// resize_shortest_edge → center_crop → x/255 → (x − mean)/std; returns [3, size, size] planar.
-// Each value equals transformers' float32 arithmetic: float(v · (1/255)), then (x − mean) / std.
+// x/255 → (x − mean)/std of every pixel; returns [3, height, width] planar. Each value equals
+// transformers' float32 arithmetic (rescale, then normalize): float(v · (1/255)) with the product
+// in double, then (x − mean) / std in float.
+std::vector<float> normalize_planar(const RgbImage& img, const ClipNorm& norm);
+// resize_shortest_edge → center_crop → normalize_planar; returns [3, size, size] planar.
 std::vector<float> clip_preprocess(const RgbImage& img, int size, const ClipNorm& norm = {});
+// SiglipImageProcessor (Pillow backend): resize(img, size, size, resample) of the whole image (no
+// aspect ratio kept, no crop) → normalize_planar; returns [3, size, size] planar.
+std::vector<float> siglip_preprocess(const RgbImage& img, int size, Resample resample,
+                                     const ClipNorm& norm);
 
 }  // namespace minivlm

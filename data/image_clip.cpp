@@ -38,17 +38,22 @@ RgbImage center_crop(const RgbImage& img, int size) {
   return out;
 }
 
-std::vector<float> clip_preprocess(const RgbImage& img, int size, const ClipNorm& norm) {
-  const RgbImage crop = center_crop(resize_shortest_edge(img, size), size);
+std::vector<float> normalize_planar(const RgbImage& img, const ClipNorm& norm) {
   float lut[3][256];
   for (int c = 0; c < 3; ++c)
     for (int v = 0; v < 256; ++v)
       lut[c][v] = (static_cast<float>(v * (1.0 / 255.0)) - norm.mean[c]) / norm.std[c];
-  const size_t plane = static_cast<size_t>(size) * size;
-  std::vector<float> out(3 * plane);  // [3, size, size]
+  const size_t plane = static_cast<size_t>(img.width) * img.height;
+  MV_CHECK(img.pixels.size() == 3 * plane, "normalize_planar: invalid ", img.width, "x", img.height,
+           " image with ", img.pixels.size(), " bytes");
+  std::vector<float> out(3 * plane);  // [3, height, width]
   for (size_t i = 0; i < plane; ++i)
-    for (int c = 0; c < 3; ++c) out[c * plane + i] = lut[c][crop.pixels[3 * i + c]];
+    for (int c = 0; c < 3; ++c) out[c * plane + i] = lut[c][img.pixels[3 * i + c]];
   return out;
+}
+
+std::vector<float> clip_preprocess(const RgbImage& img, int size, const ClipNorm& norm) {
+  return normalize_planar(center_crop(resize_shortest_edge(img, size), size), norm);
 }
 
 }  // namespace minivlm

@@ -1,13 +1,18 @@
-// Pillow-compatible BICUBIC resize (Pillow's libImaging/Resample.c semantics, bit for bit).
+// Pillow-compatible BILINEAR and BICUBIC resize (Pillow's libImaging/Resample.c semantics, bit
+// for bit).
 //
 // Separable convolution: one pass per axis, through an 8-bit intermediate.
 // For output sample i the filter is centred on the input coordinate c = (i + 0.5)·scale and, when
 // shrinking, stretched by scale (so it averages, i.e. antialiases); taps are the input samples
 // whose centres fall within the support, normalized to sum to 1, then quantized to 22-bit fixed
-// point. Sums start at ½ (rounding) and are clamped to [0, 255]. The cubic kernel uses a = −0.5.
+// point. Sums start at ½ (rounding) and are clamped to [0, 255]. The filters are Pillow's: the
+// triangle 1 − |x| with support 1 (bilinear) and the cubic kernel with a = −0.5 and support 2
+// (bicubic). No reducing prefilter: Image.resize applies one only with reducing_gap, which
+// transformers leaves None.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -25,7 +30,11 @@ namespace minivlm {
 namespace {
 
 constexpr int kPrecisionBits = 32 - 8 - 2;  // 8-bit result, sign and overflow headroom
-constexpr double kBicubicSupport = 2.0;
+double bilinear(double x) {
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return 1.0 - x;
+  return 0.0;
+}
 
 double bicubic(double x) {
   constexpr double a = -0.5;
@@ -33,6 +42,21 @@ double bicubic(double x) {
   if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
   if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
   return 0.0;
+}
+
+struct Filter {
+  double (*kernel)(double);
+  double support;
+};
+
+Filter filter_of(Resample resample) {
+  switch (resample) {
+    case Resample::bilinear:
+      return {bilinear, 1.0};
+    case Resample::bicubic:
+      return {bicubic, 2.0};
+  }
+  MV_FAIL("resize: unknown resample filter ", static_cast<int>(resample));
 }
 
 // Taps of a 1-D resampling from in_size to out_size samples.
@@ -43,10 +67,10 @@ struct Taps {
   std::vector<int32_t> weights;  // [out, ksize] fixed-point weights
 };
 
-Taps compute_taps(int in_size, int out_size) {
+Taps compute_taps(int in_size, int out_size, const Filter& filter) {
   const double scale = static_cast<double>(in_size) / out_size;
   const double filterscale = std::max(scale, 1.0);
-  const double support = kBicubicSupport * filterscale;
+  const double support = filter.support * filterscale;
   Taps t;
   t.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
   t.first.resize(out_size);
@@ -61,7 +85,7 @@ Taps compute_taps(int in_size, int out_size) {
     const int n = hi - lo;
     double total = 0.0;
     for (int x = 0; x < n; ++x) {
-      k[x] = bicubic((x + lo - center + 0.5) * ss);
+      k[x] = filter.kernel((x + lo - center + 0.5) * ss);
       total += k[x];
     }
     int32_t* w = &t.weights[static_cast<size_t>(i) * t.ksize];
@@ -122,37 +146,53 @@ RgbImage transpose_rows(const RgbImage& in, int row0, int rows) {
 // Resamples rows [row0, row0 + rows) of `in` horizontally to `out_width`. Done as the vertical
 // pass of the transposed image: that loop runs over whole rows and vectorizes, while the integer
 // sums are the same as Pillow's per-pixel horizontal loop.
-RgbImage resample_horizontal(const RgbImage& in, int row0, int rows, int out_width) {
+RgbImage resample_horizontal(const RgbImage& in, int row0, int rows, int out_width,
+                             const Filter& filter) {
   const RgbImage columns = transpose_rows(in, row0, rows);
   const RgbImage resized =
-      resample_vertical(columns, compute_taps(in.width, out_width), 0, out_width);
+      resample_vertical(columns, compute_taps(in.width, out_width, filter), 0, out_width);
   return transpose_rows(resized, 0, out_width);
 }
 
 }  // namespace
 
-RgbImage resize_bicubic(const RgbImage& img, int out_width, int out_height) {
+RgbImage resize(const RgbImage& img, int out_width, int out_height, Resample resample) {
   MV_CHECK(img.width > 0 && img.height > 0 &&
                img.pixels.size() == static_cast<size_t>(img.width) * img.height * 3,
-           "resize_bicubic: invalid ", img.width, "x", img.height, " image with ",
-           img.pixels.size(), " bytes");
-  MV_CHECK(out_width > 0 && out_height > 0, "resize_bicubic: invalid target size ", out_width, "x",
+           "resize: invalid ", img.width, "x", img.height, " image with ", img.pixels.size(),
+           " bytes");
+  MV_CHECK(out_width > 0 && out_height > 0, "resize: invalid target size ", out_width, "x",
            out_height);
   if (out_width == img.width && out_height == img.height) return img;
-  const Taps vertical = compute_taps(img.height, out_height);
+  const Filter filter = filter_of(resample);
+  const Taps vertical = compute_taps(img.height, out_height, filter);
   if (out_width == img.width) return resample_vertical(img, vertical, 0, out_height);
   // Pillow (13) runs the vertical pass first when the image shrinks vertically by more than twice
   // what it loses in width; the order changes the rounding of the 8-bit intermediate.
   if (out_height < img.height && 2 * (img.width - out_width) < img.height - out_height) {
     const RgbImage tall = resample_vertical(img, vertical, 0, out_height);
-    return resample_horizontal(tall, 0, out_height, out_width);
+    return resample_horizontal(tall, 0, out_height, out_width, filter);
   }
   // Only the input rows the vertical pass reads go through the horizontal pass.
   const int row0 = vertical.first.front();
   const int row_end = vertical.first.back() + vertical.count.back();
-  RgbImage wide = resample_horizontal(img, row0, row_end - row0, out_width);
+  RgbImage wide = resample_horizontal(img, row0, row_end - row0, out_width, filter);
   if (out_height == img.height) return wide;
   return resample_vertical(wide, vertical, row0, out_height);
+}
+
+RgbImage resize_bicubic(const RgbImage& img, int out_width, int out_height) {
+  return resize(img, out_width, out_height, Resample::bicubic);
+}
+
+Resample resample_from_name(const std::string& name) {
+  if (name == "bilinear") return Resample::bilinear;
+  if (name == "bicubic") return Resample::bicubic;
+  MV_FAIL("resample filter must be bilinear or bicubic, got '", name, "'");
+}
+
+const char* resample_name(Resample resample) {
+  return resample == Resample::bilinear ? "bilinear" : "bicubic";
 }
 
 }  // namespace minivlm

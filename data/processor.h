@@ -1,9 +1,14 @@
 // The image processor seam: what one decoded image becomes for the model — the pixel tiles its
 // vision tower reads and the text its <image> placeholder becomes (each tile one run of N image
-// tokens). ImageProcessor::for_model picks the processor registered under the model's vision.type;
-// CLIP's (data/processor_clip.cpp: resize, center crop, normalize; one tile) is the first. A new
-// processor (SmolVLM's grid of tiles plus a global image, say) is one file that derives from
-// ImageProcessor and adds itself to image_processors().
+// tokens). ImageProcessor::for_model picks the processor registered under the model's vision.type:
+//   "clip"    data/processor_clip.cpp: shortest edge → image_size (bicubic), center crop,
+//             normalize; one tile (CLIPImageProcessor).
+//   "siglip"  data/processor_siglip.cpp: the whole image → image_size² with vision.resample
+//             (bilinear or bicubic; no aspect ratio kept, no crop), normalize; one tile
+//             (SiglipImageProcessor, Pillow backend).
+// Both resize with Pillow's 8-bit arithmetic (data/image_resize.cpp) and normalize as transformers
+// does in float32. A new processor (SmolVLM's grid of tiles plus a global image, say) is one file
+// that derives from ImageProcessor and adds itself to image_processors().
 #pragma once
 #include <cstdint>
 #include <memory>

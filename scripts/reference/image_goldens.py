@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Golden values for image decoding and CLIP preprocessing (SPEC §2), from Pillow + numpy.
+"""Golden values for image decoding, resizing and the CLIP and SigLIP image processors (SPEC §2),
+from Pillow + numpy (+ transformers).
 
 Writes tests/goldens/image/: small synthetic inputs (inputs/), reference outputs as raw
 little-endian arrays, and goldens.json describing every case. The real photos in
@@ -9,12 +10,22 @@ Reference semantics (what Hugging Face transformers' CLIPImageProcessor does wit
   decode     Image.open; an image with alpha (or a transparency key) is alpha-composited over opaque
              white with Image.alpha_composite, then convert("RGB") (transformers' convert_to_rgb).
              Pillow's integer formula equals round((c*a + 255*(255-a)) / 255); checked below.
-  resize     Image.resize((w, h), BICUBIC) on the RGB image.
+  resize     Image.resize((w, h), BICUBIC) on the RGB image; resize_bilinear: the same with BILINEAR.
   shortest   long edge = int(size * long / short), short edge = size.
   crop       top = (H - s) // 2, left = (W - s) // 2, zero padding where the window leaves the image.
   normalize  float32(x * (1/255) in float64), then (x - mean) / std in float32; layout [3, s, s].
 When transformers is installed, its CLIPImageProcessorPil output must equal the numpy pipeline
 exactly, and convert_to_rgb must equal the decode reference.
+
+SigLIP (goldens "siglip"): the output of transformers' Pillow-backed SiglipImageProcessorPil itself
+(needs transformers), which must equal the numpy pipeline: Image.resize((S, S), resample) of the
+whole image (no aspect ratio, no crop), float32(x * (1/255) in float64), (x - mean) / std in float32.
+Two settings: resample=2 (BILINEAR) with mean = std = 0.5 at S = 64, and resample=3 (BICUBIC) with
+CLIP's mean/std at S = 48. Inputs: the evaluation photos and crops of them (landscape, portrait,
+small, and smaller than S so that they are upscaled); a crop is [left, top, right, bottom] of the
+decoded photo. Stored: a strided subsample of each tensor, its per-channel sums, and the FNV-1a
+hash of all its float32 bytes; the tensors of the upscaled crops of the first photo in full.
+do_convert_rgb is left at the class default (True); the inputs are RGB, so it changes nothing.
 
 Usage: python scripts/reference/image_goldens.py   (from the repository root)
 """
@@ -126,8 +137,8 @@ def decode(path):
     return rgb
 
 
-def resize(rgb, w, h):
-    return np.array(Image.fromarray(rgb).resize((w, h), Image.Resampling.BICUBIC))
+def resize(rgb, w, h, resample=Image.Resampling.BICUBIC):
+    return np.array(Image.fromarray(rgb).resize((w, h), resample))
 
 
 def shortest_edge_size(w, h, size):
@@ -161,6 +172,31 @@ def check_with_transformers(path, s, tensor):
     ref = proc(Image.open(repo_path(path)), return_tensors="np")["pixel_values"][0]
     assert ref.dtype == np.float32 and np.array_equal(ref, tensor), f"{path} size {s}"
     return True
+
+
+SIGLIP_SETTINGS = [  # (name, resample, mean, std, size)
+    ("bilinear_64", Image.Resampling.BILINEAR, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], 64),
+    ("bicubic_48", Image.Resampling.BICUBIC, MEAN.tolist(), STD.tolist(), 48),
+]
+SIGLIP_CROPS = {  # of the 640x640 evaluation photos
+    "full": None, "landscape": [0, 160, 640, 400], "portrait": [213, 0, 397, 640],
+    "small": [300, 300, 371, 353], "upscaled": [310, 290, 333, 307],
+}
+
+
+def siglip(rgb, resample, mean, std, s):
+    x = (resize(rgb, s, s, resample).astype(np.float64) * (1 / 255)).astype(np.float32)
+    mean, std = np.array(mean, np.float32), np.array(std, np.float32)
+    return ((x - mean) / std).astype(np.float32).transpose(2, 0, 1).copy()
+
+
+def siglip_transformers(rgb, resample, mean, std, s):
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+    proc = SiglipImageProcessorPil(size={"height": s, "width": s}, resample=resample,
+                                   image_mean=mean, image_std=std, do_convert_rgb=True)
+    out = proc(Image.fromarray(rgb), return_tensors="np")["pixel_values"][0]
+    assert out.dtype == np.float32 and out.shape == (3, s, s)
+    return out
 
 
 def check_alpha_formula():
@@ -229,6 +265,23 @@ def main():
                                        "data": write(f"resize/{slug(path)}_{w}x{h}.u8",
                                                      resize(rgb, w, h))})
 
+    # Bilinear: the same inputs and sizes (one fewer per photo); the larger outputs as a strided
+    # subsample, every output's bytes as a hash.
+    manifest["resize_bilinear"] = []
+    for path, sizes in resize_cases.items():
+        rgb = decode(path)
+        for w, h in sizes:
+            if path in evals and (w, h) == (96, 96):
+                continue
+            out = resize(rgb, w, h, Image.Resampling.BILINEAR)
+            stride = 1
+            while (h // stride + 1) * (w // stride + 1) * 3 > 12 * 1024:
+                stride += 1
+            manifest["resize_bilinear"].append({
+                "input": path, "width": w, "height": h, "stride": stride,
+                "data": write(f"resize_bilinear/{slug(path)}_{w}x{h}.u8", out[::stride, ::stride]),
+                "fnv1a64": fnv1a64(out)})
+
     clip_cases = [(p, s) for p in inputs.values() for s in (16, 24)]
     clip_cases += [("tests/goldens/image/inputs/rgba_31x17.png", 224),
                    ("tests/goldens/image/inputs/photo_640x480.jpg", 224)]
@@ -241,6 +294,32 @@ def main():
             "input": path, "size": s, "stride": stride,
             "data": write(f"clip/{slug(path)}_{s}.f32", tensor[:, ::stride, ::stride]),
             "channel_sums": [float(tensor[c].astype(np.float64).sum()) for c in range(3)]})
+
+    manifest["siglip"] = []
+    try:
+        siglip_transformers(decode(evals[0]), Image.Resampling.BILINEAR, [0.5] * 3, [0.5] * 3, 8)
+    except ImportError:
+        manifest["siglip"] = json.load(open(os.path.join(OUT, "goldens.json")))["siglip"]
+        print("transformers is not installed: the siglip goldens are kept", file=sys.stderr)
+        evals_for_siglip = []
+    else:
+        evals_for_siglip = evals
+    for path in evals_for_siglip:
+        photo = decode(path)
+        for variant, box in SIGLIP_CROPS.items():
+            rgb = photo if box is None else photo[box[1]:box[3], box[0]:box[2]]
+            for name, resample, mean, std, s in SIGLIP_SETTINGS:
+                tensor = siglip_transformers(rgb, resample, mean, std, s)
+                assert np.array_equal(tensor, siglip(rgb, resample, mean, std, s)), (path, name)
+                full = variant == "upscaled" and path == evals[0]
+                stride = 1 if full else 4
+                manifest["siglip"].append({
+                    "input": path, "crop": box, "resample": int(resample), "size": s,
+                    "image_mean": mean, "image_std": std, "stride": stride,
+                    "data": write(f"siglip/{slug(path)}_{variant}_{name}.f32",
+                                  tensor[:, ::stride, ::stride]),
+                    "channel_sums": [float(tensor[c].astype(np.float64).sum()) for c in range(3)],
+                    "fnv1a64": fnv1a64(tensor)})
 
     rgb = decode("tests/goldens/image/inputs/rgb_37x23.png")
     for s in (16, 23, 30, 40, 1):

@@ -1,6 +1,6 @@
 // Access to the image goldens written by scripts/reference/image_goldens.py (Pillow, numpy and
-// transformers' CLIPImageProcessor): tests/goldens/image/goldens.json plus raw little-endian
-// arrays.
+// transformers' CLIP and SigLIP image processors): tests/goldens/image/goldens.json plus raw
+// little-endian arrays.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -54,6 +54,16 @@ inline std::vector<uint8_t> subsample(const RgbImage& img, int stride) {
     for (int x = 0; x < img.width; x += stride)
       for (int c = 0; c < 3; ++c) out.push_back(img.pixels[(size_t(y) * img.width + x) * 3 + c]);
   return out;
+}
+
+// The FNV-1a 64-bit hash of `n` bytes as 16 hex digits, as the script's fnv1a64.
+inline std::string fnv1a64_hex(const void* data, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
 }
 
 // Counts of a uint8 comparison, accumulated over cases.

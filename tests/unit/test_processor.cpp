@@ -75,12 +75,13 @@ TEST(ImageProcessor, ClipGivesClipPreprocessAsOneTileAndNImageTokens) {
 TEST(ImageProcessor, UnknownVisionTypeNamesTheValidOnes) {
   ASSERT_TRUE(two_tiles_registered);
   EXPECT_THAT(image_processors().names(), Contains("clip"));
+  EXPECT_THAT(image_processors().names(), Contains("siglip"));
   ModelConfig c;
-  c.vision.type = "siglip";
+  c.vision.type = "pixtral";
   EXPECT_THAT([&] { ImageProcessor::for_model(c); },
               ThrowsMessage<Error>(
-                  HasSubstr("image processor for vision.type 'siglip' is unknown (valid: clip, "
-                            "test_two_tiles)")));
+                  HasSubstr("image processor for vision.type 'pixtral' is unknown (valid: clip, "
+                            "siglip, test_two_tiles)")));
 }
 
 // Two images of two tiles each, a text-only record, one image: the samples carry their tiles in
