@@ -10,6 +10,9 @@ const std::string kRoot = "vision_encoder.vision_model.";
 
 void check_clip(const VisionConfig& c, const std::string& origin) {
   check_vit_activation(c, origin);
+  MV_CHECK(c.resample == "bicubic", origin,
+           ": vision.resample must be bicubic for a clip tower (its processor's resize), got ",
+           c.resample);
 }
 
 std::unique_ptr<VisionTower> make_clip(const VisionConfig& c) {
