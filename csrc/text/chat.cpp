@@ -128,6 +128,16 @@ ImagePrompt image_run(const std::string& image_token, int64_t n) {
   return p;
 }
 
+std::string expand_images(const std::string& text, const std::vector<ImagePrompt>& images) {
+  const size_t placeholders = count_placeholders(text);
+  MV_CHECK(placeholders == images.size(), "the text holds ", placeholders,
+           " <image> placeholders but there are ", images.size(), " images");
+  std::string out;
+  size_t next = 0;
+  append_expanded(out, text, images, next);
+  return out;
+}
+
 RenderedChat render_chat(const std::vector<Message>& messages,
                          const std::vector<ImagePrompt>& images, bool generation_prompt,
                          ChatTemplate chat_template) {

@@ -74,6 +74,10 @@ RenderedChat render_chat(const std::vector<Message>& messages,
                          const std::vector<ImagePrompt>& images, bool generation_prompt,
                          ChatTemplate chat_template);
 
+// `text` with each <image> replaced by the next image's prompt, as is otherwise (no chat template).
+// Throws when the number of <image> is not the number of images, naming both.
+std::string expand_images(const std::string& text, const std::vector<ImagePrompt>& images);
+
 // Ids and label mask of a training sample, rendered in the tokenizer's chat template. Checks that
 // the ids hold exactly the images' image tokens (message text that spells `image_token` itself
 // would break the image runs).
