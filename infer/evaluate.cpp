@@ -164,7 +164,7 @@ GenerationEvalResult evaluate_generation(const MiniMindVLM& model, const Tokeniz
   GenerationOptions gen;
   gen.max_new_tokens = options.max_new_tokens;
   gen.sampling.greedy = true;
-  gen.eos_id = tokenizer.token_to_id("<|im_end|>");
+  gen.eos_id = end_of_turn_id(tokenizer);
 
   // This rank's records, grouped by prompt length so that each batch decodes equal-length rows.
   struct Item {

@@ -92,7 +92,7 @@ int infer_main(const std::vector<std::string>& argv) {
   chat.gen.sampling.top_p = a.get_double("top-p", 0.85);
   chat.gen.sampling.top_k = a.get_int("top-k", 50);
   chat.gen.sampling.repetition_penalty = a.get_double("repetition-penalty", 1.0);
-  chat.gen.eos_id = m.tokenizer->token_to_id("<|im_end|>");
+  chat.gen.eos_id = end_of_turn_id(*m.tokenizer);
   // bf16 by default where the device has a decode fast path: half the bytes per decoded token
   // (decode is bound by reading the weights) with logits within ~1% of f32's; i8 reads a quarter
   // for ~2-6% (docs/performance.md); --decode-dtype f32 decodes with the model's own weights, as

@@ -221,11 +221,28 @@ void save_model_dir(const MiniMindVLM& model, const std::string& tokenizer_json_
     fs::rename(tmp, dir + "/config.json");
   }
   save_weights(model, dir + "/model.safetensors");
-  if (fs::absolute(tokenizer_json_path) != fs::absolute(dir + "/tokenizer.json"))
-    fs::copy_file(tokenizer_json_path, dir + "/tokenizer.json",
-                  fs::copy_options::overwrite_existing);
-  fs::permissions(dir + "/tokenizer.json", fs::perms::owner_read | fs::perms::owner_write |
-                                               fs::perms::group_read | fs::perms::others_read);
+  const auto same_file = [](const fs::path& a, const fs::path& b) {
+    return fs::absolute(a).lexically_normal() == fs::absolute(b).lexically_normal();
+  };
+  const auto copy_readable = [](const fs::path& from, const fs::path& to) {
+    fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+    fs::permissions(to, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                            fs::perms::others_read);
+  };
+  if (!same_file(tokenizer_json_path, dir + "/tokenizer.json"))
+    copy_readable(tokenizer_json_path, dir + "/tokenizer.json");
+  // The files a Hugging Face tokenizer keeps beside it: tokenizer_config.json holds the chat
+  // template (text/chat_template.h), so the directory keeps its chat format. One the source lacks
+  // is removed, so a stale template never outlives its tokenizer.
+  const fs::path from_dir = fs::path(tokenizer_json_path).parent_path();
+  for (const char* name : {"tokenizer_config.json", "special_tokens_map.json"}) {
+    const fs::path from = from_dir / name, to = fs::path(dir) / name;
+    if (same_file(from, to)) continue;
+    if (fs::exists(from))
+      copy_readable(from, to);
+    else
+      fs::remove(to);
+  }
 }
 
 }  // namespace minivlm

@@ -40,9 +40,11 @@ struct LoadedModel {
   std::shared_ptr<Tokenizer> tokenizer;
   std::unique_ptr<MiniMindVLM> model;
 };
-// Reads DIR/config.json, DIR/tokenizer.json and DIR/model.safetensors.
+// Reads DIR/config.json, DIR/tokenizer.json (with the chat template of DIR/tokenizer_config.json,
+// text/chat_template.h) and DIR/model.safetensors.
 LoadedModel load_model_dir(const std::string& dir);
-// Writes DIR/config.json, DIR/model.safetensors and a copy of the tokenizer file.
+// Writes DIR/config.json, DIR/model.safetensors and a copy of the tokenizer file, with the
+// tokenizer_config.json and special_tokens_map.json beside it where they exist.
 void save_model_dir(const MiniMindVLM& model, const std::string& tokenizer_json_path,
                     const std::string& dir);
 

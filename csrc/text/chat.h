@@ -1,12 +1,29 @@
-// The chat format (SPEC §3): ChatML rendering, image placeholder expansion and the label mask.
+// Chat formatting (SPEC §3): rendering a conversation in its model's chat template, image
+// placeholder expansion and the label mask.
+//
+// The template is a family of text/chat_template.h (the Tokenizer carries its model's). chatml:
 //
 //   <|im_start|>system\n{system}<|im_end|>\n
 //   <|im_start|>user\n{content}<|im_end|>\n          each <image> → that image's prompt
 //   <|im_start|>assistant\n{content}<|im_end|>\n     {content}<|im_end|>\n supervised
+//   generation prompt: <|im_start|>assistant\n
+//
+// minimind3 (MiniMind-3's Jinja template, as transformers renders it) differs in the assistant
+// turn and the generation prompt (thinking off):
+//
+//   <|im_start|>assistant\n<think>\n{reasoning}\n</think>\n\n{content}<|im_end|>\n
+//   generation prompt: <|im_start|>assistant\n<think>\n\n</think>\n\n
+//
+// where a reply that holds "</think>" is split as the template does: {reasoning} is the text before
+// the first "</think>", after the last "<think>" in it, without leading or trailing newlines;
+// {content} the text after the last "</think>" without leading newlines. A reply without "</think>"
+// has an empty reasoning ("<think>\n\n</think>\n\n") and loses its leading newlines. As in
+// MiniMind-V, everything after "<|im_start|>assistant\n" up to and including "<|im_end|>\n" is
+// supervised, the think block too.
 //
 // A conversation is rendered as one string and tokenized whole. The supervised tokens are found by
 // byte offset, not by tokenizing pieces apart: a token is supervised when it starts inside an
-// assistant reply or its closing "<|im_end|>\n". (When a reply starts with two or more whitespace
+// assistant turn's supervised text. (In chatml, when a reply starts with two or more whitespace
 // characters the header's "\n" can share a token with them; that token starts in the header and so
 // is not supervised.)
 #pragma once
@@ -16,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "text/chat_template.h"
 #include "text/tokenizer.h"
 
 namespace minivlm {
@@ -46,24 +64,34 @@ struct EncodedChat {
   std::vector<uint8_t> labels;  // [T] 1 where token t is supervised (predicted from position t-1)
 };
 
-// The text of a conversation with one prompt per image, in order: the k-th <image> of the user
-// messages becomes images[k].text. When the user messages hold no <image>, "<image>\n" is put
-// before the first user message once per image; otherwise their number of <image> must equal the
-// number of images. With `generation_prompt`, "<|im_start|>assistant\n" follows the turns. Throws
-// on an unknown role (naming it), a placeholder count that does not fit, or an image prompt without
-// image tokens.
+// The text of a conversation in `chat_template` with one prompt per image, in order: the k-th
+// <image> of the user messages becomes images[k].text. When the user messages hold no <image>,
+// "<image>\n" is put before the first user message once per image; otherwise their number of
+// <image> must equal the number of images. With `generation_prompt`, the template's generation
+// prompt follows the turns. Throws on an unknown role (naming it), a placeholder count that does
+// not fit, or an image prompt without image tokens.
 RenderedChat render_chat(const std::vector<Message>& messages,
-                         const std::vector<ImagePrompt>& images, bool generation_prompt);
+                         const std::vector<ImagePrompt>& images, bool generation_prompt,
+                         ChatTemplate chat_template);
 
-// Ids and label mask of a training sample. Checks that the ids hold exactly the images' image
-// tokens (message text that spells `image_token` itself would break the image runs).
+// `text` with each <image> replaced by the next image's prompt, as is otherwise (no chat template).
+// Throws when the number of <image> is not the number of images, naming both.
+std::string expand_images(const std::string& text, const std::vector<ImagePrompt>& images);
+
+// Ids and label mask of a training sample, rendered in the tokenizer's chat template. Checks that
+// the ids hold exactly the images' image tokens (message text that spells `image_token` itself
+// would break the image runs).
 EncodedChat encode_chat(const Tokenizer& tok, const std::vector<Message>& messages,
                         const std::vector<ImagePrompt>& images, const std::string& image_token);
 
-// Ids of the turns so far followed by the generation prompt.
+// Ids of the turns so far followed by the generation prompt, in the tokenizer's chat template.
 std::vector<int32_t> encode_generation_prompt(const Tokenizer& tok,
                                               const std::vector<Message>& messages,
                                               const std::vector<ImagePrompt>& images,
                                               const std::string& image_token);
+
+// The id of the token that ends a reply in the tokenizer's chat template (<|im_end|>): where
+// generation stops.
+int32_t end_of_turn_id(const Tokenizer& tok);
 
 }  // namespace minivlm

@@ -127,7 +127,9 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
   MV_CHECK(in, "tokenizer: cannot open ", path);
   std::stringstream ss;
   ss << in.rdbuf();
-  return from_json(ss.str(), path);
+  Tokenizer t = from_json(ss.str(), path);
+  t.chat_template_ = chat_template_beside(path);
+  return t;
 }
 
 Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin) {

@@ -1,6 +1,8 @@
 // Tokenizer: a Hugging Face tokenizer.json with a byte-level BPE model (SPEC §3). Encoding matches
 // the tokenizers library id for id: added tokens are cut out whole first (leftmost, longest), the
-// rest is split by the GPT-2 pre-tokenizer and each piece is BPE-encoded.
+// rest is split by the GPT-2 pre-tokenizer and each piece is BPE-encoded. As a Hugging Face
+// tokenizer does, it carries the chat template of its model (text/chat_template.h), which
+// encode_chat and encode_generation_prompt (text/chat.h) render with.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -9,6 +11,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "text/chat_template.h"
 
 namespace minivlm {
 
@@ -37,8 +41,9 @@ class Tokenizer {
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
 
+  // Also reads the chat template of the tokenizer_config.json beside `path` (chat_template_beside).
   static Tokenizer from_file(const std::string& path);
-  // `origin` names the source in error messages.
+  // `origin` names the source in error messages. The chat template is chatml.
   static Tokenizer from_json(std::string_view json, const std::string& origin);
 
   std::vector<int32_t> encode(std::string_view text) const;
@@ -54,6 +59,9 @@ class Tokenizer {
   int32_t token_to_id(std::string_view token) const;  // throws naming the token if absent
   bool is_special(int32_t id) const;
   int32_t vocab_size() const { return static_cast<int32_t>(bytes_.size()); }  // largest id + 1
+
+  ChatTemplate chat_template() const { return chat_template_; }
+  void set_chat_template(ChatTemplate t) { chat_template_ = t; }
 
  private:
   struct Matcher;
@@ -75,6 +83,7 @@ class Tokenizer {
   std::vector<uint8_t> special_;    // [V]
   bool add_prefix_space_ = false;
   bool use_regex_ = true;
+  ChatTemplate chat_template_ = ChatTemplate::chatml;
 };
 
 }  // namespace minivlm

@@ -53,7 +53,19 @@ inline std::string fresh_dir(const std::string& name) {
   return d;
 }
 
-// A small synthetic dataset and an untrained small model, made once per test binary.
+// data/tokenizer/tokenizer.json alone, without the tokenizer_config.json beside it: a model
+// directory made from it renders chats in ChatML (SPEC §3), the format that the golden files of
+// these tests (scripts/reference/eval_ref.py) were made in, not in MiniMind-3's chat template.
+inline const std::string& chatml_tokenizer() {
+  static const std::string path = [] {
+    const std::string d = fresh_dir("chatml_tokenizer");
+    std::filesystem::copy_file(kTokenizer, d + "/tokenizer.json");
+    return d + "/tokenizer.json";
+  }();
+  return path;
+}
+
+// A small synthetic dataset and an untrained small model (ChatML), made once per test binary.
 struct Workspace {
   std::string dir, data, images, model;
 };
@@ -69,8 +81,8 @@ inline const Workspace& workspace() {
                       " --seed 5 --image-size 32 --train-images 40 --eval-images 12");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     r = run(kBin + "/minivlm init-model --config " + kSource +
-            "/tests/fixtures/test-model.json --tokenizer " + kTokenizer + " --out " + w.model +
-            " --seed 3");
+            "/tests/fixtures/test-model.json --tokenizer " + chatml_tokenizer() + " --out " +
+            w.model + " --seed 3");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return w;
   }();

@@ -11,11 +11,10 @@ using testing::run;
 
 TEST(CliHelp, EveryProgramListsItsOptions) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"infer --help", "--decode-dtype"},
-      {"eval -h", "--generate"},
-      {"train_sft --help", "--grad_accum"},
-      {"train_pretrain --help", "--max_steps"},
-      {"minivlm tokenize --help", "--tokenizer"}};
+      {"infer --help", "--decode-dtype"},         {"eval -h", "--generate"},
+      {"train_sft --help", "--grad_accum"},       {"train_pretrain --help", "--max_steps"},
+      {"minivlm tokenize --help", "--tokenizer"}, {"minivlm forward --help", "--chat"},
+  };
   for (const auto& [cmd, option] : cases) {
     const auto r = run(kBin + "/" + cmd);
     EXPECT_EQ(r.exit_code, 0) << cmd << "\n" << r.output;

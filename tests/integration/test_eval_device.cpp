@@ -13,10 +13,10 @@ namespace minivlm {
 namespace {
 
 using testing::args_of;
+using testing::chatml_tokenizer;
 using testing::fresh_dir;
 using testing::kBin;
 using testing::kSource;
-using testing::kTokenizer;
 using testing::read_file;
 using testing::run;
 
@@ -41,8 +41,9 @@ const Case& eval_case() {
     auto r = run("cd " + kSource + " && " + kBin + "/minivlm make-dataset --out " + k.dir +
                  "/data" + args_of(k.golden["case"]["make_dataset"]));
     EXPECT_EQ(r.exit_code, 0) << r.output;
-    r = run("cd " + kSource + " && " + kBin + "/minivlm init-model --tokenizer " + kTokenizer +
-            " --out " + k.dir + "/model" + args_of(k.golden["case"]["init_model"]));
+    r = run("cd " + kSource + " && " + kBin + "/minivlm init-model --tokenizer " +
+            chatml_tokenizer() + " --out " + k.dir + "/model" +
+            args_of(k.golden["case"]["init_model"]));
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return k;
   }();

@@ -10,10 +10,10 @@ namespace minivlm {
 namespace {
 
 using testing::args_of;
+using testing::chatml_tokenizer;
 using testing::fresh_dir;
 using testing::kBin;
 using testing::kSource;
-using testing::kTokenizer;
 using testing::read_file;
 using testing::run;
 
@@ -24,8 +24,8 @@ TEST(EvalParity, PerSampleLossesMatchTheIndependentReference) {
   auto r = run("cd " + kSource + " && " + kBin + "/minivlm make-dataset --out " + d + "/data" +
                args_of(golden["case"]["make_dataset"]));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = run("cd " + kSource + " && " + kBin + "/minivlm init-model --tokenizer " + kTokenizer +
-          " --out " + d + "/model" + args_of(golden["case"]["init_model"]));
+  r = run("cd " + kSource + " && " + kBin + "/minivlm init-model --tokenizer " +
+          chatml_tokenizer() + " --out " + d + "/model" + args_of(golden["case"]["init_model"]));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = run(kBin + "/eval --model " + d + "/model --data " + d + "/data/eval.jsonl --images " + d +
           "/data/images --out " + d + "/eval --batch-size 5");

@@ -18,9 +18,14 @@
 
 namespace minivlm::testing_data {
 
+// The MiniMind tokenizer with the ChatML template (SPEC §3) that these tests' expectations are
+// written in, not the MiniMind-3 template of the tokenizer_config.json beside it.
 inline const Tokenizer& minimind() {
-  static const Tokenizer tok =
-      Tokenizer::from_file(MINIVLM_SOURCE_DIR "/data/tokenizer/tokenizer.json");
+  static const Tokenizer tok = [] {
+    Tokenizer t = Tokenizer::from_file(MINIVLM_SOURCE_DIR "/data/tokenizer/tokenizer.json");
+    t.set_chat_template(ChatTemplate::chatml);
+    return t;
+  }();
   return tok;
 }
 

@@ -232,7 +232,7 @@ TEST(Synthetic, JsonlFollowsTheSampleSchema) {
         if (std::string(file) == "pretrain.jsonl") prompts.insert(msgs[first].content);
       }
       const std::vector<ImagePrompt> images(has_image ? 1 : 0, image_run("<|image_pad|>", 1));
-      EXPECT_NO_THROW(render_chat(msgs, images, false));
+      EXPECT_NO_THROW(render_chat(msgs, images, false, ChatTemplate::chatml));
       ++counts[std::string(file) + (has_image ? "" : " text-only")];
       if (first == 1) ++counts[std::string(file) + " system"];
       if (msgs.size() - first > 2) ++counts[std::string(file) + " multi-turn"];

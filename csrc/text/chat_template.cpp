@@ -1,0 +1,112 @@
+#include "text/chat_template.h"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace minivlm {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Marks are written without whitespace; the template is compared with its whitespace removed.
+std::string without_whitespace(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s)
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') out += c;
+  return out;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  MV_CHECK(in, "cannot open ", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+const std::vector<ChatTemplateFamily>& chat_template_families() {
+  static const std::vector<ChatTemplateFamily> families = {
+      // Hugging Face's ChatML template: every message, system included, through one loop; no
+      // default system prompt, no think block.
+      {ChatTemplate::chatml,
+       "chatml",
+       {R"({{'<|im_start|>'+message['role']+'\n'+message['content']+'<|im_end|>'+'\n'}})",
+        R"('<|im_start|>assistant\n')"},
+       {"<think>", R"(<|im_start|>system\n)"},
+       "<|im_end|>"},
+      // MiniMind-3's (Qwen3-style): a think block in every assistant turn, reasoning split out of
+      // content at </think>, an empty one in the generation prompt unless open_thinking, and a
+      // system turn only from messages[0].
+      {ChatTemplate::minimind3,
+       "minimind3",
+       {R"({%-ifmessages[0].role=='system'%}{{-'<|im_start|>system\n'+messages[0].content+'<|im_end|>\n'}})",
+        R"({{-'<|im_start|>'+message.role+'\n'+content+'<|im_end|>'+'\n'}})",
+        R"(content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n'))",
+        R"(content.split('</think>')[-1].lstrip('\n'))",
+        R"({%-iftrue%}{{-'<|im_start|>'+message.role+'\n<think>\n'+reasoning_content.strip('\n')+'\n</think>\n\n'+content.lstrip('\n')}})",
+        R"({{-'<|im_start|>assistant\n'}})", "open_thinking", R"({{-'<think>\n\n</think>\n\n'}})"},
+       {},
+       "<|im_end|>"},
+  };
+  return families;
+}
+
+const ChatTemplateFamily& chat_template_family(ChatTemplate t) {
+  for (const ChatTemplateFamily& f : chat_template_families())
+    if (f.id == t) return f;
+  MV_FAIL("chat template ", static_cast<int>(t), " has no family entry");
+}
+
+std::string chat_template_names() {
+  std::string s;
+  for (const ChatTemplateFamily& f : chat_template_families()) {
+    if (!s.empty()) s += ", ";
+    s += f.name;
+  }
+  return s;
+}
+
+ChatTemplate recognize_chat_template(std::string_view jinja, const std::string& origin) {
+  const std::string text = without_whitespace(jinja);
+  const ChatTemplateFamily* found = nullptr;
+  for (const ChatTemplateFamily& f : chat_template_families()) {
+    bool match = true;
+    for (std::string_view m : f.marks) match = match && text.find(m) != std::string::npos;
+    for (std::string_view x : f.exclusions) match = match && text.find(x) == std::string::npos;
+    if (!match) continue;
+    MV_CHECK(found == nullptr, origin, ": the chat template fits both the ", found->name,
+             " and the ", f.name, " family");
+    found = &f;
+  }
+  MV_CHECK(found != nullptr, origin,
+           ": the chat template is not one that minivlm can render (it does not run Jinja; "
+           "supported families: ",
+           chat_template_names(), ")");
+  return found->id;
+}
+
+ChatTemplate chat_template_beside(const std::string& tokenizer_json_path) {
+  const fs::path dir = fs::path(tokenizer_json_path).parent_path();
+  const std::string config = (dir / "tokenizer_config.json").string();
+  if (!fs::exists(config)) return ChatTemplate::chatml;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text(config));
+  } catch (const nlohmann::json::exception& e) {
+    MV_FAIL(config, ": not valid JSON: ", e.what());
+  }
+  MV_CHECK(j.is_object(), config, ": not a JSON object");
+  const nlohmann::json t = j.value("chat_template", nlohmann::json());
+  if (t.is_null()) return ChatTemplate::chatml;
+  MV_CHECK(t.is_string(), config, ": chat_template must be a string, not ", t.type_name());
+  return recognize_chat_template(t.get<std::string>(), config);
+}
+
+}  // namespace minivlm

@@ -1,0 +1,83 @@
+// minivlm forward --model DIR (--chat TEXT | --text RAW) [--image PATH]... --out FILE.safetensors
+// [--device cpu|cuda|cuda-emu]: one forward pass of a model directory on one prompt, writing the
+// token ids ("input_ids", i64 [T]) and the fp32 logits ("logits", f32 [T, V]) to a safetensors
+// file: the tool for holding minivlm against other implementations (transformers, MiniMind's
+// PyTorch code) on the same input.
+//
+// --chat TEXT is one user turn, "<image>\n" once per image followed by TEXT, in the model's chat
+// template with its generation prompt (what infer answers). --text RAW is tokenized as is, each
+// <image> replaced by the next image's prompt (their numbers must be equal). Each image is decoded
+// and processed by the model's image processor, as infer and the data pipeline do.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "autograd/node.h"
+#include "core/error.h"
+#include "data/image.h"
+#include "data/processor.h"
+#include "infer/device_model.h"
+#include "io/model_io.h"
+#include "io/safetensors.h"
+#include "text/chat.h"
+#include "text/tokenizer.h"
+#include "tools/command.h"
+
+namespace minivlm {
+
+MINIVLM_COMMAND("forward",
+                "one forward pass on a prompt: token ids and logits to a safetensors file") {
+  cli::Args a(args,
+              {{"model", true},
+               {"chat", true},
+               {"text", true},
+               {"image", true},
+               {"out", true},
+               {"device", true}},
+              "minivlm forward");
+  MV_CHECK(a.has("chat") != a.has("text"),
+           "forward: give exactly one of --chat TEXT (a user turn in the model's chat template) "
+           "and --text RAW (tokenized as is)");
+  const std::string out = a.get("out");
+  const LoadedModel m = load_model_dir(a.get("model"));
+  const Device device = place_for_inference(*m.model, a.get("device", "cpu"));
+  const std::shared_ptr<const ImageProcessor> processor = ImageProcessor::for_model(m.config);
+
+  ProcessedImages images;
+  for (const std::string& path : a.get_all("image"))
+    images.add(processor->process(load_rgb_image(path)));
+  std::vector<int32_t> ids;
+  if (a.has("chat")) {
+    std::string content;
+    for (int64_t i = 0; i < images.count(); ++i) content += "<image>\n";
+    ids = encode_generation_prompt(*m.tokenizer, {{"user", content + a.get("chat")}},
+                                   images.prompts, processor->image_token());
+  } else {
+    ids = m.tokenizer->encode(expand_images(a.get("text"), images.prompts));
+  }
+  const int64_t T = static_cast<int64_t>(ids.size());
+  MV_CHECK(T > 0, "forward: the prompt has no tokens");
+
+  VlmBatch batch;
+  batch.ids = Tensor::from_vector(std::vector<int64_t>(ids.begin(), ids.end()), {1, T});
+  batch.label_mask = Tensor::zeros({1, T}, DType::i64);
+  batch.images_per_sample = {images.count()};
+  batch.tiles_per_image = images.tiles_per_image;
+  const int64_t S = processor->tile_size();
+  if (images.count() > 0)
+    batch.pixels = Tensor::from_vector(images.pixels, {images.tiles(), 3, S, S});
+  Tensor logits;
+  {
+    NoGradGuard no_grad;
+    logits = m.model->forward(batch).logits.select(0, 0);  // [T, V]
+  }
+  save_safetensors(out, {{"input_ids", batch.ids.reshape({T})}, {"logits", logits}},
+                   {{"model", a.get("model")}, {"device", device.str()}});
+  std::printf("forward: %lld tokens, %lld images, logits [%lld, %lld] (%s) -> %s\n",
+              static_cast<long long>(T), static_cast<long long>(images.count()),
+              static_cast<long long>(T), static_cast<long long>(logits.size(1)),
+              device.str().c_str(), out.c_str());
+  return 0;
+}
+
+}  // namespace minivlm
