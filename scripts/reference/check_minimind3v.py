@@ -187,7 +187,11 @@ def converter_refusals(work):
 
 def run_forward(minivlm, model_dir, prompt, out):
     cmd = [minivlm, "forward", "--model", model_dir]
-    cmd += ["--chat" if prompt["kind"] == "chat" else "--text", prompt["text"]]
+    text = prompt["text"]
+    if prompt["kind"] == "chat":  # --chat puts "<image>\n" before the text once per image itself
+        while text.startswith("<image>\n"):
+            text = text[len("<image>\n"):]
+    cmd += ["--chat" if prompt["kind"] == "chat" else "--text", text]
     for im in prompt["images"]:
         cmd += ["--image", os.path.join(REPO, im)]
     cmd += ["--out", out]
