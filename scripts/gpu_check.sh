@@ -12,9 +12,10 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 cmake -S . -B build-gpu -G Ninja -DMINIVLM_CUDA=ON -DMINIVLM_MPI=OFF -DCMAKE_BUILD_TYPE=Release ${MINIVLM_CMAKE_ARGS:-} >/dev/null
 cmake --build build-gpu -j "$(nproc)" --target minivlm test_op_table test_device_runtime \
-  test_cuda_emu_model
+  test_cuda_emu_model test_cuda_emu_minimind3v
 build-gpu/bin/minivlm info
 export MINIVLM_TEST_DEVICE=cuda
 build-gpu/tests/test_op_table
 build-gpu/tests/test_device_runtime
 build-gpu/tests/test_cuda_emu_model
+build-gpu/tests/test_cuda_emu_minimind3v

@@ -147,6 +147,14 @@ void check_hf_vision_folder(const VisionConfig& v, const std::string& dir) {
         diffs.push_back("preprocessor resample: " + std::to_string(r) + " (" + name +
                         ") in the folder, " + v.resample + " in vision");
     }
+    if (pre.contains("size") && pre["size"].is_object()) {
+      const nlohmann::json& size = pre["size"];
+      for (const char* key : {"height", "width", "shortest_edge"})
+        if (size.contains(key) && size[key].get<int64_t>() != v.image_size)
+          diffs.push_back(std::string("preprocessor size.") + key + ": " + size[key].dump() +
+                          " in the folder, image_size " + std::to_string(v.image_size) +
+                          " in vision");
+    }
     for (const char* key : {"image_mean", "image_std"}) {
       if (!pre.contains(key)) continue;
       const std::array<float, 3> ours =
@@ -235,7 +243,8 @@ void save_model_dir(const MiniMindVLM& model, const std::string& tokenizer_json_
   // template (text/chat_template.h), so the directory keeps its chat format. One the source lacks
   // is removed, so a stale template never outlives its tokenizer.
   const fs::path from_dir = fs::path(tokenizer_json_path).parent_path();
-  for (const char* name : {"tokenizer_config.json", "special_tokens_map.json"}) {
+  for (const char* name :
+       {"tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"}) {
     const fs::path from = from_dir / name, to = fs::path(dir) / name;
     if (same_file(from, to)) continue;
     if (fs::exists(from))

@@ -94,6 +94,9 @@ ChatTemplate recognize_chat_template(std::string_view jinja, const std::string& 
 
 ChatTemplate chat_template_beside(const std::string& tokenizer_json_path) {
   const fs::path dir = fs::path(tokenizer_json_path).parent_path();
+  // Newer Hugging Face tokenizers keep the template in its own file, which then takes precedence.
+  const std::string jinja = (dir / "chat_template.jinja").string();
+  if (fs::exists(jinja)) return recognize_chat_template(read_text(jinja), jinja);
   const std::string config = (dir / "tokenizer_config.json").string();
   if (!fs::exists(config)) return ChatTemplate::chatml;
   nlohmann::json j;

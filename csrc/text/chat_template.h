@@ -44,8 +44,9 @@ std::string chat_template_names();
 // the supported families when it is none of them.
 ChatTemplate recognize_chat_template(std::string_view jinja, const std::string& origin);
 
-// The chat template of the tokenizer at `tokenizer_json_path`: that of the tokenizer_config.json in
-// the same directory, chatml when there is none or it has no chat_template. Throws naming the file
+// The chat template of the tokenizer at `tokenizer_json_path`: that of the chat_template.jinja in
+// the same directory (the newer Hugging Face file), else that of the tokenizer_config.json there,
+// chatml when there is neither or the config has no chat_template. Throws naming the file
 // when it cannot be read or parsed, or its template is unrecognised.
 ChatTemplate chat_template_beside(const std::string& tokenizer_json_path);
 

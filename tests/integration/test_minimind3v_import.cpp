@@ -7,6 +7,8 @@
 // Then train_sft fine-tunes the imported dense and MoE models, and eval and infer run on them.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <map>
 #include <string>
 
 #include "cli_util.h"
@@ -125,6 +127,51 @@ TEST(Minimind3vImport, TrainSftEvalAndInferRunOnTheImportedModels) {
             "--max-new-tokens 8 --greedy");
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
+}
+
+// init-model --vision-from takes a Hugging Face SigLIP folder: its tensors become the tower (the
+// pooling head left out), and a folder that disagrees with the config is refused, naming how.
+TEST(Minimind3vImport, InitModelTakesASiglipFolder) {
+  const std::string dir = fresh_dir("init_siglip");
+  nlohmann::json config =
+      nlohmann::json::parse(read_file(kSource + "/tests/fixtures/test-model-3v.json"));
+  config["vision"].update({{"image_size", 64},
+                           {"patch_size", 16},
+                           {"hidden_size", 32},
+                           {"num_hidden_layers", 2},
+                           {"num_attention_heads", 2},
+                           {"intermediate_size", 64}});
+  std::ofstream(dir + "/config.json") << config.dump(2);
+  const std::string folder = kGoldens + "siglip_bilinear";
+  RunResult r = run(kBin + "/minivlm init-model --config " + dir + "/config.json --tokenizer " +
+                    kTokenizer + " --out " + dir + "/model --vision-from " + folder);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const SafeTensorsFile hf = SafeTensorsFile::open(folder + "/model.safetensors");
+  const SafeTensorsFile ours = SafeTensorsFile::open(dir + "/model/model.safetensors");
+  int copied = 0;
+  for (const std::string& name : hf.names()) {
+    const std::string mine = "vision_encoder." + name;
+    if (name.rfind("vision_model.head.", 0) == 0 ||
+        name.find("position_ids") != std::string::npos) {
+      EXPECT_FALSE(ours.contains(mine)) << mine;
+      continue;
+    }
+    ASSERT_TRUE(ours.contains(mine)) << mine;
+    EXPECT_EQ(ours.get(mine).to_float_vector(), hf.get(name).to_float_vector()) << mine;
+    ++copied;
+  }
+  EXPECT_EQ(copied, 3 + 2 * 16 + 2);  // embeddings, 16 per layer, post_layernorm
+  config["vision"]["resample"] = "bicubic";
+  config["vision"]["num_hidden_layers"] = 3;
+  std::ofstream(dir + "/bad.json") << config.dump(2);
+  r = run(kBin + "/minivlm init-model --config " + dir + "/bad.json --tokenizer " + kTokenizer +
+          " --out " + dir + "/bad --vision-from " + folder);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("num_hidden_layers: 2 in the folder, 3 in vision"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("preprocessor resample: 2 (bilinear) in the folder, bicubic in vision"),
+            std::string::npos)
+      << r.output;
 }
 
 }  // namespace

@@ -331,6 +331,12 @@ TEST(ChatTemplates, MiniMind3GenerationPromptClosesAnEmptyThinkBlock) {
 
 // A fresh directory holding a copy of the MiniMind tokenizer.json and, when `config` is not
 // empty, a tokenizer_config.json with that text.
+// Hugging Face's ChatML template (its documentation's example).
+const std::string kHfChatml =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ "
+    "'<|im_start|>assistant\\n' }}{% endif %}";
+
 std::string tokenizer_dir(const std::string& name, const std::string& config) {
   const std::filesystem::path d = std::filesystem::path(::testing::TempDir()) /
                                   ("minivlm_chat_" + std::to_string(::getpid()) + "_" + name);
@@ -358,16 +364,24 @@ TEST(ChatTemplates, NoTemplateIsChatMl) {
 // Hugging Face's ChatML template (its documentation's example) is recognised as chatml;
 // MiniMind-3's with other line breaks and indentation is still minimind3.
 TEST(ChatTemplates, RecognisesFamiliesByTheirText) {
-  const std::string hf_chatml =
-      "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
-      "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ "
-      "'<|im_start|>assistant\\n' }}{% endif %}";
-  EXPECT_EQ(recognize_chat_template(hf_chatml, "t"), ChatTemplate::chatml);
+  EXPECT_EQ(recognize_chat_template(kHfChatml, "t"), ChatTemplate::chatml);
   std::ifstream in(MINIVLM_SOURCE_DIR "/data/tokenizer/tokenizer_config.json");
   const std::string minimind3_jinja = json::parse(in)["chat_template"];
   std::string reflowed;
   for (char c : minimind3_jinja) reflowed += c == '\n' ? std::string("\n  \t") : std::string(1, c);
   EXPECT_EQ(recognize_chat_template(reflowed, "t"), ChatTemplate::minimind3);
+}
+
+// A chat_template.jinja beside the tokenizer (newer Hugging Face tokenizers) takes precedence over
+// tokenizer_config.json's chat_template.
+TEST(ChatTemplates, ChatTemplateJinjaFileTakesPrecedence) {
+  std::ifstream in(MINIVLM_SOURCE_DIR "/data/tokenizer/tokenizer_config.json");
+  const std::string minimind3_jinja = json::parse(in)["chat_template"];
+  const std::string path = tokenizer_dir("jinja", json({{"chat_template", kHfChatml}}).dump());
+  EXPECT_EQ(Tokenizer::from_file(path).chat_template(), ChatTemplate::chatml);
+  std::ofstream(std::filesystem::path(path).parent_path() / "chat_template.jinja")
+      << minimind3_jinja;
+  EXPECT_EQ(Tokenizer::from_file(path).chat_template(), ChatTemplate::minimind3);
 }
 
 TEST(ChatTemplates, UnknownTemplatesAreErrorsNamingTheFile) {

@@ -15,22 +15,14 @@
 #include "io/safetensors.h"
 #include "nn/llm.h"
 #include "ops/ops.h"
+#include "vlm_fixture.h"
 
 namespace minivlm {
 namespace {
 
 const std::string kDir = MINIVLM_SOURCE_DIR "/tests/goldens/moe/";
 
-double max_rel(const Tensor& got, const Tensor& want) {
-  EXPECT_EQ(got.shape(), want.shape());
-  const std::vector<double> a = got.to_double_vector(), b = want.to_double_vector();
-  double scale = 0, err = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    scale = std::max(scale, std::abs(b[i]));
-    err = std::max(err, std::abs(a[i] - b[i]));
-  }
-  return scale > 0 ? err / scale : err;
-}
+using testing::rel_error;
 
 struct Case {
   LlmConfig config;
@@ -77,12 +69,12 @@ TEST_P(MoeGolden, OutputRouterLossAndGradientsMatchFloat64Reference) {
   Tensor aux;
   const Tensor y = moe_forward(c.config, c.x, c.router, c.experts, &aux);
   ASSERT_TRUE(aux.defined());
-  EXPECT_LE(max_rel(y, c.file.get("y")), 1e-12);
+  EXPECT_LE(rel_error(y, c.file.get("y")), 1e-12);
   const double want_aux = c.file.get("aux").to_double_vector().at(0);  // stored as [1]
   EXPECT_NEAR(aux.item(), want_aux, 1e-12 * std::abs(want_aux));
   ops::add(ops::sum(ops::mul(y, c.r)), aux).backward();
-  EXPECT_LE(max_rel(c.x.grad(), c.file.get("grad.x")), 1e-10);
-  EXPECT_LE(max_rel(c.router.grad(), c.file.get("grad.router")), 1e-10);
+  EXPECT_LE(rel_error(c.x.grad(), c.file.get("grad.x")), 1e-10);
+  EXPECT_LE(rel_error(c.router.grad(), c.file.get("grad.router")), 1e-10);
   // Which experts the golden routed tokens to ([N, k], descending probability).
   const std::vector<int64_t> topk = c.file.get("topk_idx").to_int_vector();
   const std::set<int64_t> used(topk.begin(), topk.end());
@@ -103,7 +95,7 @@ TEST_P(MoeGolden, OutputRouterLossAndGradientsMatchFloat64Reference) {
         continue;
       }
       ASSERT_TRUE(w->grad().defined()) << p << n;
-      EXPECT_LE(max_rel(w->grad(), want), 1e-10) << p << n;
+      EXPECT_LE(rel_error(w->grad(), want), 1e-10) << p << n;
     }
   }
 }

@@ -50,6 +50,21 @@ TEST(VisionFeatureCache, ReturnsTheTowerFeaturesAndServesRepeatsFromMemory) {
   EXPECT_EQ(cache.bytes(), 3 * per_image);
 }
 
+// The same for a SigLIP tower (every patch token, post_layernorm applied).
+TEST(VisionFeatureCache, ServesSiglipFeatures) {
+  const ModelConfig c =
+      ModelConfig::from_file(MINIVLM_SOURCE_DIR "/tests/fixtures/test-model-3v.json");
+  ASSERT_EQ(c.vision.type, "siglip");
+  MiniMindVLM m(c, c.llm.vocab_size - 1);
+  m.init(3);
+  const Tensor a = random_pixels(2, c.vision.image_size, 1);
+  VisionFeatureCache cache(size_t{1} << 20);
+  EXPECT_EQ(cache.features(*m.vision, a).to_float_vector(), tower(m, a));
+  EXPECT_EQ(cache.features(*m.vision, a).to_float_vector(), tower(m, a));
+  EXPECT_EQ(cache.hits(), 2);
+  EXPECT_EQ(cache.misses(), 2);
+}
+
 TEST(VisionFeatureCache, ImagesBeyondTheBudgetAreRecomputed) {
   const ModelConfig c =
       ModelConfig::from_file(MINIVLM_SOURCE_DIR "/tests/fixtures/test-model.json");
