@@ -109,6 +109,11 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   v.get("image_mean", c.vision.image_mean);
   v.get("image_std", c.vision.image_std);
   v.get("resample", c.vision.resample);
+  v.get("longest_edge", c.vision.longest_edge);
+  v.get("do_image_splitting", c.vision.do_image_splitting);
+  v.get("video_fps", c.vision.video_fps);
+  v.get("video_max_frames", c.vision.video_max_frames);
+  v.get("video_longest_edge", c.vision.video_longest_edge);
   v.finish();
 
   Reader p(proj, origin + ": projector");
@@ -148,8 +153,13 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   MV_CHECK(L.head_dim % 2 == 0, origin, ": head_dim must be even for RoPE, got ", L.head_dim);
   auto& V = c.vision;
   check_vision_config(V, origin);
-  MV_CHECK(V.resample == "bicubic" || V.resample == "bilinear", origin,
-           ": vision.resample must be bicubic or bilinear, got ", V.resample);
+  MV_CHECK(V.resample == "bicubic" || V.resample == "bilinear" || V.resample == "lanczos", origin,
+           ": vision.resample must be bicubic, bilinear or lanczos, got ", V.resample);
+  MV_CHECK(V.longest_edge >= 0 && V.video_longest_edge >= 0 && V.video_max_frames >= 1 &&
+               V.video_fps > 0,
+           origin,
+           ": vision.longest_edge and video_longest_edge must be >= 0, video_max_frames >= 1 and "
+           "video_fps > 0");
   MV_CHECK(V.patch_size > 0 && V.image_size % V.patch_size == 0, origin, ": vision.image_size ",
            V.image_size, " is not a multiple of patch_size ", V.patch_size);
   MV_CHECK(V.hidden_size % V.num_attention_heads == 0, origin, ": vision.hidden_size ",
@@ -209,6 +219,14 @@ json ModelConfig::to_json() const {
                   {"projector", proj},
                   {"image_token", image_token}};
   if (vision.resample != VisionConfig{}.resample) out["vision"]["resample"] = vision.resample;
+  if (vision.type == "smolvlm") {
+    json& v = out["vision"];
+    v["longest_edge"] = vision.longest_edge;
+    v["do_image_splitting"] = vision.do_image_splitting;
+    v["video_fps"] = vision.video_fps;
+    v["video_max_frames"] = vision.video_max_frames;
+    v["video_longest_edge"] = vision.video_longest_edge;
+  }
   if (llm.use_moe) {
     json& l = out["llm"];
     l["use_moe"] = true;

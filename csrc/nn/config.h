@@ -47,8 +47,19 @@ struct VisionConfig {
   std::string hidden_act = "quick_gelu";
   std::array<float, 3> image_mean{0.48145466f, 0.4578275f, 0.40821073f};
   std::array<float, 3> image_std{0.26862954f, 0.26130258f, 0.27577711f};
-  // The resize filter of the image processor, Pillow's arithmetic: "bicubic" or "bilinear".
+  // The resize filter of the image processor, Pillow's arithmetic: "bicubic", "bilinear" or
+  // "lanczos".
   std::string resample = "bicubic";
+  // SmolVLM / Idefics3 image processing (vision.type "smolvlm"): the image is first resized so its
+  // longest edge is longest_edge (size.longest_edge; 0 = no such step), then, with
+  // do_image_splitting, cut into image_size² tiles plus a global image; without, resized to one
+  // image_size² tile. Video frames (SmolVLM2): sampled at video_fps up to video_max_frames, each
+  // resized to video_longest_edge and then to one tile.
+  int64_t longest_edge = 0;
+  bool do_image_splitting = false;
+  double video_fps = 1.0;
+  int64_t video_max_frames = 64;
+  int64_t video_longest_edge = 0;
 
   int64_t grid() const { return image_size / patch_size; }
 };
@@ -76,7 +87,8 @@ struct ModelConfig {
   static ModelConfig from_json(const nlohmann::json& j, const std::string& origin);
   static ModelConfig from_file(const std::string& path);
   // Every key (projector.type only when not "linear", projector.layer_norm_eps only for "mlp",
-  // vision.resample only when not "bicubic", the MoE keys only when llm.use_moe), derived values
+  // vision.resample only when not "bicubic", the SmolVLM processing keys only for vision.type
+  // "smolvlm", the MoE keys only when llm.use_moe), derived values
   // filled in: a model of the earlier keys writes the config.json it always did.
   nlohmann::json to_json() const;
 };

@@ -2,7 +2,8 @@
 // semantics: a biased patch convolution plus learned absolute positions (no class token, no
 // pre-norm), the pre-norm encoder layers CLIP also uses (nn/vit.h; hidden_act
 // gelu_pytorch_tanh in the released models), then post_layernorm over every token. Its features
-// are last_hidden_state, all G² patch tokens: what MiniMind-V's minimind-3v and SmolVLM take.
+// are last_hidden_state, all G² patch tokens: what MiniMind-V's minimind-3v and SmolVLM take
+// (vision.type "smolvlm" is this tower too).
 // The pooling head of the Hugging Face checkpoints is not part of the tower.
 #include "nn/vision_tower.h"
 #include "nn/vit.h"
@@ -58,6 +59,9 @@ std::unique_ptr<VisionTower> make_siglip(const VisionConfig& c) {
 }
 
 const bool registered = vision_towers().add("siglip", {make_siglip, check_vit_activation});
+// SmolVLM's (Idefics3's) tower is the same computation under the same names; its own type picks
+// SmolVLM's image processor (tiles, a global image, video frames).
+const bool registered_smolvlm = vision_towers().add("smolvlm", {make_siglip, check_vit_activation});
 
 }  // namespace
 

@@ -63,11 +63,12 @@ TEST(VisionTower, ConfigChoosesARegisteredTypeAndNamesTheValidOnes) {
   j["vision"]["type"] = "sigclip";
   EXPECT_THAT([&] { ModelConfig::from_json(j, "cfg.json"); },
               ThrowsMessage<Error>(HasSubstr("cfg.json: vision.type 'sigclip' is unknown (valid: "
-                                             "clip, siglip)")));
+                                             "clip, siglip, smolvlm)")));
   VisionConfig v;
   v.type = "sigclip";
   EXPECT_THAT([&] { make_vision_tower(v); },
-              ThrowsMessage<Error>(HasSubstr("vision.type 'sigclip' is unknown (valid: clip, siglip)")));
+              ThrowsMessage<Error>(
+                  HasSubstr("vision.type 'sigclip' is unknown (valid: clip, siglip, smolvlm)")));
   // The tower checks its own fields.
   j["vision"]["type"] = "clip";
   j["vision"]["hidden_act"] = "relu";
