@@ -24,9 +24,9 @@ RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& wha
 // PNG file bytes of an image (stb_image_write).
 std::string encode_png(const RgbImage& img);
 
-// Pillow's resampling filters (Image.Resampling.BILINEAR = 2, BICUBIC = 3).
-enum class Resample { bilinear, bicubic };
-// "bilinear" or "bicubic" (vision.resample); throws minivlm::Error naming anything else.
+// Pillow's resampling filters (Image.Resampling.BILINEAR = 2, BICUBIC = 3, LANCZOS = 1).
+enum class Resample { bilinear, bicubic, lanczos };
+// "bilinear", "bicubic" or "lanczos" (vision.resample); throws minivlm::Error naming anything else.
 Resample resample_from_name(const std::string& name);
 const char* resample_name(Resample resample);
 

@@ -1,13 +1,15 @@
-// Pillow-compatible BILINEAR and BICUBIC resize (Pillow's libImaging/Resample.c semantics, bit
-// for bit).
+// Pillow-compatible BILINEAR, BICUBIC and LANCZOS resize (Pillow's libImaging/Resample.c
+// semantics, bit for bit).
 //
 // Separable convolution: one pass per axis, through an 8-bit intermediate.
 // For output sample i the filter is centred on the input coordinate c = (i + 0.5)·scale and, when
 // shrinking, stretched by scale (so it averages, i.e. antialiases); taps are the input samples
 // whose centres fall within the support, normalized to sum to 1, then quantized to 22-bit fixed
 // point. Sums start at ½ (rounding) and are clamped to [0, 255]. The filters are Pillow's: the
-// triangle 1 − |x| with support 1 (bilinear) and the cubic kernel with a = −0.5 and support 2
-// (bicubic). No reducing prefilter: Image.resize applies one only with reducing_gap, which
+// triangle 1 − |x| with support 1 (bilinear), the cubic kernel with a = −0.5 and support 2
+// (bicubic) and the truncated sinc sinc(x)·sinc(x/3) on [−3, 3) with support 3 (lanczos, where
+// sinc(x) = sin(πx)/(πx) and sinc(0) = 1, evaluated as Pillow does: x·M_PI, then sin(x)/x). No
+// reducing prefilter: Image.resize applies one only with reducing_gap, which
 // transformers leaves None.
 #include <algorithm>
 #include <cmath>
@@ -44,6 +46,17 @@ double bicubic(double x) {
   return 0.0;
 }
 
+double sinc(double x) {
+  if (x == 0.0) return 1.0;
+  x = x * M_PI;
+  return std::sin(x) / x;
+}
+
+double lanczos(double x) {
+  if (-3.0 <= x && x < 3.0) return sinc(x) * sinc(x / 3);
+  return 0.0;
+}
+
 struct Filter {
   double (*kernel)(double);
   double support;
@@ -55,6 +68,8 @@ Filter filter_of(Resample resample) {
       return {bilinear, 1.0};
     case Resample::bicubic:
       return {bicubic, 2.0};
+    case Resample::lanczos:
+      return {lanczos, 3.0};
   }
   MV_FAIL("resize: unknown resample filter ", static_cast<int>(resample));
 }
@@ -188,11 +203,20 @@ RgbImage resize_bicubic(const RgbImage& img, int out_width, int out_height) {
 Resample resample_from_name(const std::string& name) {
   if (name == "bilinear") return Resample::bilinear;
   if (name == "bicubic") return Resample::bicubic;
-  MV_FAIL("resample filter must be bilinear or bicubic, got '", name, "'");
+  if (name == "lanczos") return Resample::lanczos;
+  MV_FAIL("resample filter must be bilinear, bicubic or lanczos, got '", name, "'");
 }
 
 const char* resample_name(Resample resample) {
-  return resample == Resample::bilinear ? "bilinear" : "bicubic";
+  switch (resample) {
+    case Resample::bilinear:
+      return "bilinear";
+    case Resample::bicubic:
+      return "bicubic";
+    case Resample::lanczos:
+      return "lanczos";
+  }
+  return "?";
 }
 
 }  // namespace minivlm

@@ -1,6 +1,7 @@
 // Access to the image goldens written by scripts/reference/image_goldens.py (Pillow, numpy and
 // transformers' CLIP and SigLIP image processors): tests/goldens/image/goldens.json plus raw
-// little-endian arrays.
+// little-endian arrays; and by scripts/reference/smolvlm_image_goldens.py (Pillow's LANCZOS,
+// transformers' SmolVLM image processor): tests/goldens/image/smolvlm.json.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -31,6 +32,14 @@ inline std::vector<uint8_t> read_bytes(const std::string& path) {
 inline const nlohmann::json& goldens() {
   static const nlohmann::json j = [] {
     const auto bytes = read_bytes(source_path("tests/goldens/image/goldens.json"));
+    return nlohmann::json::parse(bytes.begin(), bytes.end());
+  }();
+  return j;
+}
+
+inline const nlohmann::json& smolvlm_goldens() {
+  static const nlohmann::json j = [] {
+    const auto bytes = read_bytes(source_path("tests/goldens/image/smolvlm.json"));
     return nlohmann::json::parse(bytes.begin(), bytes.end());
   }();
   return j;

@@ -1,4 +1,4 @@
-// Pillow-compatible BICUBIC and BILINEAR resize (SPEC §2) against Pillow's Image.resize.
+// Pillow-compatible BICUBIC, BILINEAR and LANCZOS resize (SPEC §2) against Pillow's Image.resize.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -33,16 +33,16 @@ TEST(ImageResize, MatchesPillowBicubicWithinOne) {
   EXPECT_GE(cases, 40);
 }
 
-// Bilinear is bit-exact: every stored (possibly strided) value equal, and the hash of all bytes.
-TEST(ImageResize, MatchesPillowBilinearExactly) {
-  int cases = 0, upscaled = 0, downscaled = 0;
+// Every stored (possibly strided) value equal to Pillow's, and the hash of all bytes.
+void expect_bit_exact(const nlohmann::json& cases, Resample resample, const char* what) {
+  int n = 0, upscaled = 0, downscaled = 0;
   int64_t values = 0;
-  for (const auto& c : goldens()["resize_bilinear"]) {
+  for (const auto& c : cases) {
     const std::string input = c["input"];
     const int w = c["width"], h = c["height"], stride = c["stride"];
     SCOPED_TRACE(input + " -> " + std::to_string(w) + "x" + std::to_string(h));
     const RgbImage in = load_rgb_image(source_path(input));
-    const RgbImage out = resize(in, w, h, Resample::bilinear);
+    const RgbImage out = resize(in, w, h, resample);
     ASSERT_EQ(out.width, w);
     ASSERT_EQ(out.height, h);
     const std::vector<uint8_t> want = golden_u8(c);
@@ -58,21 +58,33 @@ TEST(ImageResize, MatchesPillowBilinearExactly) {
     upscaled += w > in.width || h > in.height;
     downscaled += w < in.width || h < in.height;
     values += int64_t(out.pixels.size());
-    ++cases;
+    ++n;
   }
-  std::printf("[ stats    ] bilinear resize vs Pillow: %d cases (%d up, %d down), %lld values\n",
-              cases, upscaled, downscaled, static_cast<long long>(values));
-  EXPECT_GE(cases, 40);
+  std::printf("[ stats    ] %s resize vs Pillow: %d cases (%d up, %d down), %lld values\n", what, n,
+              upscaled, downscaled, static_cast<long long>(values));
+  EXPECT_GE(n, 40);
   EXPECT_GE(upscaled, 10);
   EXPECT_GE(downscaled, 10);
 }
 
-// The two filters differ, and resize_bicubic is resize(…, Resample::bicubic).
+TEST(ImageResize, MatchesPillowBilinearExactly) {
+  expect_bit_exact(goldens()["resize_bilinear"], Resample::bilinear, "bilinear");
+}
+
+// Image.resize(…, LANCZOS): the same inputs and sizes, and the photos upscaled to 700x650.
+TEST(ImageResize, MatchesPillowLanczosExactly) {
+  expect_bit_exact(image_test::smolvlm_goldens()["resize_lanczos"], Resample::lanczos, "lanczos");
+}
+
+// The filters differ, and resize_bicubic is resize(…, Resample::bicubic).
 TEST(ImageResize, FilterIsAParameter) {
   const RgbImage img = load_rgb_image(source_path("tests/goldens/image/inputs/photo_160x120.png"));
   for (const auto [w, h] : {std::array<int, 2>{64, 48}, {224, 168}, {161, 60}}) {
     EXPECT_EQ(resize(img, w, h, Resample::bicubic).pixels, resize_bicubic(img, w, h).pixels);
     EXPECT_NE(resize(img, w, h, Resample::bilinear).pixels, resize_bicubic(img, w, h).pixels);
+    EXPECT_NE(resize(img, w, h, Resample::lanczos).pixels, resize_bicubic(img, w, h).pixels);
+    EXPECT_NE(resize(img, w, h, Resample::lanczos).pixels,
+              resize(img, w, h, Resample::bilinear).pixels);
   }
 }
 
@@ -80,8 +92,11 @@ TEST(ImageResize, ResampleNames) {
   EXPECT_EQ(resample_from_name("bilinear"), Resample::bilinear);
   EXPECT_EQ(resample_from_name("bicubic"), Resample::bicubic);
   EXPECT_STREQ(resample_name(Resample::bilinear), "bilinear");
+  EXPECT_EQ(resample_from_name("lanczos"), Resample::lanczos);
   EXPECT_STREQ(resample_name(Resample::bicubic), "bicubic");
-  EXPECT_THROW(resample_from_name("lanczos"), Error);
+  EXPECT_STREQ(resample_name(Resample::lanczos), "lanczos");
+  EXPECT_THROW(resample_from_name("nearest"), Error);
+  EXPECT_THROW(resample_from_name("LANCZOS"), Error);
 }
 
 RgbImage random_image(int w, int h, unsigned seed) {
@@ -95,6 +110,7 @@ TEST(ImageResize, SameSizeIsBitExactCopy) {
   const RgbImage img = random_image(23, 17, 1);
   EXPECT_EQ(resize_bicubic(img, 23, 17).pixels, img.pixels);
   EXPECT_EQ(resize(img, 23, 17, Resample::bilinear).pixels, img.pixels);
+  EXPECT_EQ(resize(img, 23, 17, Resample::lanczos).pixels, img.pixels);
 }
 
 // One axis unchanged: only the other axis is filtered, so an image constant along the resized
@@ -103,7 +119,7 @@ TEST(ImageResize, SingleAxisResizeKeepsConstantRows) {
   RgbImage img{9, 4, std::vector<uint8_t>(9 * 4 * 3)};
   for (int y = 0; y < 4; ++y)
     for (int i = 0; i < 27; ++i) img.pixels[y * 27 + i] = static_cast<uint8_t>(40 * y + 7);
-  for (const Resample r : {Resample::bicubic, Resample::bilinear}) {
+  for (const Resample r : {Resample::bicubic, Resample::bilinear, Resample::lanczos}) {
     const RgbImage out = resize(img, 5, 4, r);
     for (int y = 0; y < 4; ++y)
       for (int i = 0; i < 15; ++i) EXPECT_EQ(out.pixels[y * 15 + i], 40 * y + 7);

@@ -178,9 +178,12 @@ TEST(SiglipProcessor, ResampleComesFromTheConfig) {
   };
   EXPECT_EQ(with("bicubic"), siglip_preprocess(photo, 48, Resample::bicubic, norm));
   EXPECT_EQ(with("bilinear"), siglip_preprocess(photo, 48, Resample::bilinear, norm));
+  EXPECT_EQ(with("lanczos"), siglip_preprocess(photo, 48, Resample::lanczos, norm));
   EXPECT_NE(with("bicubic"), with("bilinear"));
-  EXPECT_THAT([&] { with("lanczos"); },
-              ThrowsMessage<Error>(HasSubstr("must be bilinear or bicubic, got 'lanczos'")));
+  EXPECT_NE(with("lanczos"), with("bicubic"));
+  EXPECT_THAT(
+      [&] { with("nearest"); },
+      ThrowsMessage<Error>(HasSubstr("must be bilinear, bicubic or lanczos, got 'nearest'")));
 }
 
 TEST(SiglipProcessor, RejectsInvalidSize) {
