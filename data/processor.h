@@ -4,12 +4,18 @@
 //   "clip"    data/processor_clip.cpp: shortest edge → image_size (bicubic), center crop,
 //             normalize; one tile (CLIPImageProcessor).
 //   "siglip"  data/processor_siglip.cpp: the whole image → image_size² with vision.resample
-//             (bilinear or bicubic; no aspect ratio kept, no crop), normalize; one tile
+//             (bilinear, bicubic or lanczos; no aspect ratio kept, no crop), normalize; one tile
 //             (SiglipImageProcessor, Pillow backend).
-// Both resize with Pillow's 8-bit arithmetic (data/image_resize.cpp) and normalize as transformers
-// does in float32. A new processor (SmolVLM's grid of tiles plus a global image, say) is one file
-// that derives from ImageProcessor and adds itself to image_processors().
+//   "smolvlm" data/processor_smolvlm.cpp: longest edge → vision.longest_edge, then a row-major grid
+//             of image_size² tiles plus the global image last (vision.do_image_splitting) or one
+//             image_size² tile, each tile one run of N image tokens framed by SmolVLM's
+//             <fake_token_around_image>, <row_r_col_c> and <global-img> text
+//             (SmolVLMImageProcessorPil and SmolVLMProcessor).
+// All resize with Pillow's 8-bit arithmetic (data/image_resize.cpp) and normalize as transformers
+// does in float32. A new processor is one file that derives from ImageProcessor and adds itself to
+// image_processors().
 #pragma once
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -69,5 +75,22 @@ class ImageProcessor {
 //   const bool registered = image_processors().add("clip", make);
 using ImageProcessorFactory = std::shared_ptr<const ImageProcessor> (*)(const ModelConfig& config);
 Registry<ImageProcessorFactory>& image_processors();
+
+// SmolVLM's pieces (data/processor_smolvlm.cpp), for the video path and tests.
+//
+// {width, height} of an image whose longest edge is resized to `longest_edge`, as transformers'
+// SmolVLM get_resize_output_image_size: the other edge int(longest_edge · short / long) with the
+// aspect ratio in double, made even by adding one, at least 1; then capped at 4096 the same way.
+std::array<int, 2> smolvlm_longest_edge_size(int width, int height, int longest_edge);
+// The text an image of `rows` × `cols` tiles (0 × 0: one tile, not split) becomes, with
+// `tokens_per_tile` copies of `image_token` per tile, as SmolVLMProcessor's
+// get_image_prompt_string.
+ImagePrompt smolvlm_image_prompt(int64_t rows, int64_t cols, int64_t tokens_per_tile,
+                                 const std::string& image_token);
+// One video frame as one tile, as SmolVLM's video processor shapes a frame: longest edge →
+// config.vision.video_longest_edge (skipped when 0), then straight to image_size²
+// (config.vision.resample, Pillow's arithmetic), normalized; the prompt is the single-image form
+// (smolvlm_image_prompt(0, 0, …)).
+ProcessedImage smolvlm_frame_tile(const RgbImage& frame, const ModelConfig& config);
 
 }  // namespace minivlm

@@ -76,12 +76,13 @@ TEST(ImageProcessor, UnknownVisionTypeNamesTheValidOnes) {
   ASSERT_TRUE(two_tiles_registered);
   EXPECT_THAT(image_processors().names(), Contains("clip"));
   EXPECT_THAT(image_processors().names(), Contains("siglip"));
+  EXPECT_THAT(image_processors().names(), Contains("smolvlm"));
   ModelConfig c;
   c.vision.type = "pixtral";
   EXPECT_THAT([&] { ImageProcessor::for_model(c); },
               ThrowsMessage<Error>(
                   HasSubstr("image processor for vision.type 'pixtral' is unknown (valid: clip, "
-                            "siglip, test_two_tiles)")));
+                            "siglip, smolvlm, test_two_tiles)")));
 }
 
 // Two images of two tiles each, a text-only record, one image: the samples carry their tiles in
