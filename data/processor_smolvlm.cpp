@@ -33,6 +33,8 @@
 // video size and then to M × M, without splitting, and prompts each frame in the single form. It
 // runs on torch tensors; here a frame goes through Pillow's arithmetic with vision.resample, equal
 // to SmolVLMImageProcessorPil without splitting at size.longest_edge = vision.video_longest_edge.
+// (Against transformers 5.25's SmolVLMVideoProcessor itself, measured on a 640² photo and a 300×90
+// crop at 96 → 64²: at most one 8-bit step, 2/255 after normalization, in under 1% of values.)
 #include <algorithm>
 #include <string>
 
