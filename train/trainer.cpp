@@ -365,12 +365,14 @@ void finish(Run& r) {
   save(r);
   run_eval(r);
   if (r.comm->is_main()) {
-    // The final model directory holds the fp32 weights, as a checkpoint does.
+    // The final model directory holds the fp32 weights, as a checkpoint does, in the layout of
+    // the model directory the run started from (a Hugging Face SmolVLM directory stays one; its
+    // tensors are then written in their source dtypes).
     const auto weights = fp32_weights(r);  // in the order of params()
     ParamList ps = r.m.model->params();
     for (size_t i = 0; i < ps.size(); ++i) ps[i].tensor.set_data(weights[i].second.to(kCPU));
     const std::string final_dir = (fs::path(r.opt.out) / "final").string();
-    save_model_dir(*r.m.model, r.opt.model + "/tokenizer.json", final_dir);
+    save_model_dir(*r.m.model, r.m.source, final_dir);
     std::fprintf(stderr, "wrote %s\n", final_dir.c_str());
   }
   r.comm->barrier();

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "io/hf_smolvlm.h"
 #include "io/safetensors.h"
 #include "text/tokenizer.h"
 
@@ -22,13 +23,83 @@ std::string join_lines(const std::vector<std::string>& items) {
   return s;
 }
 
+// The tensors of one safetensors file, or of the shards a model.safetensors.index.json lists.
+class WeightFiles {
+ public:
+  static WeightFiles single(const std::string& path) {
+    WeightFiles w;
+    w.path_ = path;
+    w.add(SafeTensorsFile::open(path));
+    return w;
+  }
+  static WeightFiles sharded(const std::string& index_path);
+
+  const std::vector<std::string>& names() const { return names_; }
+  bool contains(const std::string& n) const { return where_.count(n) != 0; }
+  DType dtype(const std::string& n) const { return file(n).dtype(n); }
+  const Shape& shape(const std::string& n) const { return file(n).shape(n); }
+  Tensor get(const std::string& n) const { return file(n).get(n); }
+  const std::string& path() const { return path_; }
+
+ private:
+  const SafeTensorsFile& file(const std::string& n) const { return files_.at(where_.at(n)); }
+  void add(SafeTensorsFile f) {
+    for (const std::string& n : f.names()) {
+      MV_CHECK(!where_.count(n), "tensor ", n, " is in both ", files_[where_.at(n)].path(), " and ",
+               f.path());
+      where_[n] = files_.size();
+      names_.push_back(n);
+    }
+    files_.push_back(std::move(f));
+  }
+  std::string path_;
+  std::vector<SafeTensorsFile> files_;
+  std::vector<std::string> names_;
+  std::map<std::string, size_t> where_;
+};
+
+WeightFiles WeightFiles::sharded(const std::string& index_path) {
+  std::ifstream f(index_path);
+  MV_CHECK(f.good(), "cannot open ", index_path);
+  nlohmann::json index;
+  try {
+    index = nlohmann::json::parse(f);
+  } catch (const nlohmann::json::exception& e) {
+    MV_FAIL(index_path, ": not valid JSON: ", e.what());
+  }
+  MV_CHECK(index.is_object() && index.contains("weight_map") && index["weight_map"].is_object(),
+           index_path, ": no weight_map object");
+  std::map<std::string, std::set<std::string>> shards;  // file → the tensors the index puts there
+  for (const auto& [name, file] : index["weight_map"].items()) {
+    MV_CHECK(file.is_string(), index_path, ": weight_map[", name, "] is not a file name");
+    const std::string shard = file.get<std::string>();
+    MV_CHECK(shard.find('/') == std::string::npos && shard != ".." && !shard.empty(), index_path,
+             ": shard name '", shard, "' is not a file in the directory");
+    shards[shard].insert(name);
+  }
+  WeightFiles w;
+  w.path_ = index_path;
+  const fs::path dir = fs::path(index_path).parent_path();
+  std::vector<std::string> diffs;
+  for (const auto& [shard, listed] : shards) {
+    SafeTensorsFile file = SafeTensorsFile::open((dir / shard).string());
+    for (const std::string& n : listed)
+      if (!file.contains(n)) diffs.push_back(n + ": listed in " + shard + " but not there");
+    for (const std::string& n : file.names())
+      if (!listed.count(n)) diffs.push_back(n + ": in " + shard + " but not in the index");
+    w.add(std::move(file));
+  }
+  MV_CHECK(diffs.empty(), index_path, " does not match its shards:", join_lines(diffs));
+  return w;
+}
+
 bool tensors_equal(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.to_float_vector() == b.to_float_vector();
 }
 
 // Shared by strict loading and importers: matches file tensors to model tensors, reports every
 // problem at once, then copies.
-void copy_matched(const MiniMindVLM& model, const SafeTensorsFile& file, const ImportRule& rule) {
+void copy_matched(const MiniMindVLM& model, const WeightFiles& file, const ImportRule& rule) {
   std::map<std::string, Tensor> params;
   for (const NamedTensor& p : model.params()) params.emplace(p.name, p.tensor);
   std::vector<std::string> unexpected, misshapen, missing;
@@ -84,8 +155,7 @@ bool ends_with(const std::string& s, const std::string& p) {
 }  // namespace
 
 void load_weights(const MiniMindVLM& model, const std::string& path) {
-  const SafeTensorsFile file = SafeTensorsFile::open(path);
-  copy_matched(model, file,
+  copy_matched(model, WeightFiles::single(path),
                {[](const std::string& n) { return n; }, [](const std::string&) { return true; },
                 "strict load"});
 }
@@ -97,7 +167,7 @@ void save_weights(const MiniMindVLM& model, const std::string& path) {
 }
 
 void import_weights(const MiniMindVLM& model, const std::string& path, const ImportRule& rule) {
-  copy_matched(model, SafeTensorsFile::open(path), rule);
+  copy_matched(model, WeightFiles::single(path), rule);
 }
 
 namespace {
@@ -204,17 +274,137 @@ void import_minimind_llm(const MiniMindVLM& model, const std::string& path) {
   import_weights(model, path, rule);
 }
 
-LoadedModel load_model_dir(const std::string& dir) {
+const char* format_name(ModelSource::Format f) {
+  switch (f) {
+    case ModelSource::Format::minivlm:
+      return "minivlm";
+    case ModelSource::Format::hf_smolvlm:
+      return "hf-smolvlm";
+  }
+  return "?";
+}
+
+namespace {
+
+void check_tokenizer_fits(const LoadedModel& m, const std::string& dir) {
+  MV_CHECK(m.tokenizer->vocab_size() <= m.config.llm.vocab_size, dir, ": the tokenizer has ",
+           m.tokenizer->vocab_size(), " tokens but llm.vocab_size is ", m.config.llm.vocab_size);
+}
+
+// model.safetensors, else the shards of model.safetensors.index.json (transformers' order).
+WeightFiles hf_weight_files(const std::string& dir) {
+  const fs::path d(dir);
+  if (fs::exists(d / "model.safetensors"))
+    return WeightFiles::single((d / "model.safetensors").string());
+  MV_CHECK(fs::exists(d / "model.safetensors.index.json"), dir,
+           ": no model.safetensors or model.safetensors.index.json");
+  return WeightFiles::sharded((d / "model.safetensors.index.json").string());
+}
+
+// A Hugging Face SmolVLM / Idefics3 directory (io/hf_smolvlm.h).
+LoadedModel load_hf_smolvlm_dir(const std::string& dir) {
   LoadedModel m;
+  const fs::path d(dir);
+  const WeightFiles files = hf_weight_files(dir);
+  const HfSmolVLMConfig hf = hf_smolvlm_config(dir, files.contains("lm_head.weight"));
+  m.config = hf.config;
+  m.tokenizer = std::make_shared<Tokenizer>(Tokenizer::from_file((d / "tokenizer.json").string()));
+  const int64_t image_id = m.tokenizer->token_to_id(m.config.image_token);
+  MV_CHECK(image_id == hf.image_token_id, dir, ": the tokenizer's id of ", m.config.image_token,
+           " is ", image_id, " but config.json's image_token_id is ", hf.image_token_id);
+  check_tokenizer_fits(m, dir);
+  m.model = std::make_unique<MiniMindVLM>(m.config, image_id);
+  ImportRule rule;
+  rule.what = "Hugging Face SmolVLM";
+  rule.map = [](const std::string& n) -> std::string {
+    const std::string mapped = hf_smolvlm_to_minivlm(n);
+    return mapped.empty() ? "(not a SmolVLM tensor) " + n : mapped;  // reported as unexpected
+  };
+  rule.required = [](const std::string&) { return true; };
+  copy_matched(*m.model, files, rule);
+  m.source.format = ModelSource::Format::hf_smolvlm;
+  m.source.dir = dir;
+  for (const std::string& n : files.names()) m.source.tensors.emplace_back(n, files.dtype(n));
+  return m;
+}
+
+void copy_readable(const fs::path& from, const fs::path& to) {
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+  fs::permissions(to, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                          fs::perms::others_read);
+}
+
+bool same_file(const fs::path& a, const fs::path& b) {
+  return fs::absolute(a).lexically_normal() == fs::absolute(b).lexically_normal();
+}
+
+// Weights in any of the formats a Hugging Face directory may hold them.
+bool is_weight_file(const std::string& name) {
+  for (const char* ext :
+       {".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pth", ".pt",
+        ".ckpt", ".h5", ".msgpack", ".onnx", ".onnx_data", ".gguf"})
+    if (ends_with(name, ext)) return true;
+  return false;
+}
+
+void save_hf_smolvlm_dir(const MiniMindVLM& model, const ModelSource& source,
+                         const std::string& dir) {
+  MV_CHECK(!source.tensors.empty(), "saving ", dir, ": the source ", source.dir,
+           " lists no tensors");
+  fs::create_directories(dir);
+  std::map<std::string, Tensor> params;
+  for (const NamedTensor& p : model.params()) params.emplace(p.name, p.tensor.detach());
+  std::vector<std::pair<std::string, Tensor>> out;
+  std::set<std::string> written;
+  for (const auto& [hf_name, dtype] : source.tensors) {
+    std::string name = hf_smolvlm_to_minivlm(hf_name);
+    if (name == "lm_head.weight" && !params.count(name)) name = "model.embed_tokens.weight";
+    auto it = params.find(name);
+    MV_CHECK(it != params.end(), "saving ", dir, ": the source's tensor ", hf_name,
+             " is not in the model");
+    out.emplace_back(hf_name, it->second.dtype() == dtype ? it->second : it->second.to(dtype));
+    written.insert(name);
+  }
+  for (const auto& [name, t] : params)
+    MV_CHECK(written.count(name), "saving ", dir, ": the model's tensor ", name,
+             " is not in the source ", source.dir);
+  save_safetensors((fs::path(dir) / "model.safetensors").string(), out, {{"format", "pt"}});
+  // One file now: shards and an index left from an earlier save would shadow or contradict it.
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    if (n == "model.safetensors.index.json" ||
+        (starts_with(n, "model-") && ends_with(n, ".safetensors")))
+      fs::remove(e.path());
+  }
+  for (const auto& e : fs::directory_iterator(source.dir)) {
+    const std::string n = e.path().filename().string();
+    if (!e.is_regular_file() || is_weight_file(n)) continue;
+    const fs::path to = fs::path(dir) / n;
+    if (!same_file(e.path(), to)) copy_readable(e.path(), to);
+  }
+}
+
+}  // namespace
+
+LoadedModel load_model_dir(const std::string& dir) {
   MV_CHECK(fs::is_directory(dir), "model directory ", dir, " does not exist");
+  if (is_hf_smolvlm_dir(dir)) return load_hf_smolvlm_dir(dir);
+  LoadedModel m;
   m.config = ModelConfig::from_file(dir + "/config.json");
   m.tokenizer = std::make_shared<Tokenizer>(Tokenizer::from_file(dir + "/tokenizer.json"));
   const int64_t image_id = m.tokenizer->token_to_id(m.config.image_token);
-  MV_CHECK(m.tokenizer->vocab_size() <= m.config.llm.vocab_size, dir, ": the tokenizer has ",
-           m.tokenizer->vocab_size(), " tokens but llm.vocab_size is ", m.config.llm.vocab_size);
+  check_tokenizer_fits(m, dir);
   m.model = std::make_unique<MiniMindVLM>(m.config, image_id);
   load_weights(*m.model, dir + "/model.safetensors");
+  m.source.dir = dir;
   return m;
+}
+
+void save_model_dir(const MiniMindVLM& model, const ModelSource& source, const std::string& dir) {
+  if (source.format == ModelSource::Format::hf_smolvlm)
+    save_hf_smolvlm_dir(model, source, dir);
+  else
+    save_model_dir(model, (fs::path(source.dir) / "tokenizer.json").string(), dir);
 }
 
 void save_model_dir(const MiniMindVLM& model, const std::string& tokenizer_json_path,
@@ -229,22 +419,15 @@ void save_model_dir(const MiniMindVLM& model, const std::string& tokenizer_json_
     fs::rename(tmp, dir + "/config.json");
   }
   save_weights(model, dir + "/model.safetensors");
-  const auto same_file = [](const fs::path& a, const fs::path& b) {
-    return fs::absolute(a).lexically_normal() == fs::absolute(b).lexically_normal();
-  };
-  const auto copy_readable = [](const fs::path& from, const fs::path& to) {
-    fs::copy_file(from, to, fs::copy_options::overwrite_existing);
-    fs::permissions(to, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                            fs::perms::others_read);
-  };
   if (!same_file(tokenizer_json_path, dir + "/tokenizer.json"))
     copy_readable(tokenizer_json_path, dir + "/tokenizer.json");
-  // The files a Hugging Face tokenizer keeps beside it: tokenizer_config.json holds the chat
-  // template (text/chat_template.h), so the directory keeps its chat format. One the source lacks
-  // is removed, so a stale template never outlives its tokenizer.
+  // The files a Hugging Face tokenizer keeps beside it: tokenizer_config.json, chat_template.jinja
+  // and chat_template.json hold the chat template (text/chat_template.h), so the directory keeps
+  // its chat format. One the source lacks is removed, so a stale template never outlives its
+  // tokenizer.
   const fs::path from_dir = fs::path(tokenizer_json_path).parent_path();
-  for (const char* name :
-       {"tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"}) {
+  for (const char* name : {"tokenizer_config.json", "special_tokens_map.json",
+                           "chat_template.jinja", "chat_template.json"}) {
     const fs::path from = from_dir / name, to = fs::path(dir) / name;
     if (same_file(from, to)) continue;
     if (fs::exists(from))

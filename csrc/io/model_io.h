@@ -5,6 +5,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "nn/vlm.h"
 
@@ -35,17 +37,48 @@ void import_hf_vision(const MiniMindVLM& model, const std::string& path);
 // A MiniMind LLM state dict (safetensors; see scripts/convert_minimind_pth.py) → the LLM.
 void import_minimind_llm(const MiniMindVLM& model, const std::string& path);
 
+// Where a loaded model came from, so that saving it keeps its directory's layout.
+struct ModelSource {
+  enum class Format {
+    minivlm,     // config.json of SPEC §1.1, minivlm tensor names
+    hf_smolvlm,  // a Hugging Face SmolVLM / Idefics3 directory (io/hf_smolvlm.h)
+  };
+  Format format = Format::minivlm;
+  std::string dir;  // the directory it was loaded from
+  // hf_smolvlm: every tensor of the directory's weights (its HF name and dtype), in file order.
+  std::vector<std::pair<std::string, DType>> tensors;
+};
+const char* format_name(ModelSource::Format f);  // "minivlm", "hf-smolvlm"
+
 struct LoadedModel {
   ModelConfig config;
   std::shared_ptr<Tokenizer> tokenizer;
   std::unique_ptr<MiniMindVLM> model;
+  ModelSource source;
 };
-// Reads DIR/config.json, DIR/tokenizer.json (with the chat template of DIR/tokenizer_config.json,
-// text/chat_template.h) and DIR/model.safetensors.
+// Reads a model directory, strictly (every missing, unexpected or misshapen tensor is named):
+// - minivlm: DIR/config.json, DIR/tokenizer.json (with the chat template of
+//   DIR/chat_template.jinja or DIR/tokenizer_config.json, text/chat_template.h) and
+//   DIR/model.safetensors;
+// - a Hugging Face SmolVLM / Idefics3 directory (config.json's model_type "smolvlm" or
+//   "idefics3"), as transformers saves it: its config and processor files translated
+//   (io/hf_smolvlm.h), DIR/tokenizer.json, and DIR/model.safetensors or the shards of
+//   DIR/model.safetensors.index.json (f32, f16 or bf16; converted to f32).
+// `source` tells which.
 LoadedModel load_model_dir(const std::string& dir);
 // Writes DIR/config.json, DIR/model.safetensors and a copy of the tokenizer file, with the
-// tokenizer_config.json and special_tokens_map.json beside it where they exist.
+// tokenizer_config.json, special_tokens_map.json, chat_template.jinja and chat_template.json
+// beside it where they exist.
 void save_model_dir(const MiniMindVLM& model, const std::string& tokenizer_json_path,
                     const std::string& dir);
+// Writes the model in the layout of the directory it was loaded from:
+// - minivlm: as above, with source.dir's tokenizer;
+// - hf_smolvlm: DIR/model.safetensors with exactly the source's tensors (HF names, the shapes,
+//   each in its source dtype; lm_head.weight only where the source has it), one file even when
+//   the source was sharded (stale shards and index in DIR are removed); config.json and every
+//   other regular file of source.dir that is not weights (tokenizer, processor, chat template,
+//   generation config, README, ...) copied unchanged. Subdirectories (e.g. onnx/) are not copied.
+//   transformers' SmolVLMForConditionalGeneration.from_pretrained(DIR) loads it.
+void save_model_dir(const MiniMindVLM& model, const ModelSource& source, const std::string& dir);
 
 }  // namespace minivlm
