@@ -343,6 +343,22 @@ ProcessedImage VideoProcessor::process(const std::string& path) const {
   return out;
 }
 
+ProcessedImages in_placeholder_order(const std::vector<Message>& messages,
+                                     std::vector<ProcessedImage> images,
+                                     std::vector<ProcessedImage> videos) {
+  ProcessedImages out;
+  size_t next_image = 0, next_video = 0;
+  for (bool video : placeholder_kinds(messages)) {
+    if (video && next_video < videos.size())
+      out.add(std::move(videos[next_video++]));
+    else if (!video && next_image < images.size())
+      out.add(std::move(images[next_image++]));
+  }
+  for (; next_image < images.size(); ++next_image) out.add(std::move(images[next_image]));
+  for (; next_video < videos.size(); ++next_video) out.add(std::move(videos[next_video]));
+  return out;
+}
+
 VideoProcessor VideoProcessor::for_model(const ModelConfig& config,
                                          std::shared_ptr<const ImageProcessor> images) {
   VideoProcessor v;

@@ -103,4 +103,12 @@ struct VideoProcessor {
                                   std::shared_ptr<const ImageProcessor> images);
 };
 
+// Images and videos in the order the user messages' placeholders take them (text/chat.h): the
+// k-th placeholder takes the next image for <image>, the next video for <video>; when the messages
+// hold no placeholder, the images then the videos. Media that no placeholder takes are appended in
+// that order, so that rendering reports the mismatch.
+ProcessedImages in_placeholder_order(const std::vector<Message>& messages,
+                                     std::vector<ProcessedImage> images,
+                                     std::vector<ProcessedImage> videos);
+
 }  // namespace minivlm

@@ -189,6 +189,14 @@ ImagePrompt image_run(const std::string& image_token, int64_t n) {
   return p;
 }
 
+std::vector<bool> placeholder_kinds(const std::vector<Message>& messages) {
+  std::vector<bool> kinds;
+  for (const Message& m : messages)
+    if (m.role == "user")
+      for (bool video : placeholders_of(m.content)) kinds.push_back(video);
+  return kinds;
+}
+
 std::string expand_images(const std::string& text, const std::vector<ImagePrompt>& images) {
   check_placeholders(placeholders_of(text), images, "the text holds", "there are");
   std::string out;

@@ -96,6 +96,9 @@ RenderedChat render_chat(const std::vector<Message>& messages,
                          const std::vector<ImagePrompt>& images, bool generation_prompt,
                          ChatTemplate chat_template);
 
+// The placeholders of the user messages in order: true for <video>, false for <image>.
+std::vector<bool> placeholder_kinds(const std::vector<Message>& messages);
+
 // `text` with each <image> / <video> replaced by the next image's / video's prompt, as is otherwise
 // (no chat template). Throws when the placeholders do not fit the media, naming both.
 std::string expand_images(const std::string& text, const std::vector<ImagePrompt>& images);
