@@ -48,9 +48,10 @@ std::string trim(std::string_view s) {
   return std::string(s);
 }
 
-// The image paths of a record, or the reason the `image` field is unusable.
-std::optional<std::string> image_paths(const json& record, std::vector<std::string>& out) {
-  const auto it = record.find("image");
+// The paths of a record's `field` ("image" or "video"), or the reason the field is unusable.
+std::optional<std::string> media_paths(const json& record, const std::string& field,
+                                       std::vector<std::string>& out) {
+  const auto it = record.find(field);
   if (it == record.end() || it->is_null()) return std::nullopt;
   if (it->is_string()) {
     const std::string all = it->get<std::string>();
@@ -59,20 +60,20 @@ std::optional<std::string> image_paths(const json& record, std::vector<std::stri
     for (;;) {
       const size_t comma = all.find(',', from);
       out.push_back(trim(std::string_view(all).substr(from, comma - from)));
-      if (out.back().empty()) return "empty path in 'image' \"" + all + "\"";
+      if (out.back().empty()) return "empty path in '" + field + "' \"" + all + "\"";
       if (comma == std::string::npos) return std::nullopt;
       from = comma + 1;
     }
   }
   if (it->is_array()) {
     for (const json& p : *it) {
-      if (!p.is_string()) return "'image' must be a string or a list of strings";
+      if (!p.is_string()) return "'" + field + "' must be a string or a list of strings";
       out.push_back(trim(p.get<std::string>()));
-      if (out.back().empty()) return "empty path in the 'image' list";
+      if (out.back().empty()) return "empty path in the '" + field + "' list";
     }
     return std::nullopt;
   }
-  return "'image' must be a string or a list of strings";
+  return "'" + field + "' must be a string or a list of strings";
 }
 
 // The conversation of a record, or the reason it is unusable.
@@ -110,6 +111,7 @@ SampleFormat SampleFormat::for_model(const ModelConfig& config, int64_t max_seq_
   SampleFormat f;
   f.max_seq_len = max_seq_len;
   f.images = ImageProcessor::for_model(config);
+  f.videos = std::make_shared<const VideoProcessor>(VideoProcessor::for_model(config, f.images));
   return f;
 }
 
@@ -145,17 +147,19 @@ std::string JsonlDataset::skip_warning(size_t i, const std::string& reason) cons
 // size), so the images are read before the text is encoded.
 SampleResult JsonlDataset::load(size_t i) const {
   std::vector<Message> messages;
-  std::vector<std::string> paths;
-  if (std::optional<std::string> bad = parse_record(index_.read(i), messages, paths))
+  std::vector<std::string> paths, videos;
+  if (std::optional<std::string> bad = parse_record(index_.read(i), messages, paths, videos))
     return skip(*bad);
   ProcessedImages images;
-  if (std::optional<std::string> bad = load_images(paths, images)) return skip(*bad);
+  if (std::optional<std::string> bad = load_media(paths, videos, messages, images))
+    return skip(*bad);
   return encode(messages, std::move(images));
 }
 
 std::optional<std::string> JsonlDataset::parse_record(const std::string& text,
                                                       std::vector<Message>& messages,
-                                                      std::vector<std::string>& images) const {
+                                                      std::vector<std::string>& images,
+                                                      std::vector<std::string>& videos) const {
   json record;
   try {
     record = json::parse(text);
@@ -165,9 +169,12 @@ std::optional<std::string> JsonlDataset::parse_record(const std::string& text,
   if (!record.is_object())
     return std::string("malformed record: expected a JSON object, got ") + record.type_name();
   if (std::optional<std::string> bad = conversation(record, messages)) return bad;
-  if (std::optional<std::string> bad = image_paths(record, images)) return bad;
+  if (std::optional<std::string> bad = media_paths(record, "image", images)) return bad;
+  if (std::optional<std::string> bad = media_paths(record, "video", videos)) return bad;
   if (!images.empty() && images_dir_.empty())
     return "the sample has images but no images directory was given";
+  if (!videos.empty() && images_dir_.empty())
+    return "the sample has videos but no images directory was given";
   return std::nullopt;
 }
 
@@ -206,8 +213,8 @@ SampleResult JsonlDataset::encode(const std::vector<Message>& messages,
 PromptResult JsonlDataset::load_prompt(size_t i) const {
   PromptResult r;
   std::vector<Message> messages;
-  std::vector<std::string> images;
-  if (std::optional<std::string> bad = parse_record(index_.read(i), messages, images)) {
+  std::vector<std::string> images, videos;
+  if (std::optional<std::string> bad = parse_record(index_.read(i), messages, images, videos)) {
     r.skip_reason = *bad;
     return r;
   }
@@ -224,7 +231,7 @@ PromptResult JsonlDataset::load_prompt(size_t i) const {
     r.skip_reason = "the last assistant reply does not follow a user message";
     return r;
   }
-  if (std::optional<std::string> bad = load_images(images, rec.images)) {
+  if (std::optional<std::string> bad = load_media(images, videos, rec.context, rec.images)) {
     r.skip_reason = *bad;
     return r;
   }
@@ -232,18 +239,33 @@ PromptResult JsonlDataset::load_prompt(size_t i) const {
   return r;
 }
 
-std::optional<std::string> JsonlDataset::load_images(const std::vector<std::string>& paths,
-                                                     ProcessedImages& images) const {
+std::optional<std::string> JsonlDataset::load_media(const std::vector<std::string>& paths,
+                                                    const std::vector<std::string>& videos,
+                                                    const std::vector<Message>& messages,
+                                                    ProcessedImages& out) const {
+  std::vector<ProcessedImage> images, clips;
   for (const std::string& name : paths) {
     const std::string file = (fs::path(images_dir_) / name).string();
     std::error_code ec;
     if (!fs::exists(file, ec)) return "missing image " + file;
     try {
-      images.add(format_.images->process(load_rgb_image(file)));
+      images.push_back(format_.images->process(load_rgb_image(file)));
     } catch (const std::exception& e) {
       return "corrupt or unreadable image " + file + " (" + without_location(e.what()) + ")";
     }
   }
+  if (!videos.empty() && !format_.videos) return "the sample has videos but the model takes none";
+  for (const std::string& name : videos) {
+    const std::string file = (fs::path(images_dir_) / name).string();
+    std::error_code ec;
+    if (!fs::exists(file, ec)) return "missing video " + file;
+    try {
+      clips.push_back(format_.videos->process(file));
+    } catch (const std::exception& e) {
+      return "corrupt or unusable video " + file + " (" + without_location(e.what()) + ")";
+    }
+  }
+  out = in_placeholder_order(messages, std::move(images), std::move(clips));
   return std::nullopt;
 }
 

@@ -5,7 +5,11 @@
 //    "image": "0001.png"}
 //
 // `image` is absent (text-only), a path relative to the images directory, a comma-separated list
-// of such paths ("a.jpg, b.jpg"), or a JSON list of paths. Other keys are ignored.
+// of such paths ("a.jpg, b.jpg"), or a JSON list of paths. `video` is the same for videos
+// (data/video.h), also relative to the images directory; each <video> placeholder of the user
+// messages becomes its video's prompt, and images and videos are taken in the order of their
+// placeholders (images first, then videos, when the messages hold none). Other keys are ignored.
+// A missing, corrupt or unsupported video skips the record as a bad image does.
 //
 // load(i) turns record i into model inputs: the images through the model's image processor
 // (data/processor.h: pixel tiles and what each <image> placeholder becomes), then ChatML ids and
@@ -24,6 +28,7 @@
 
 #include "data/jsonl_index.h"
 #include "data/processor.h"
+#include "data/video.h"
 #include "text/chat.h"
 #include "text/tokenizer.h"
 
@@ -35,6 +40,8 @@ struct SampleFormat {
   int64_t max_seq_len = 512;
   // Tiles and placeholder text of each image, and the image token.
   std::shared_ptr<const ImageProcessor> images;
+  // Tiles and placeholder text of each video (null: records with videos are skipped).
+  std::shared_ptr<const VideoProcessor> videos;
   std::string pad_token = "<|endoftext|>";
 
   // The image processor of a model (ImageProcessor::for_model).
@@ -45,7 +52,7 @@ struct Sample {
   std::vector<int32_t> ids;     // [T], T ≤ max_seq_len
   std::vector<uint8_t> labels;  // [T] 1 where token t is a supervised target (predicted by t−1)
   std::vector<float> pixels;    // [tiles, 3, S, S]: the tiles of every image, image by image
-  int num_images = 0;
+  int num_images = 0;           // images and videos (a video is one image of N tiles)
   std::vector<int64_t> tiles_per_image;  // [num_images]
   bool truncated = false;                // text beyond max_seq_len was cut off
   // Supervised targets that carry loss: labels at positions 1..T−1.
@@ -101,10 +108,14 @@ class JsonlDataset {
  private:
   // The messages and image paths of a record's text, or why it is unusable.
   std::optional<std::string> parse_record(const std::string& text, std::vector<Message>& messages,
-                                          std::vector<std::string>& images) const;
+                                          std::vector<std::string>& images,
+                                          std::vector<std::string>& videos) const;
   SampleResult encode(const std::vector<Message>& messages, ProcessedImages images) const;
-  std::optional<std::string> load_images(const std::vector<std::string>& paths,
-                                         ProcessedImages& images) const;
+  // The images and videos of a record, in the order of the messages' placeholders.
+  std::optional<std::string> load_media(const std::vector<std::string>& paths,
+                                        const std::vector<std::string>& videos,
+                                        const std::vector<Message>& messages,
+                                        ProcessedImages& out) const;
 
   JsonlIndex index_;
   std::string images_dir_;

@@ -1,9 +1,12 @@
-// infer (SPEC §6): answers a prompt about zero or more images, streaming the reply to stdout as it
+// infer (SPEC §6): answers a prompt about zero or more images and videos (--image PATH, --video
+// PATH, each repeatable; without placeholders in the prompt they go before it, images first),
+// streaming the reply to stdout as it
 // is generated; tokens/s for prefill and decode go to stderr. --decode-dtype bf16|i8|f32 picks
 // the element type of the weights each decoded token reads, --decode-threads N the threads that
 // read them (both for the CPU decoder); --device cuda|cuda-emu computes on the CUDA back-end.
 // --interactive keeps a chat history;
-// "/image PATH" attaches an image to the next message, "/reset" starts over, "/quit" ends.
+// "/image PATH" and "/video PATH" attach an image or a video to the next message, "/reset" starts
+// over, "/quit" ends.
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
@@ -11,6 +14,7 @@
 #include "core/args.h"
 #include "core/process_env.h"
 #include "data/processor.h"
+#include "data/video.h"
 #include "infer/device_model.h"
 #include "infer/generate.h"
 #include "infer/utf8_stream.h"
@@ -26,9 +30,14 @@ struct Chat {
   std::shared_ptr<const ImageProcessor> processor;
   GenerationOptions gen;
   std::vector<Message> messages;
-  ProcessedImages images;  // every image of the conversation
+  ProcessedImages images;  // every image and video of the conversation
 
-  void add_image(const std::string& path) { images.add(processor->process(load_rgb_image(path))); }
+  ProcessedImage image(const std::string& path) const {
+    return processor->process(load_rgb_image(path));
+  }
+  ProcessedImage video(const std::string& path) const {
+    return VideoProcessor::for_model(m.config, processor).process(path);
+  }
 
   // Generates the assistant's reply to the conversation so far, streaming it; returns its text.
   std::string reply() {
@@ -68,6 +77,7 @@ int infer_main(const std::vector<std::string>& argv) {
   cli::Args a(argv,
               {{"model", true},
                {"image", true},
+               {"video", true},
                {"prompt", true},
                {"system", true},
                {"max-new-tokens", true},
@@ -111,7 +121,15 @@ int infer_main(const std::vector<std::string>& argv) {
   // cost more than a second core adds (docs/performance.md).
   chat.gen.decode_threads = a.get_int("decode-threads", 1);
   if (a.has("system")) chat.messages.push_back({"system", a.get("system")});
-  for (const std::string& path : a.get_all("image")) chat.add_image(path);
+  std::vector<ProcessedImage> stills, videos;
+  for (const std::string& path : a.get_all("image")) stills.push_back(chat.image(path));
+  for (const std::string& path : a.get_all("video")) videos.push_back(chat.video(path));
+  // Placeholders of media given on the command line and not yet in a message, in order.
+  std::string unplaced;
+  for (size_t i = 0; i < stills.size(); ++i) unplaced += "<image>\n";
+  for (size_t i = 0; i < videos.size(); ++i) unplaced += "<video>\n";
+  chat.images =
+      in_placeholder_order({{"user", a.get("prompt", "")}}, std::move(stills), std::move(videos));
 
   if (!a.has("interactive")) {
     MV_CHECK(a.has("prompt"), "infer: --prompt is required (or use --interactive)");
@@ -119,13 +137,14 @@ int infer_main(const std::vector<std::string>& argv) {
     chat.reply();
     return 0;
   }
-  // Interactive chat. Images given with --image belong to the first message.
-  int64_t unplaced = chat.images.count();
+  // Interactive chat. Images and videos given with --image and --video belong to the first
+  // message.
   std::fprintf(stderr,
-               "chat: type a message; /image PATH attaches an image, /reset clears, /quit ends\n");
+               "chat: type a message; /image PATH attaches an image, /video PATH a video, /reset "
+               "clears, /quit ends\n");
   if (a.has("prompt")) {
     chat.messages.push_back({"user", a.get("prompt")});
-    unplaced = 0;
+    unplaced.clear();
     chat.messages.push_back({"assistant", chat.reply()});
   }
   for (std::string line; std::fprintf(stderr, "> "), std::getline(std::cin, line);) {
@@ -135,24 +154,24 @@ int infer_main(const std::vector<std::string>& argv) {
                                          [](const Message& msg) { return msg.role != "system"; }),
                           chat.messages.end());
       chat.images = {};
-      unplaced = 0;
+      unplaced.clear();
       std::fprintf(stderr, "(history cleared)\n");
       continue;
     }
-    if (line.rfind("/image ", 0) == 0) {
+    const bool is_image = line.rfind("/image ", 0) == 0, is_video = line.rfind("/video ", 0) == 0;
+    if (is_image || is_video) {
       try {
-        chat.add_image(line.substr(7));
-        ++unplaced;
-        std::fprintf(stderr, "(image attached to the next message)\n");
+        chat.images.add(is_image ? chat.image(line.substr(7)) : chat.video(line.substr(7)));
+        unplaced += is_image ? "<image>\n" : "<video>\n";
+        std::fprintf(stderr, "(%s attached to the next message)\n", is_image ? "image" : "video");
       } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
       }
       continue;
     }
     if (line.empty()) continue;
-    std::string content;
-    for (; unplaced > 0; --unplaced) content += "<image>\n";
-    chat.messages.push_back({"user", content + line});
+    chat.messages.push_back({"user", unplaced + line});
+    unplaced.clear();
     try {
       chat.messages.push_back({"assistant", chat.reply()});
     } catch (const std::exception& e) {

@@ -1,13 +1,16 @@
-// minivlm forward --model DIR (--chat TEXT | --text RAW) [--image PATH]... --out FILE.safetensors
+// minivlm forward --model DIR (--chat TEXT | --text RAW) [--image PATH]... [--video PATH]...
+// --out FILE.safetensors
 // [--device cpu|cuda|cuda-emu]: one forward pass of a model directory on one prompt, writing the
 // token ids ("input_ids", i64 [T]) and the fp32 logits ("logits", f32 [T, V]) to a safetensors
 // file: the tool for holding minivlm against other implementations (transformers, MiniMind's
 // PyTorch code) on the same input.
 //
-// --chat TEXT is one user turn, "<image>\n" once per image followed by TEXT, in the model's chat
-// template with its generation prompt (what infer answers). --text RAW is tokenized as is, each
-// <image> replaced by the next image's prompt (their numbers must be equal). Each image is decoded
-// and processed by the model's image processor, as infer and the data pipeline do.
+// --chat TEXT is one user turn, "<image>\n" once per image and "<video>\n" once per video followed
+// by TEXT, in the model's chat template with its generation prompt (what infer answers). --text RAW
+// is tokenized as is, each <image> / <video> replaced by the next image's / video's prompt (their
+// numbers must be equal). Each image is decoded and processed by the model's image processor, each
+// video by its video processor (data/video.h: sampled frames, one tile each), as infer and the
+// data pipeline do.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -16,6 +19,7 @@
 #include "core/error.h"
 #include "data/image.h"
 #include "data/processor.h"
+#include "data/video.h"
 #include "infer/device_model.h"
 #include "io/model_io.h"
 #include "io/safetensors.h"
@@ -32,6 +36,7 @@ MINIVLM_COMMAND("forward",
                {"chat", true},
                {"text", true},
                {"image", true},
+               {"video", true},
                {"out", true},
                {"device", true}},
               "minivlm forward");
@@ -43,18 +48,29 @@ MINIVLM_COMMAND("forward",
   const Device device = place_for_inference(*m.model, a.get("device", "cpu"));
   const std::shared_ptr<const ImageProcessor> processor = ImageProcessor::for_model(m.config);
 
-  ProcessedImages images;
+  std::vector<ProcessedImage> stills, videos;
   for (const std::string& path : a.get_all("image"))
-    images.add(processor->process(load_rgb_image(path)));
-  std::vector<int32_t> ids;
-  if (a.has("chat")) {
-    std::string content;
-    for (int64_t i = 0; i < images.count(); ++i) content += "<image>\n";
-    ids = encode_generation_prompt(*m.tokenizer, {{"user", content + a.get("chat")}},
-                                   images.prompts, processor->image_token());
-  } else {
-    ids = m.tokenizer->encode(expand_images(a.get("text"), images.prompts));
+    stills.push_back(processor->process(load_rgb_image(path)));
+  if (a.has("video")) {
+    const VideoProcessor video = VideoProcessor::for_model(m.config, processor);
+    for (const std::string& path : a.get_all("video")) videos.push_back(video.process(path));
   }
+  std::string content;
+  if (a.has("chat")) {
+    for (size_t i = 0; i < stills.size(); ++i) content += "<image>\n";
+    for (size_t i = 0; i < videos.size(); ++i) content += "<video>\n";
+    content += a.get("chat");
+  } else {
+    content = a.get("text");
+  }
+  const ProcessedImages images =
+      in_placeholder_order({{"user", content}}, std::move(stills), std::move(videos));
+  std::vector<int32_t> ids;
+  if (a.has("chat"))
+    ids = encode_generation_prompt(*m.tokenizer, {{"user", content}}, images.prompts,
+                                   processor->image_token());
+  else
+    ids = m.tokenizer->encode(expand_images(content, images.prompts));
   const int64_t T = static_cast<int64_t>(ids.size());
   MV_CHECK(T > 0, "forward: the prompt has no tokens");
 

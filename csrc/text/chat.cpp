@@ -1,35 +1,69 @@
 #include "text/chat.h"
 
 #include <algorithm>
+#include <cctype>
 #include <optional>
+#include <string_view>
+#include <tuple>
 
 #include "core/error.h"
 
 namespace minivlm {
 namespace {
 
-constexpr std::string_view kPlaceholder = "<image>";
+constexpr std::string_view kImageMarker = "<image>";
+constexpr std::string_view kVideoMarker = "<video>";
 
-size_t count_placeholders(const std::string& s) {
-  size_t n = 0;
-  for (size_t at = s.find(kPlaceholder); at != std::string::npos;
-       at = s.find(kPlaceholder, at + kPlaceholder.size()))
-    ++n;
-  return n;
+// The next <image> or <video> placeholder of `s` at or after `from`: its offset (npos when none)
+// and whether it is a video's.
+std::pair<size_t, bool> next_placeholder(std::string_view s, size_t from) {
+  const size_t image = s.find(kImageMarker, from), video = s.find(kVideoMarker, from);
+  return video < image ? std::pair{video, true} : std::pair{image, false};
 }
 
-// Appends `content` with its placeholders replaced by the next images' prompts, counting them in
-// `next`.
-void append_expanded(std::string& out, const std::string& content,
+// The placeholders of `s` in order: true for <video>, false for <image>.
+std::vector<bool> placeholders_of(std::string_view s) {
+  std::vector<bool> kinds;
+  for (auto [at, video] = next_placeholder(s, 0); at != std::string_view::npos;
+       std::tie(at, video) = next_placeholder(s, at + kImageMarker.size()))
+    kinds.push_back(video);
+  return kinds;
+}
+
+const char* media_name(bool video) { return video ? "a video" : "an image"; }
+
+// Appends `content` with its placeholders replaced by the next media's prompts, counting them in
+// `next` (their kinds were checked against the placeholders' before).
+void append_expanded(std::string& out, std::string_view content,
                      const std::vector<ImagePrompt>& images, size_t& next) {
   size_t from = 0;
-  for (size_t at = content.find(kPlaceholder); at != std::string::npos;
-       at = content.find(kPlaceholder, from)) {
+  for (auto [at, video] = next_placeholder(content, 0); at != std::string_view::npos;
+       std::tie(at, video) = next_placeholder(content, from)) {
     out.append(content, from, at - from);
     out += images[next++].text;
-    from = at + kPlaceholder.size();
+    from = at + kImageMarker.size();
   }
   out.append(content, from, std::string::npos);
+}
+
+// Throws when the placeholders (in order) do not fit the media: their number, or a <video> where
+// the media is an image or the other way round. `holds` ("the text holds") and `has` ("there
+// are") phrase the count message.
+void check_placeholders(const std::vector<bool>& kinds, const std::vector<ImagePrompt>& images,
+                        const std::string& holds, const std::string& has) {
+  size_t videos = 0, video_marks = 0;
+  for (const ImagePrompt& p : images) videos += p.video ? 1 : 0;
+  for (bool video : kinds) video_marks += video ? 1 : 0;
+  if (videos == 0 && video_marks == 0)
+    MV_CHECK(kinds.size() == images.size(), holds, " ", kinds.size(), " <image> placeholders but ",
+             has, " ", images.size(), " images");
+  else
+    MV_CHECK(kinds.size() == images.size(), holds, " ", kinds.size() - video_marks, " <image> and ",
+             video_marks, " <video> placeholders but ", has, " ", images.size() - videos,
+             " images and ", videos, " videos");
+  for (size_t k = 0; k < kinds.size(); ++k)
+    MV_CHECK(kinds[k] == images[k].video, holds, " ", kinds[k] ? "<video>" : "<image>",
+             " as placeholder ", k + 1, " but media ", k + 1, " is ", media_name(images[k].video));
 }
 
 void check_image_tokens(const Tokenizer& tok, const std::vector<int32_t>& ids,
@@ -59,20 +93,44 @@ std::string_view strip_newlines_right(std::string_view s) {
 
 // What the family's template writes around a turn and as the generation prompt. A new family
 // (text/chat_template.h) adds its case to each.
-std::string turn_begin(ChatTemplate t, const std::string& role) {
+// What comes before the first turn.
+std::string conversation_begin(ChatTemplate t) {
+  return t == ChatTemplate::smolvlm ? "<|im_start|>" : "";
+}
+
+// Jinja's capitalize: the first character upper case, the rest lower case (ASCII roles).
+std::string capitalized(const std::string& role) {
+  std::string s = role;
+  for (size_t i = 0; i < s.size(); ++i)
+    s[i] = static_cast<char>(i == 0 ? std::toupper(static_cast<unsigned char>(s[i]))
+                                    : std::tolower(static_cast<unsigned char>(s[i])));
+  return s;
+}
+
+// The header of a turn, in two parts: what is never supervised, then what is supervised with an
+// assistant reply (SmolVLM's ": " before the content, whose space the model writes after the
+// generation prompt "Assistant:"). `content` is the turn's content before placeholder expansion.
+std::pair<std::string, std::string> turn_begin(ChatTemplate t, const std::string& role,
+                                               std::string_view content) {
   switch (t) {
     case ChatTemplate::chatml:
     case ChatTemplate::minimind3:
-      return "<|im_start|>" + role + "\n";
+      return {"<|im_start|>" + role + "\n", ""};
+    case ChatTemplate::smolvlm:
+      // The template writes ":" alone when the first content item is an image.
+      return {capitalized(role) + ":", content.starts_with(kImageMarker) ? "" : " "};
   }
   MV_FAIL("chat: no turn format for chat template ", static_cast<int>(t));
 }
 
-std::string turn_end(ChatTemplate t) {
+// The end of a turn, in two parts: what is supervised with an assistant reply, then what is not.
+std::pair<std::string, std::string> turn_end(ChatTemplate t) {
   switch (t) {
     case ChatTemplate::chatml:
     case ChatTemplate::minimind3:
-      return "<|im_end|>\n";
+      return {"<|im_end|>\n", ""};
+    case ChatTemplate::smolvlm:
+      return {"<end_of_utterance>", "\n"};
   }
   MV_FAIL("chat: no turn format for chat template ", static_cast<int>(t));
 }
@@ -83,6 +141,8 @@ std::string generation_prompt_text(ChatTemplate t) {
       return "<|im_start|>assistant\n";
     case ChatTemplate::minimind3:
       return "<|im_start|>assistant\n<think>\n\n</think>\n\n";
+    case ChatTemplate::smolvlm:
+      return "Assistant:";
   }
   MV_FAIL("chat: no generation prompt for chat template ", static_cast<int>(t));
 }
@@ -113,6 +173,7 @@ std::string minimind3_assistant_body(std::string_view content) {
 std::string assistant_body(ChatTemplate t, const std::string& content) {
   switch (t) {
     case ChatTemplate::chatml:
+    case ChatTemplate::smolvlm:
       return content;
     case ChatTemplate::minimind3:
       return minimind3_assistant_body(content);
@@ -128,10 +189,16 @@ ImagePrompt image_run(const std::string& image_token, int64_t n) {
   return p;
 }
 
+std::vector<bool> placeholder_kinds(const std::vector<Message>& messages) {
+  std::vector<bool> kinds;
+  for (const Message& m : messages)
+    if (m.role == "user")
+      for (bool video : placeholders_of(m.content)) kinds.push_back(video);
+  return kinds;
+}
+
 std::string expand_images(const std::string& text, const std::vector<ImagePrompt>& images) {
-  const size_t placeholders = count_placeholders(text);
-  MV_CHECK(placeholders == images.size(), "the text holds ", placeholders,
-           " <image> placeholders but there are ", images.size(), " images");
+  check_placeholders(placeholders_of(text), images, "the text holds", "there are");
   std::string out;
   size_t next = 0;
   append_expanded(out, text, images, next);
@@ -143,40 +210,47 @@ RenderedChat render_chat(const std::vector<Message>& messages,
                          ChatTemplate chat_template) {
   const int num_images = static_cast<int>(images.size());
   for (int k = 0; k < num_images; ++k)
-    MV_CHECK(images[k].image_tokens > 0, "chat: the prompt of image ", k, " holds no image token");
-  size_t placeholders = 0;
+    MV_CHECK(images[k].image_tokens > 0, "chat: the prompt of ",
+             images[k].video ? "video " : "image ", k, " holds no image token");
+  std::vector<bool> kinds;
   const Message* first_user = nullptr;
   for (const Message& m : messages) {
     MV_CHECK(m.role == "system" || m.role == "user" || m.role == "assistant",
              "chat: unknown role '", m.role, "' (valid roles: system, user, assistant)");
     if (m.role != "user") continue;
     if (!first_user) first_user = &m;
-    placeholders += count_placeholders(m.content);
+    for (bool video : placeholders_of(m.content)) kinds.push_back(video);
   }
   std::string prefix;
-  if (num_images > 0 && placeholders == 0) {
+  if (num_images > 0 && kinds.empty()) {
     MV_CHECK(first_user != nullptr, "chat: ", num_images,
-             " images but no user message to put them in");
-    for (int i = 0; i < num_images; ++i) prefix += "<image>\n";
-    placeholders = static_cast<size_t>(num_images);
+             " images or videos but no user message to put them in");
+    for (const ImagePrompt& p : images) {
+      prefix += p.video ? "<video>\n" : "<image>\n";
+      kinds.push_back(p.video);
+    }
   }
-  MV_CHECK(placeholders == static_cast<size_t>(num_images), "chat: the user messages hold ",
-           placeholders, " <image> placeholders but the sample has ", num_images, " images");
+  check_placeholders(kinds, images, "chat: the user messages hold", "the sample has");
 
   RenderedChat out;
+  out.text = conversation_begin(chat_template);
   size_t next_image = 0;
   for (const Message& m : messages) {
-    out.text += turn_begin(chat_template, m.role);
+    const std::string content = &m == first_user ? prefix + m.content : m.content;
+    const auto [header, supervised_header] = turn_begin(chat_template, m.role, content);
+    out.text += header;
     const size_t begin = out.text.size();
+    out.text += supervised_header;
     if (m.role == "user")
-      append_expanded(out.text, &m == first_user ? prefix + m.content : m.content, images,
-                      next_image);
+      append_expanded(out.text, content, images, next_image);
     else if (m.role == "assistant")
-      out.text += assistant_body(chat_template, m.content);
+      out.text += assistant_body(chat_template, content);
     else
-      out.text += m.content;
-    out.text += turn_end(chat_template);
+      out.text += content;
+    const auto [end, trailer] = turn_end(chat_template);
+    out.text += end;
     if (m.role == "assistant") out.supervised.emplace_back(begin, out.text.size());
+    out.text += trailer;
   }
   if (generation_prompt) out.text += generation_prompt_text(chat_template);
   return out;

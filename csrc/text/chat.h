@@ -21,6 +21,25 @@
 // MiniMind-V, everything after "<|im_start|>assistant\n" up to and including "<|im_end|>\n" is
 // supervised, the think block too.
 //
+// smolvlm (SmolVLM's template, as transformers renders it; minivlm's string content is SmolVLM's
+// content list split at each <image> / <video>, so content that starts with <image> has an image
+// first and gets ":" alone):
+//
+//   <|im_start|>                                     once, before the first turn
+//   System: {system}<end_of_utterance>\n
+//   User: {content}<end_of_utterance>\n              "User:<image>…" when content starts with
+//   <image> Assistant: {content}<end_of_utterance>\n         " {content}<end_of_utterance>"
+//   supervised generation prompt: Assistant:
+//
+// Supervised in a smolvlm assistant turn: everything after "Assistant:" up to and including
+// <end_of_utterance>: the space after the colon (the model writes it after the generation prompt
+// "Assistant:"), the reply and <end_of_utterance> (where generation stops), not the "\n" after it
+// and not the "Assistant:" header.
+//
+// Placeholders: in every family each <image> of the user messages becomes the next image's prompt
+// and each <video> the next video's (ImagePrompt::video), in one order: the k-th placeholder,
+// either kind, is images[k], whose kind must match.
+//
 // A conversation is rendered as one string and tokenized whole. The supervised tokens are found by
 // byte offset, not by tokenizing pieces apart: a token is supervised when it starts inside an
 // assistant turn's supervised text. (In chatml, when a reply starts with two or more whitespace
@@ -46,9 +65,12 @@ struct Message {
 // What one image's <image> placeholder becomes: the pattern its image processor gives it
 // (data/processor.h). An image of one tile is one run of N image tokens; an image of several tiles
 // is a run of N per tile, between special tokens.
+// A video (data/video.h) is one ImagePrompt with `video` set: its <video> placeholder becomes the
+// text of all its frames.
 struct ImagePrompt {
   std::string text;
   int64_t image_tokens = 0;  // image tokens that `text` holds
+  bool video = false;        // replaces a <video> placeholder, not an <image>
 };
 
 // `n` copies of `image_token`: the run of one tile.
@@ -64,18 +86,21 @@ struct EncodedChat {
   std::vector<uint8_t> labels;  // [T] 1 where token t is supervised (predicted from position t-1)
 };
 
-// The text of a conversation in `chat_template` with one prompt per image, in order: the k-th
-// <image> of the user messages becomes images[k].text. When the user messages hold no <image>,
-// "<image>\n" is put before the first user message once per image; otherwise their number of
-// <image> must equal the number of images. With `generation_prompt`, the template's generation
-// prompt follows the turns. Throws on an unknown role (naming it), a placeholder count that does
-// not fit, or an image prompt without image tokens.
+// The text of a conversation in `chat_template` with one prompt per image or video, in order: the
+// k-th <image> or <video> of the user messages becomes images[k].text (of the same kind). When the
+// user messages hold no placeholder, "<image>\n" or "<video>\n" is put before the first user
+// message once per image or video, in order; otherwise their placeholders must fit the media. With
+// `generation_prompt`, the template's generation prompt follows the turns. Throws on an unknown
+// role (naming it), a placeholder count that does not fit, or an image prompt without image tokens.
 RenderedChat render_chat(const std::vector<Message>& messages,
                          const std::vector<ImagePrompt>& images, bool generation_prompt,
                          ChatTemplate chat_template);
 
-// `text` with each <image> replaced by the next image's prompt, as is otherwise (no chat template).
-// Throws when the number of <image> is not the number of images, naming both.
+// The placeholders of the user messages in order: true for <video>, false for <image>.
+std::vector<bool> placeholder_kinds(const std::vector<Message>& messages);
+
+// `text` with each <image> / <video> replaced by the next image's / video's prompt, as is otherwise
+// (no chat template). Throws when the placeholders do not fit the media, naming both.
 std::string expand_images(const std::string& text, const std::vector<ImagePrompt>& images);
 
 // Ids and label mask of a training sample, rendered in the tokenizer's chat template. Checks that
@@ -90,8 +115,8 @@ std::vector<int32_t> encode_generation_prompt(const Tokenizer& tok,
                                               const std::vector<ImagePrompt>& images,
                                               const std::string& image_token);
 
-// The id of the token that ends a reply in the tokenizer's chat template (<|im_end|>): where
-// generation stops.
+// The id of the token that ends a reply in the tokenizer's chat template (<|im_end|>,
+// <end_of_utterance>): where generation stops.
 int32_t end_of_turn_id(const Tokenizer& tok);
 
 }  // namespace minivlm

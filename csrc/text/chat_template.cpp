@@ -29,6 +29,18 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
+// The "chat_template" value of a JSON file (null when it has none).
+nlohmann::json template_of(const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text(path));
+  } catch (const nlohmann::json::exception& e) {
+    MV_FAIL(path, ": not valid JSON: ", e.what());
+  }
+  MV_CHECK(j.is_object(), path, ": not a JSON object");
+  return j.value("chat_template", nlohmann::json());
+}
+
 }  // namespace
 
 const std::vector<ChatTemplateFamily>& chat_template_families() {
@@ -54,6 +66,19 @@ const std::vector<ChatTemplateFamily>& chat_template_families() {
         R"({{-'<|im_start|>assistant\n'}})", "open_thinking", R"({{-'<think>\n\n</think>\n\n'}})"},
        {},
        "<|im_end|>"},
+      // SmolVLM's: "<|im_start|>" once, then "{Role}:" / "{Role}: " + content +
+      // "<end_of_utterance>\n" per message; the image-only SmolVLM-Instruct template and
+      // transformers' DEFAULT_CHAT_TEMPLATE (with <video>, SmolVLM2's) both hold these.
+      // SmolVLM-Base's
+      // ends turns with <|endoftext|> instead and so is not this family.
+      {ChatTemplate::smolvlm,
+       "smolvlm",
+       {R"(<|im_start|>{%formessageinmessages%}{{message['role']|capitalize}})",
+        R"({%ifmessage['content'][0]['type']=='image'%}{{':'}}{%else%}{{':'}}{%endif%})",
+        R"({%forlineinmessage['content']%}{%ifline['type']=='text'%}{{line['text']}}{%elifline['type']=='image'%}{{'<image>'}})",
+        R"(<end_of_utterance>{%endfor%}{%ifadd_generation_prompt%}{{'Assistant:'}}{%endif%})"},
+       {},
+       "<end_of_utterance>"},
   };
   return families;
 }
@@ -97,16 +122,17 @@ ChatTemplate chat_template_beside(const std::string& tokenizer_json_path) {
   // Newer Hugging Face tokenizers keep the template in its own file, which then takes precedence.
   const std::string jinja = (dir / "chat_template.jinja").string();
   if (fs::exists(jinja)) return recognize_chat_template(read_text(jinja), jinja);
+  // Processors (SmolVLM's) keep it in chat_template.json.
+  const std::string processor = (dir / "chat_template.json").string();
+  if (fs::exists(processor)) {
+    const nlohmann::json t = template_of(processor);
+    MV_CHECK(t.is_string(), processor, ": chat_template must be a string",
+             t.is_null() ? std::string(" (it is missing)") : ", not " + std::string(t.type_name()));
+    return recognize_chat_template(t.get<std::string>(), processor);
+  }
   const std::string config = (dir / "tokenizer_config.json").string();
   if (!fs::exists(config)) return ChatTemplate::chatml;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text(config));
-  } catch (const nlohmann::json::exception& e) {
-    MV_FAIL(config, ": not valid JSON: ", e.what());
-  }
-  MV_CHECK(j.is_object(), config, ": not a JSON object");
-  const nlohmann::json t = j.value("chat_template", nlohmann::json());
+  const nlohmann::json t = template_of(config);
   if (t.is_null()) return ChatTemplate::chatml;
   MV_CHECK(t.is_string(), config, ": chat_template must be a string, not ", t.type_name());
   return recognize_chat_template(t.get<std::string>(), config);

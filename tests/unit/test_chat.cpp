@@ -410,5 +410,126 @@ TEST(ChatTemplates, UnknownTemplatesAreErrorsNamingTheFile) {
               ThrowsMessage<Error>(HasSubstr("chat_template must be a string")));
 }
 
+// ---- SmolVLM's chat template --------------------------------------------------------------------
+
+const std::string kSmolVlm = MINIVLM_SOURCE_DIR "/tests/fixtures/smolvlm-tokenizer/tokenizer.json";
+
+// data/tokenizer/tokenizer.json plus SmolVLM's special tokens, with SmolVLM2's chat_template.json.
+const Tokenizer& smolvlm() {
+  static const Tokenizer tok = Tokenizer::from_file(kSmolVlm);
+  return tok;
+}
+
+struct SmolVlmGolden {
+  std::vector<Message> messages;
+  std::vector<ImagePrompt> media;
+  bool generation_prompt;
+  std::string text;
+  std::vector<int32_t> ids;
+};
+
+std::vector<SmolVlmGolden> smolvlm_goldens() {
+  std::ifstream in(MINIVLM_SOURCE_DIR "/tests/goldens/tokenizer/chat_smolvlm.jsonl");
+  std::vector<SmolVlmGolden> out;
+  for (std::string line; std::getline(in, line);) {
+    const json j = json::parse(line);
+    SmolVlmGolden g;
+    for (const json& m : j["messages"]) g.messages.push_back({m["role"], m["content"]});
+    for (const json& m : j["media"]) g.media.push_back({m["text"], m["image_tokens"], m["video"]});
+    g.generation_prompt = j["generation_prompt"];
+    g.text = j["text"];
+    g.ids = j["ids"].get<std::vector<int32_t>>();
+    out.push_back(std::move(g));
+  }
+  EXPECT_GE(out.size(), 20u);
+  return out;
+}
+
+TEST(ChatTemplates, SmolVlmFromChatTemplateJson) {
+  EXPECT_EQ(smolvlm().chat_template(), ChatTemplate::smolvlm);
+  EXPECT_EQ(end_of_turn_id(smolvlm()), smolvlm().token_to_id("<end_of_utterance>"));
+  // SmolVLM-Instruct's template (images only), one line in its chat_template.json.
+  const std::string instruct =
+      "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if "
+      "message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line "
+      "in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}{% elif "
+      "line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% "
+      "endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
+  EXPECT_EQ(recognize_chat_template(instruct, "t"), ChatTemplate::smolvlm);
+  // SmolVLM-Base ends turns with <|endoftext|>: not this family.
+  std::string base = instruct;
+  base.replace(base.find("<end_of_utterance>"), 18, "<|endoftext|>");
+  EXPECT_THROW(recognize_chat_template(base, "t"), Error);
+  // chat_template.json is read after chat_template.jinja and before tokenizer_config.json.
+  const std::string path =
+      tokenizer_dir("smolvlm_json", json({{"chat_template", kHfChatml}}).dump());
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  std::ofstream(dir / "chat_template.json") << json({{"chat_template", instruct}}).dump();
+  EXPECT_EQ(Tokenizer::from_file(path).chat_template(), ChatTemplate::smolvlm);
+  std::ofstream(dir / "chat_template.jinja") << kHfChatml;
+  EXPECT_EQ(Tokenizer::from_file(path).chat_template(), ChatTemplate::chatml);
+  std::filesystem::remove(dir / "chat_template.jinja");
+  std::ofstream(dir / "chat_template.json") << R"({"other": 1})";
+  EXPECT_THAT([&] { Tokenizer::from_file(path); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("chat_template.json"),
+                                         HasSubstr("chat_template must be a string"))));
+}
+
+// Text and ids as transformers' apply_chat_template and SmolVLMProcessor's placeholder expansion
+// give them, images and videos included.
+TEST(ChatTemplates, SmolVlmMatchesTransformers) {
+  for (const SmolVlmGolden& g : smolvlm_goldens()) {
+    EXPECT_EQ(render_chat(g.messages, g.media, g.generation_prompt, ChatTemplate::smolvlm).text,
+              g.text);
+    const std::vector<int32_t> ids =
+        g.generation_prompt ? encode_generation_prompt(smolvlm(), g.messages, g.media, "<image>")
+                            : encode_chat(smolvlm(), g.messages, g.media, "<image>").ids;
+    EXPECT_EQ(ids, g.ids) << g.text;
+  }
+}
+
+// Supervised: what follows "Assistant:" up to and including <end_of_utterance>, the space after
+// the colon too; not the "\n" after it, not the headers, not the user turns.
+TEST(ChatTemplates, SmolVlmSupervisesTheReplyAndItsEndOfUtterance) {
+  const Tokenizer& tok = smolvlm();
+  const EncodedChat e = encode_chat(
+      tok,
+      {{"system", "S"},
+       {"user", "<image>Hi"},
+       {"assistant", "A red circle."},
+       {"user", "More?"},
+       {"assistant", "No."}},
+      {{"<fake_token_around_image><global-img><image><image><fake_token_around_image>", 2}},
+      "<image>");
+  EXPECT_EQ(supervised_runs(tok, e), (std::vector<std::string>{" A red circle.<end_of_utterance>",
+                                                               " No.<end_of_utterance>"}));
+  const std::vector<int32_t> prompt =
+      encode_generation_prompt(tok, {{"user", "Hi"}}, {}, "<image>");
+  EXPECT_EQ(tok.decode(prompt), "<|im_start|>User: Hi<end_of_utterance>\nAssistant:");
+}
+
+TEST(ChatTemplates, SmolVlmVideoPlaceholders) {
+  const ImagePrompt image{"[I]", 1}, video{"[V]", 1, true};
+  EXPECT_EQ(
+      render_chat({{"user", "<video>What happens?"}}, {video}, true, ChatTemplate::smolvlm).text,
+      "<|im_start|>User: [V]What happens?<end_of_utterance>\nAssistant:");
+  // No placeholder: one per medium before the first user message, in order.
+  EXPECT_EQ(render_chat({{"user", "Both?"}}, {image, video}, false, ChatTemplate::chatml).text,
+            "<|im_start|>user\n[I]\n[V]\nBoth?<|im_end|>\n");
+  EXPECT_EQ(expand_images("a<video>b<image>c", {video, image}), "a[V]b[I]c");
+  EXPECT_THAT(
+      [&] {
+        expand_images("a<video>b<image>c", {image, video});
+      },
+      ThrowsMessage<Error>(HasSubstr("<video> as placeholder 1 but media 1 is an image")));
+  EXPECT_THAT(
+      [&] {
+        render_chat({{"user", "<video><video>"}}, {video}, false, ChatTemplate::smolvlm);
+      },
+      ThrowsMessage<Error>(
+          HasSubstr("hold 0 <image> and 2 <video> placeholders but the sample has 0 images and 1 "
+                    "videos")));
+}
+
 }  // namespace
 }  // namespace minivlm

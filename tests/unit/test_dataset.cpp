@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "core/error.h"
 #include "data/dataset.h"
@@ -15,6 +16,7 @@
 namespace minivlm {
 namespace {
 
+using testing::AllOf;
 using testing::HasSubstr;
 using testing::ThrowsMessage;
 using namespace testing_data;
@@ -149,6 +151,42 @@ TEST(JsonlDataset, ImageFieldForms) {
   ASSERT_TRUE(one.sample) << one.skip_reason;
   EXPECT_EQ(one.sample->pixels, b);
   EXPECT_EQ(std::count(one.sample->ids.begin(), one.sample->ids.end(), 12), 4);
+}
+
+// "video" as "image": each <video> becomes the video's prompt (its sampled frames, one tile each,
+// data/video.h), images and videos in the order of their placeholders; a corrupt video skips the
+// sample naming the file.
+TEST(JsonlDataset, VideoField) {
+  ScratchDir dir;
+  write_png(dir.image("a.png"), 20, 16, 1);
+  std::filesystem::copy_file(MINIVLM_SOURCE_DIR "/tests/fixtures/video/tiny.mp4",
+                             dir.image("v.mp4"));
+  write_file(dir.image("bad.mp4"), std::string(2048, 'x'));
+  write_file(dir.file("d.jsonl"),
+             R"({"conversations": [{"role": "user", "content": "<video>then<image>"},)"
+             R"( {"role": "assistant", "content": "Ok."}], "image": "a.png", "video": "v.mp4"})"
+             "\n"
+             R"({"conversations": [{"role": "user", "content": "What?"},)"
+             R"( {"role": "assistant", "content": "Ok."}], "video": ["bad.mp4"]})"
+             "\n");
+  const SampleFormat fmt = small_format();
+  const JsonlDataset ds(dir.file("d.jsonl"), dir.images(), minimind(), fmt);
+  const SampleResult r = ds.load(0);
+  ASSERT_TRUE(r.sample) << r.skip_reason;
+  // 6 s at 1 frame/s: 6 frames of one tile, then the image.
+  EXPECT_EQ(r.sample->num_images, 2);
+  EXPECT_EQ(r.sample->tiles_per_image, (std::vector<int64_t>{6, 1}));
+  EXPECT_EQ(r.sample->pixels.size(), 7u * 3 * 16 * 16);
+  EXPECT_EQ(std::count(r.sample->ids.begin(), r.sample->ids.end(), 12), 7 * 4);
+  EXPECT_THAT(minimind().decode(r.sample->ids),
+              AllOf(HasSubstr("user\nYou are provided the following series of six frames from a "
+                              "0:00:06 [H:MM:SS] video.\n\nFrame from 00:00:<|image_pad|>"),
+                    HasSubstr("\nFrame from 00:05:<|image_pad|><|image_pad|><|image_pad|>"
+                              "<|image_pad|>\n\nthen<|image_pad|>")));
+  const SampleResult bad = ds.load(1);
+  ASSERT_FALSE(bad.sample);
+  EXPECT_THAT(bad.skip_reason, AllOf(HasSubstr("corrupt or unusable video " + dir.image("bad.mp4")),
+                                     HasSubstr("not a video")));
 }
 
 TEST(JsonlDataset, LongTextIsTruncatedAtMaxSeqLen) {
