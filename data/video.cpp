@@ -367,15 +367,12 @@ VideoProcessor VideoProcessor::for_model(const ModelConfig& config,
   v.tile_size = images->tile_size();
   const std::string type = config.vision.type;
   if (type == "smolvlm") {
-    // SmolVLM's frame-to-tile step (longest edge → vision.video_longest_edge, then →
-    // image_size², LANCZOS, no splitting) and its single-image prompt belong to its image
-    // processor (data/processor_smolvlm.cpp); bind them here once it gives them.
-    v.frame_tile = [](const RgbImage&) -> std::vector<float> {
-      MV_FAIL(
-          "video: SmolVLM's frame-to-tile step (smolvlm_frame_tile) is not in this build; videos "
-          "need it");
+    // SmolVLM's frames skip the image splitting: longest edge → vision.video_longest_edge, then
+    // image_size², one tile with the single-image prompt (data/processor_smolvlm.cpp).
+    v.frame_tile = [config](const RgbImage& frame) {
+      return smolvlm_frame_tile(frame, config).pixels;
     };
-    v.frame_prompt = {"", 0};
+    v.frame_prompt = smolvlm_image_prompt(0, 0, config.tokens_per_image(), config.image_token);
     return v;
   }
   // Other processors give one tile per image: a frame is processed as an image.

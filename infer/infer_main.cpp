@@ -126,8 +126,9 @@ int infer_main(const std::vector<std::string>& argv) {
   for (const std::string& path : a.get_all("video")) videos.push_back(chat.video(path));
   // Placeholders of media given on the command line and not yet in a message, in order.
   std::string unplaced;
-  for (size_t i = 0; i < stills.size(); ++i) unplaced += "<image>\n";
-  for (size_t i = 0; i < videos.size(); ++i) unplaced += "<video>\n";
+  const ChatTemplate family = m.tokenizer->chat_template();
+  for (size_t i = 0; i < stills.size(); ++i) unplaced += media_placeholder(family, false);
+  for (size_t i = 0; i < videos.size(); ++i) unplaced += media_placeholder(family, true);
   chat.images =
       in_placeholder_order({{"user", a.get("prompt", "")}}, std::move(stills), std::move(videos));
 
@@ -162,7 +163,7 @@ int infer_main(const std::vector<std::string>& argv) {
     if (is_image || is_video) {
       try {
         chat.images.add(is_image ? chat.image(line.substr(7)) : chat.video(line.substr(7)));
-        unplaced += is_image ? "<image>\n" : "<video>\n";
+        unplaced += media_placeholder(family, !is_image);
         std::fprintf(stderr, "(%s attached to the next message)\n", is_image ? "image" : "video");
       } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

@@ -5,8 +5,10 @@
 // file: the tool for holding minivlm against other implementations (transformers, MiniMind's
 // PyTorch code) on the same input.
 //
-// --chat TEXT is one user turn, "<image>\n" once per image and "<video>\n" once per video followed
-// by TEXT, in the model's chat template with its generation prompt (what infer answers). --text RAW
+// --chat TEXT is one user turn, a placeholder once per image and once per video followed by TEXT
+// ("<image>\n" in MiniMind's formats as MiniMind-V's data writes it, "<image>" in SmolVLM's: an
+// image item of the content list; text/chat.h media_placeholder), in the model's chat template with
+// its generation prompt (what infer answers). --text RAW
 // is tokenized as is, each <image> / <video> replaced by the next image's / video's prompt (their
 // numbers must be equal). Each image is decoded and processed by the model's image processor, each
 // video by its video processor (data/video.h: sampled frames, one tile each), as infer and the
@@ -57,8 +59,9 @@ MINIVLM_COMMAND("forward",
   }
   std::string content;
   if (a.has("chat")) {
-    for (size_t i = 0; i < stills.size(); ++i) content += "<image>\n";
-    for (size_t i = 0; i < videos.size(); ++i) content += "<video>\n";
+    const ChatTemplate family = m.tokenizer->chat_template();
+    for (size_t i = 0; i < stills.size(); ++i) content += media_placeholder(family, false);
+    for (size_t i = 0; i < videos.size(); ++i) content += media_placeholder(family, true);
     content += a.get("chat");
   } else {
     content = a.get("text");

@@ -226,7 +226,7 @@ RenderedChat render_chat(const std::vector<Message>& messages,
     MV_CHECK(first_user != nullptr, "chat: ", num_images,
              " images or videos but no user message to put them in");
     for (const ImagePrompt& p : images) {
-      prefix += p.video ? "<video>\n" : "<image>\n";
+      prefix += media_placeholder(chat_template, p.video);
       kinds.push_back(p.video);
     }
   }
@@ -285,6 +285,11 @@ std::vector<int32_t> encode_generation_prompt(const Tokenizer& tok,
 
 int32_t end_of_turn_id(const Tokenizer& tok) {
   return tok.token_to_id(chat_template_family(tok.chat_template()).end_of_turn);
+}
+
+std::string media_placeholder(ChatTemplate chat_template, bool video) {
+  const std::string tag = video ? "<video>" : "<image>";
+  return chat_template == ChatTemplate::smolvlm ? tag : tag + "\n";
 }
 
 }  // namespace minivlm

@@ -119,4 +119,9 @@ std::vector<int32_t> encode_generation_prompt(const Tokenizer& tok,
 // <end_of_utterance>): where generation stops.
 int32_t end_of_turn_id(const Tokenizer& tok);
 
+// The placeholder of one image (or video) put before a user's text when the text holds none, as
+// the family's own data writes it: "<image>\n" for MiniMind's formats (MiniMind-V's datasets),
+// "<image>" for SmolVLM's (an image item of the message's content list, the text item after it).
+std::string media_placeholder(ChatTemplate chat_template, bool video);
+
 }  // namespace minivlm

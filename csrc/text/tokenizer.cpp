@@ -149,10 +149,23 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin)
              "' is not supported (only ByteLevel)");
     t.add_prefix_space_ = flag(pre, "add_prefix_space", true);
     t.use_regex_ = flag(pre, "use_regex", true);
-    for (const char* key : {"decoder", "post_processor"}) {
-      const json c = j.value(key, json());
-      MV_CHECK(c.is_null() || component_type(c) == "ByteLevel", where, key, " '", component_type(c),
-               "' is not supported (only ByteLevel or null)");
+    {
+      const json c = j.value("decoder", json());
+      MV_CHECK(c.is_null() || component_type(c) == "ByteLevel", where, "decoder '",
+               component_type(c), "' is not supported (only ByteLevel or null)");
+    }
+    {
+      // A TemplateProcessing that leaves a single sequence as it is ("$A", what transformers
+      // writes for tokenizers without a BOS/EOS template) changes nothing here either.
+      const json c = j.value("post_processor", json());
+      const bool identity_template =
+          component_type(c) == "TemplateProcessing" && c.value("single", json()).is_array() &&
+          c["single"].size() == 1 && c["single"][0].contains("Sequence") &&
+          c["single"][0]["Sequence"].value("id", "") == "A";
+      MV_CHECK(c.is_null() || component_type(c) == "ByteLevel" || identity_template, where,
+               "post_processor '", component_type(c),
+               "' is not supported (only ByteLevel, null, or a TemplateProcessing whose single "
+               "sequence is \"$A\" alone: one that adds special tokens is not)");
     }
 
     const json& model = j.at("model");

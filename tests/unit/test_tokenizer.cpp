@@ -18,8 +18,7 @@ namespace {
 using nlohmann::json;
 
 const std::string kGoldens = MINIVLM_SOURCE_DIR "/tests/goldens/tokenizer/";
-const std::string kMiniMind =
-    MINIVLM_SOURCE_DIR "/data/tokenizer/tokenizer.json";
+const std::string kMiniMind = MINIVLM_SOURCE_DIR "/data/tokenizer/tokenizer.json";
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -182,6 +181,28 @@ void expect_load_error(const std::string& text, const std::string& needle) {
   EXPECT_THAT([&] { Tokenizer::from_json(text, "edited.json"); },
               testing::ThrowsMessage<Error>(
                   testing::AllOf(testing::HasSubstr("edited.json"), testing::HasSubstr(needle))));
+}
+
+// transformers writes a TemplateProcessing post-processor even when it adds nothing ("$A" alone):
+// that one loads and encodes as without it; one that adds a BOS is refused.
+TEST(Tokenizer, IdentityTemplateProcessingIsAcceptedOneAddingTokensIsNot) {
+  const json a = {{"Sequence", {{"id", "A"}, {"type_id", 0}}}};
+  const json b = {{"Sequence", {{"id", "B"}, {"type_id", 1}}}};
+  const std::string identity = tiny_with([&](json& j) {
+    j["post_processor"] = {{"type", "TemplateProcessing"},
+                           {"single", json::array({a})},
+                           {"pair", json::array({a, b})},
+                           {"special_tokens", json::object()}};
+  });
+  const Tokenizer plain = Tokenizer::from_json(read_file(kGoldens + "tiny.json"), "tiny.json");
+  EXPECT_EQ(Tokenizer::from_json(identity, "identity.json").encode("hello world"),
+            plain.encode("hello world"));
+  expect_load_error(tiny_with([&](json& j) {
+                      j["post_processor"] = {
+                          {"type", "TemplateProcessing"},
+                          {"single", json::array({json{{"SpecialToken", {{"id", "<s>"}}}}, a})}};
+                    }),
+                    "post_processor 'TemplateProcessing' is not supported");
 }
 
 TEST(Tokenizer, LoadErrorsNameTheProblem) {
