@@ -348,7 +348,6 @@ def main():
             if frames is not None:
                 _, meta = decode_video(os.path.join(REPO, p["videos"][0]))
                 idx = torch.as_tensor(proc2.video_processor.sample_frames(meta))  # what the processor sampled
-                tensors[f"{n}.video_frames"] = torch.from_numpy(np.ascontiguousarray(frames[idx.numpy()]))
                 tensors[f"{n}.video_frame_indices"] = idx.to(torch.int64)
             l32f = l32.to(torch.float32)
             tensors[f"{n}.logits_last"] = l32f[-1].contiguous()
