@@ -51,6 +51,11 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
   save_safetensors((tmp / "model.safetensors").string(), data.model);
   save_safetensors((tmp / "optimizer.safetensors").string(), data.optimizer);
   write_file_atomic((tmp / "trainer_state.json").string(), data.state.dump(2) + "\n");
+  for (const std::string& f : data.files) {
+    const std::string name = fs::path(f).filename().string();
+    if (name == "trainer_state.json" || name == "DONE") continue;  // a checkpoint's own files
+    fs::copy_file(f, tmp / name);
+  }
   fsync_path(tmp.string());
   fs::remove_all(final_dir);  // an incomplete directory of the same step (no DONE) from a kill
   fs::rename(tmp, final_dir);

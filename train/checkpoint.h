@@ -17,6 +17,9 @@ struct CheckpointData {
   std::vector<std::pair<std::string, Tensor>> model;      // every model tensor
   std::vector<std::pair<std::string, Tensor>> optimizer;  // AdamW moments
   nlohmann::json state;                                   // trainer state
+  // Files copied into the directory beside the weights (a Hugging Face source's config, tokenizer
+  // and processor files, so that the checkpoint is itself a model directory of its layout).
+  std::vector<std::string> files;
 };
 
 std::string checkpoint_name(int64_t step);  // "step_00000100"

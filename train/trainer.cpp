@@ -110,7 +110,10 @@ void save(Run& r) {
   const json state = trainer_state(r);  // collective: every rank takes part
   if (r.comm->is_main()) {
     CheckpointData d;
-    d.model = fp32_weights(r);
+    // fp32 weights in the layout of the model the run started from (a Hugging Face SmolVLM
+    // checkpoint is a directory transformers loads, its files beside).
+    d.model = weights_in_source_layout(r.m.source, fp32_weights(r));
+    d.files = source_files(r.m.source);
     d.optimizer = r.optim->state_tensors();
     d.state = state;
     const std::string dir = save_checkpoint(r.opt.out, r.step, d, r.opt.keep_checkpoints);
@@ -121,7 +124,7 @@ void save(Run& r) {
 
 void resume(Run& r, const std::string& dir) {
   const LoadedCheckpoint c = load_checkpoint(dir);
-  load_weights(*r.m.model, c.model_path);
+  load_weights_in_source_layout(*r.m.model, r.m.source, c.model_path);
   r.optim->load_state(c.optimizer, c.state.at("optimizer_steps").get<int64_t>());
   r.step = c.state.at("step").get<int64_t>();
   r.nonfinite_total = c.state.at("nonfinite_steps").get<int64_t>();

@@ -1,5 +1,6 @@
 #include "io/model_io.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -347,28 +348,37 @@ bool is_weight_file(const std::string& name) {
   return false;
 }
 
-void save_hf_smolvlm_dir(const MiniMindVLM& model, const ModelSource& source,
-                         const std::string& dir) {
-  MV_CHECK(!source.tensors.empty(), "saving ", dir, ": the source ", source.dir,
-           " lists no tensors");
-  fs::create_directories(dir);
-  std::map<std::string, Tensor> params;
-  for (const NamedTensor& p : model.params()) params.emplace(p.name, p.tensor.detach());
+// `weights` (minivlm names) under the source's HF names in its file order: the tied embedding
+// stands for an lm_head.weight the source holds; every tensor of either side must be matched.
+std::vector<std::pair<std::string, Tensor>> hf_named(const ModelSource& source,
+                                                     const std::map<std::string, Tensor>& weights,
+                                                     bool source_dtypes, const std::string& what) {
+  MV_CHECK(!source.tensors.empty(), what, ": the source ", source.dir, " lists no tensors");
   std::vector<std::pair<std::string, Tensor>> out;
   std::set<std::string> written;
   for (const auto& [hf_name, dtype] : source.tensors) {
     std::string name = hf_smolvlm_to_minivlm(hf_name);
-    if (name == "lm_head.weight" && !params.count(name)) name = "model.embed_tokens.weight";
-    auto it = params.find(name);
-    MV_CHECK(it != params.end(), "saving ", dir, ": the source's tensor ", hf_name,
-             " is not in the model");
-    out.emplace_back(hf_name, it->second.dtype() == dtype ? it->second : it->second.to(dtype));
+    if (name == "lm_head.weight" && !weights.count(name)) name = "model.embed_tokens.weight";
+    auto it = weights.find(name);
+    MV_CHECK(it != weights.end(), what, ": the source's tensor ", hf_name, " is not in the model");
+    const Tensor& t = it->second;
+    out.emplace_back(hf_name, !source_dtypes || t.dtype() == dtype ? t : t.to(dtype));
     written.insert(name);
   }
-  for (const auto& [name, t] : params)
-    MV_CHECK(written.count(name), "saving ", dir, ": the model's tensor ", name,
-             " is not in the source ", source.dir);
-  save_safetensors((fs::path(dir) / "model.safetensors").string(), out, {{"format", "pt"}});
+  for (const auto& [name, t] : weights)
+    MV_CHECK(written.count(name), what, ": the model's tensor ", name, " is not in the source ",
+             source.dir);
+  return out;
+}
+
+void save_hf_smolvlm_dir(const MiniMindVLM& model, const ModelSource& source,
+                         const std::string& dir) {
+  fs::create_directories(dir);
+  std::map<std::string, Tensor> params;
+  for (const NamedTensor& p : model.params()) params.emplace(p.name, p.tensor.detach());
+  save_safetensors((fs::path(dir) / "model.safetensors").string(),
+                   hf_named(source, params, /*source_dtypes=*/true, "saving " + dir),
+                   {{"format", "pt"}});
   // One file now: shards and an index left from an earlier save would shadow or contradict it.
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string n = e.path().filename().string();
@@ -376,11 +386,9 @@ void save_hf_smolvlm_dir(const MiniMindVLM& model, const ModelSource& source,
         (starts_with(n, "model-") && ends_with(n, ".safetensors")))
       fs::remove(e.path());
   }
-  for (const auto& e : fs::directory_iterator(source.dir)) {
-    const std::string n = e.path().filename().string();
-    if (!e.is_regular_file() || is_weight_file(n)) continue;
-    const fs::path to = fs::path(dir) / n;
-    if (!same_file(e.path(), to)) copy_readable(e.path(), to);
+  for (const std::string& from : source_files(source)) {
+    const fs::path to = fs::path(dir) / fs::path(from).filename();
+    if (!same_file(from, to)) copy_readable(from, to);
   }
 }
 
@@ -435,6 +443,33 @@ void save_model_dir(const MiniMindVLM& model, const std::string& tokenizer_json_
     else
       fs::remove(to);
   }
+}
+
+std::vector<std::pair<std::string, Tensor>> weights_in_source_layout(
+    const ModelSource& source, const std::vector<std::pair<std::string, Tensor>>& weights) {
+  if (source.format != ModelSource::Format::hf_smolvlm) return weights;
+  const std::map<std::string, Tensor> byname(weights.begin(), weights.end());
+  return hf_named(source, byname, /*source_dtypes=*/false, "checkpoint of " + source.dir);
+}
+
+std::vector<std::string> source_files(const ModelSource& source) {
+  std::vector<std::string> out;
+  if (source.format != ModelSource::Format::hf_smolvlm) return out;
+  for (const auto& e : fs::directory_iterator(source.dir))
+    if (e.is_regular_file() && !is_weight_file(e.path().filename().string()))
+      out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void load_weights_in_source_layout(const MiniMindVLM& model, const ModelSource& source,
+                                   const std::string& path) {
+  if (source.format != ModelSource::Format::hf_smolvlm) return load_weights(model, path);
+  ImportRule rule;
+  rule.what = "checkpoint in the layout of " + source.dir;
+  rule.map = [](const std::string& n) { return hf_smolvlm_to_minivlm(n); };
+  rule.required = [](const std::string&) { return true; };
+  import_weights(model, path, rule);
 }
 
 }  // namespace minivlm

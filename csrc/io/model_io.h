@@ -81,4 +81,17 @@ void save_model_dir(const MiniMindVLM& model, const std::string& tokenizer_json_
 //   transformers' SmolVLMForConditionalGeneration.from_pretrained(DIR) loads it.
 void save_model_dir(const MiniMindVLM& model, const ModelSource& source, const std::string& dir);
 
+// Checkpoints keep the model's fp32 weights (for an exact resume) in the layout of its source:
+// weights (minivlm names) renamed to the source's names — for hf_smolvlm its HF names in its file
+// order, each kept in the dtype given (so a checkpoint directory, with source_files copied beside,
+// is itself a directory transformers and every binary load); minivlm names unchanged.
+std::vector<std::pair<std::string, Tensor>> weights_in_source_layout(
+    const ModelSource& source, const std::vector<std::pair<std::string, Tensor>>& weights);
+// The files of source.dir that a directory of its layout carries besides the weights (config,
+// tokenizer, processor, chat template): none for minivlm, whose checkpoints hold weights only.
+std::vector<std::string> source_files(const ModelSource& source);
+// Loads weights written by weights_in_source_layout (strict).
+void load_weights_in_source_layout(const MiniMindVLM& model, const ModelSource& source,
+                                   const std::string& path);
+
 }  // namespace minivlm

@@ -73,14 +73,16 @@ INSTANTIATE_TEST_SUITE_P(Cases, SmolVlmForward, ::testing::Values("tied_split", 
 
 // train_sft on a SmolVLM directory: final/ keeps the Hugging Face layout — the source's tensor
 // names, shapes and dtypes, its config and processor and tokenizer files — with trained weights,
-// and forward and infer run on it.
-TEST(SmolVlmTrain, SftWritesFinalInTheHuggingFaceLayout) {
+// and forward and infer run on it. A checkpoint is a Hugging Face directory too (fp32 weights), and
+// resuming from it reproduces the uninterrupted run bit for bit.
+TEST(SmolVlmTrain, SftWritesHuggingFaceDirectoriesAndResumesExactly) {
   const std::string source = kGoldens + "untied_nosplit";
+  const std::string opts = "--max-steps 4 --train all --batch-size 2 --max-seq-len 512 ";
   const std::string run_dir = fresh_dir("smolvlm_sft");
-  RunResult r = run(train_command("train_sft", source, "sft.jsonl", run_dir,
-                                  "--max-steps 3 --train all --batch-size 2 --max-seq-len 512"));
+  RunResult r =
+      run(train_command("train_sft", source, "sft.jsonl", run_dir, opts + "--save-every 2"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  ASSERT_EQ(train_lines(run_dir).size(), 3u);
+  ASSERT_EQ(train_lines(run_dir).size(), 4u);
   const std::string final_dir = run_dir + "/final";
   const SafeTensorsFile src = SafeTensorsFile::open(source + "/model.safetensors");
   const SafeTensorsFile out = SafeTensorsFile::open(final_dir + "/model.safetensors");
@@ -103,15 +105,33 @@ TEST(SmolVlmTrain, SftWritesFinalInTheHuggingFaceLayout) {
                         "processor_config.json", "chat_template.jinja"})
     EXPECT_EQ(read_file(final_dir + "/" + f), read_file(source + "/" + f)) << f;
   const nlohmann::json prompts = nlohmann::json::parse(read_file(kGoldens + "prompts.json"));
-  r = run(forward_command(final_dir, prompts[0], run_dir + "/f.safetensors"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
   const SafeTensorsFile want = SafeTensorsFile::open(source + "/expected.safetensors");
-  EXPECT_EQ(SafeTensorsFile::open(run_dir + "/f.safetensors").get("input_ids").to_int_vector(),
-            want.get("chat_photo.input_ids").to_int_vector());
+  const std::string checkpoint = run_dir + "/checkpoints/step_00000002";
+  for (const std::string& dir : {final_dir, checkpoint}) {
+    r = run(forward_command(dir, prompts[0], run_dir + "/f.safetensors"));
+    ASSERT_EQ(r.exit_code, 0) << dir << "\n" << r.output;
+    EXPECT_EQ(SafeTensorsFile::open(run_dir + "/f.safetensors").get("input_ids").to_int_vector(),
+              want.get("chat_photo.input_ids").to_int_vector())
+        << dir;
+  }
+  const SafeTensorsFile ck = SafeTensorsFile::open(checkpoint + "/model.safetensors");
+  for (const std::string& n : src.names()) EXPECT_EQ(ck.dtype(n), DType::f32) << n;
   r = run(kBin + "/infer --model " + final_dir + " --image " + kSource +
           "/tests/fixtures/images/image-04-yellow-car.jpg --prompt 'What is this?' "
           "--max-new-tokens 6 --greedy");
   ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  const std::string resumed = fresh_dir("smolvlm_resumed");
+  r = run(
+      train_command("train_sft", source, "sft.jsonl", resumed, opts + "--resume " + checkpoint));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(read_file(resumed + "/final/model.safetensors") ==
+              read_file(final_dir + "/model.safetensors"))
+      << "final weights differ";
+  const auto la = losses(run_dir), lr = losses(resumed);
+  ASSERT_EQ(lr.size(), 2u);
+  EXPECT_EQ(la[2], lr[0]);
+  EXPECT_EQ(la[3], lr[1]);
 }
 
 }  // namespace
