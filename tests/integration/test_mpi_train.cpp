@@ -28,13 +28,15 @@ using testing::workspace;
 // One process with the threads of one rank: same-thread-count runs can be compared bit for bit.
 const std::string kAlone = "OMP_NUM_THREADS=1 ";
 
-// train_sft on the synthetic workspace; `launcher` is kAlone or mpirun(n).
+// train_sft on the synthetic workspace (its model unless `model` is given); `launcher` is kAlone
+// or mpirun(n).
 RunResult train(const std::string& launcher, const std::string& out, const std::string& extra,
-                const std::string& data = "") {
+                const std::string& data = "", const std::string& model = "") {
   const auto& w = workspace();
-  return run(launcher + kBin + "/train_sft --model " + w.model + " --data " +
-             (data.empty() ? w.data + "/sft.jsonl" : data) + " --images " + w.images + " --out " +
-             out + " --lr 2e-3 --log-every 1 --max-seq-len 256 --seed 42 " + extra);
+  return run(launcher + kBin + "/train_sft --model " + (model.empty() ? w.model : model) +
+             " --data " + (data.empty() ? w.data + "/sft.jsonl" : data) + " --images " + w.images +
+             " --out " + out + " --lr 2e-3 --log-every 1 --max-seq-len " +
+             (model.empty() ? "256" : "512") + " --seed 42 " + extra);
 }
 
 double max_relative(const std::vector<double>& a, const std::vector<double>& b) {
@@ -116,6 +118,24 @@ TEST(MpiTrain, TwoRanksMatchOneProcessOnTheSameGlobalBatch) {
 TEST(MpiTrain, TwoRanksOnCudaEmuMatchOneProcessOnTheSameGlobalBatch) {
   MINIVLM_SKIP_WITHOUT_MPI();
   expect_two_ranks_match_one_process("emu_", 4, "--device cuda-emu ", "nccl-emu");
+}
+
+// A Hugging Face SmolVLM directory (image splitting: ten tiles an image) trains data-parallel as a
+// minivlm one does: two ranks give the bits of one process accumulating the same micro-batches,
+// and both write final/ in the Hugging Face layout.
+TEST(MpiTrain, SmolVlmDirectoryOnTwoRanksMatchesOneProcess) {
+  MINIVLM_SKIP_WITHOUT_MPI();
+  const std::string model = testing::kSource + "/tests/goldens/smolvlm/tied_split";
+  const std::string accum = fresh_dir("smol_accum"), ranks = fresh_dir("smol_ranks");
+  RunResult r = train(kAlone, accum, "--max-steps 2 --batch-size 1 --grad-accum 2", "", model);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = train(mpirun(2), ranks, "--max-steps 2 --batch-size 1", "", model);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(losses(accum).size(), 2u);
+  EXPECT_EQ(losses(accum), losses(ranks));
+  EXPECT_TRUE(read_file(accum + "/final/model.safetensors") ==
+              read_file(ranks + "/final/model.safetensors"));
+  EXPECT_EQ(read_file(ranks + "/final/config.json"), read_file(model + "/config.json"));
 }
 
 // Six steps on two ranks straight, and three + resume + three: the same bits.

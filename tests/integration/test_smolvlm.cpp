@@ -73,8 +73,8 @@ INSTANTIATE_TEST_SUITE_P(Cases, SmolVlmForward, ::testing::Values("tied_split", 
 
 // train_sft on a SmolVLM directory: final/ keeps the Hugging Face layout — the source's tensor
 // names, shapes and dtypes, its config and processor and tokenizer files — with trained weights,
-// and forward and infer run on it. A checkpoint is a Hugging Face directory too (fp32 weights), and
-// resuming from it reproduces the uninterrupted run bit for bit.
+// and forward, eval and infer run on it. A checkpoint is a Hugging Face directory too (fp32
+// weights), and resuming from it reproduces the uninterrupted run bit for bit.
 TEST(SmolVlmTrain, SftWritesHuggingFaceDirectoriesAndResumesExactly) {
   const std::string source = kGoldens + "untied_nosplit";
   const std::string opts = "--max-steps 4 --train all --batch-size 2 --max-seq-len 512 ";
@@ -116,6 +116,13 @@ TEST(SmolVlmTrain, SftWritesHuggingFaceDirectoriesAndResumesExactly) {
   }
   const SafeTensorsFile ck = SafeTensorsFile::open(checkpoint + "/model.safetensors");
   for (const std::string& n : src.names()) EXPECT_EQ(ck.dtype(n), DType::f32) << n;
+  r = run(kBin + "/eval --model " + final_dir + " --data " + workspace().data +
+          "/eval.jsonl --images " + workspace().images + " --out " + run_dir +
+          "/eval --max-seq-len 512");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto metrics = nlohmann::json::parse(read_file(run_dir + "/eval/metrics.json"));
+  EXPECT_GT(metrics["samples"].get<int64_t>(), 0) << metrics.dump();
+  EXPECT_EQ(metrics["skipped"].get<int64_t>(), 0) << metrics.dump();
   r = run(kBin + "/infer --model " + final_dir + " --image " + kSource +
           "/tests/fixtures/images/image-04-yellow-car.jpg --prompt 'What is this?' "
           "--max-new-tokens 6 --greedy");
