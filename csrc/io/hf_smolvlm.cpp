@@ -226,6 +226,16 @@ HfSmolVLMConfig hf_smolvlm_config(const std::string& dir_str, bool has_lm_head) 
                " (a tile must be one vision input)");
     }
     v["do_image_splitting"] = ip->get<bool>("do_image_splitting", true);
+    // minivlm's SmolVLM processing always resizes to whole tiles, rescales by 1/255 and
+    // normalises: without a resize an image would be a partly padded tile (pixel and patch
+    // attention masks), which it does not compute.
+    for (const char* key : {"do_resize", "do_rescale", "do_normalize"})
+      MV_CHECK(ip->get<bool>(key, true), ip->where(), ": ", key,
+               " false is not supported (minivlm's SmolVLM processing resizes to whole tiles, "
+               "rescales by 1/255 and normalises)");
+    const double rescale = ip->get<double>("rescale_factor", 1.0 / 255.0);
+    MV_CHECK(std::abs(rescale - 1.0 / 255.0) < 1e-12, ip->where(), ": rescale_factor ", rescale,
+             " is not supported (only 1/255)");
     for (const char* key : {"image_mean", "image_std"}) {
       if (!ip->has(key)) continue;
       const std::vector<double> m = ip->get<std::vector<double>>(key, {});

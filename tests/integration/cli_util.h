@@ -2,7 +2,9 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -87,6 +89,16 @@ inline const Workspace& workspace() {
     return w;
   }();
   return w;
+}
+
+// max |got − want| / max |want|: a tensor's error relative to its scale.
+inline double max_rel(const std::vector<double>& got, const std::vector<double>& want) {
+  double scale = 0, err = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    scale = std::max(scale, std::abs(want[i]));
+    err = std::max(err, std::abs(got[i] - want[i]));
+  }
+  return err / scale;
 }
 
 // A JSON list of command-line words (a golden case's recorded arguments) as " a b c".

@@ -38,15 +38,6 @@ std::string converted(const Case& c) {
   return dirs[c.name] = out;
 }
 
-double max_rel(const std::vector<double>& got, const std::vector<double>& want) {
-  double scale = 0, err = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    scale = std::max(scale, std::abs(want[i]));
-    err = std::max(err, std::abs(got[i] - want[i]));
-  }
-  return err / scale;
-}
-
 class Minimind3vImport : public ::testing::TestWithParam<Case> {};
 
 TEST_P(Minimind3vImport, ForwardGivesTheReferenceIdsAndLogits) {

@@ -20,15 +20,6 @@ namespace {
 
 const std::string kGoldens = kSource + "/tests/goldens/smolvlm/";
 
-double max_rel(const std::vector<double>& got, const std::vector<double>& want) {
-  double scale = 0, err = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    scale = std::max(scale, std::abs(want[i]));
-    err = std::max(err, std::abs(got[i] - want[i]));
-  }
-  return err / scale;
-}
-
 std::string forward_command(const std::string& model, const nlohmann::json& p,
                             const std::string& out) {
   std::string cmd = kBin + "/minivlm forward --model " + model + " --out " + out;

@@ -289,6 +289,14 @@ TEST(HfSmolVLM, RefusesWhatItDoesNotImplement) {
     write_json(dir / "config.json", cfg);
     EXPECT_THAT(load_error(dir), HasSubstr("image_token_id is 5"));
   }
+  {
+    // Without a resize an image would be a partly padded tile: not computed, so refused.
+    const fs::path dir = copy_fixture("no_resize");
+    json proc = read_json(dir / "processor_config.json");
+    proc["image_processor"]["do_resize"] = false;
+    write_json(dir / "processor_config.json", proc);
+    EXPECT_THAT(load_error(dir), HasSubstr("do_resize false is not supported"));
+  }
 }
 
 // The set of (name, shape, dtype) of a safetensors file.

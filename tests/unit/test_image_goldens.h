@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -43,6 +44,26 @@ inline const nlohmann::json& smolvlm_goldens() {
     return nlohmann::json::parse(bytes.begin(), bytes.end());
   }();
   return j;
+}
+
+// A fixture image decoded once per test binary.
+inline const RgbImage& decoded(const std::string& path) {
+  static std::map<std::string, RgbImage> cache;
+  auto it = cache.find(path);
+  if (it == cache.end()) it = cache.emplace(path, load_rgb_image(source_path(path))).first;
+  return it->second;
+}
+
+// [left, top, right, bottom] of `img`, as PIL's crop (inside the image).
+inline RgbImage crop(const RgbImage& img, const nlohmann::json& box) {
+  if (box.is_null()) return img;
+  const int l = box[0], t = box[1], r = box[2], b = box[3];
+  RgbImage out{r - l, b - t, {}};
+  for (int y = t; y < b; ++y) {
+    const uint8_t* row = &img.pixels[(size_t(y) * img.width + l) * 3];
+    out.pixels.insert(out.pixels.end(), row, row + size_t(r - l) * 3);
+  }
+  return out;
 }
 
 inline std::vector<uint8_t> golden_u8(const nlohmann::json& c) {

@@ -21,6 +21,8 @@
 namespace minivlm {
 namespace {
 
+using image_test::crop;
+using image_test::decoded;
 using image_test::golden_f32;
 using image_test::smolvlm_goldens;
 using image_test::source_path;
@@ -43,25 +45,6 @@ ModelConfig smolvlm_config(int64_t longest_edge, bool splitting,
   c.projector.pixel_shuffle = 2;
   c.image_token = "<image>";
   return c;
-}
-
-const RgbImage& decoded(const std::string& path) {
-  static std::map<std::string, RgbImage> cache;
-  auto it = cache.find(path);
-  if (it == cache.end()) it = cache.emplace(path, load_rgb_image(source_path(path))).first;
-  return it->second;
-}
-
-// [left, top, right, bottom] of `img`, as PIL's crop (inside the image).
-RgbImage crop(const RgbImage& img, const nlohmann::json& box) {
-  if (box.is_null()) return img;
-  const int l = box[0], t = box[1], r = box[2], b = box[3];
-  RgbImage out{r - l, b - t, {}};
-  for (int y = t; y < b; ++y) {
-    const uint8_t* row = &img.pixels[(size_t(y) * img.width + l) * 3];
-    out.pixels.insert(out.pixels.end(), row, row + size_t(r - l) * 3);
-  }
-  return out;
 }
 
 struct Comparison {
