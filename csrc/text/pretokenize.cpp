@@ -96,4 +96,21 @@ void split_gpt2(std::string_view text, std::vector<Piece>& out) {
   }
 }
 
+void split_digits(std::string_view text, bool individual, std::vector<Piece>& out) {
+  const Scanner sc(text);
+  size_t start = 0, i = 0;  // the current piece is [start, i)
+  bool in_number = false;   // whether it is made of numeric characters
+  while (i < sc.size()) {
+    const Char c = sc.at(i);
+    const bool number = c.cls == kNumber;
+    if (i > start && (number != in_number || (number && individual))) {
+      out.push_back({static_cast<uint32_t>(start), static_cast<uint32_t>(i - start)});
+      start = i;
+    }
+    in_number = number;
+    i += c.size;
+  }
+  if (i > start) out.push_back({static_cast<uint32_t>(start), static_cast<uint32_t>(i - start)});
+}
+
 }  // namespace minivlm::text

@@ -17,4 +17,11 @@ struct Piece {
 // Appends the pieces of `text` to `out`; together they cover the text exactly, in order.
 void split_gpt2(std::string_view text, std::vector<Piece>& out);
 
+// The Digits pre-tokenizer of Hugging Face tokenizers: numeric characters (\p{N}: Rust's
+// char::is_numeric, the general categories Nd, Nl and No) are split off from the text around them,
+// each one alone when `individual`, else each run of them as one piece; the text between them is a
+// piece of its own. Appends to `out`; the pieces cover the text exactly, in order. Invalid UTF-8
+// bytes count as non-numeric.
+void split_digits(std::string_view text, bool individual, std::vector<Piece>& out);
+
 }  // namespace minivlm::text

@@ -144,9 +144,24 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin)
   try {
     MV_CHECK(j.value("normalizer", json()).is_null(), where, "normalizer '",
              component_type(j["normalizer"]), "' is not supported (only null)");
-    const json pre = j.value("pre_tokenizer", json());
+    json pre = j.value("pre_tokenizer", json());
+    const char* supported =
+        "' is not supported (only ByteLevel, or a Sequence of Digits then ByteLevel)";
+    if (component_type(pre) == "Sequence") {
+      // SmolLM2's: digits split off (each alone, or in runs), then ByteLevel on every piece.
+      const json list = pre.value("pretokenizers", json());
+      std::string names;
+      for (const json& p : list.is_array() ? list : json::array())
+        names += (names.empty() ? "" : ", ") + component_type(p);
+      MV_CHECK(list.is_array() && list.size() == 2 && component_type(list[0]) == "Digits" &&
+                   component_type(list[1]) == "ByteLevel",
+               where, "pre_tokenizer 'Sequence[", names, "]", supported);
+      t.split_digits_ = true;
+      t.individual_digits_ = flag(list[0], "individual_digits", false);
+      pre = list[1];
+    }
     MV_CHECK(component_type(pre) == "ByteLevel", where, "pre_tokenizer '", component_type(pre),
-             "' is not supported (only ByteLevel)");
+             supported);
     t.add_prefix_space_ = flag(pre, "add_prefix_space", true);
     t.use_regex_ = flag(pre, "use_regex", true);
     {
@@ -303,6 +318,21 @@ void Tokenizer::encode_segment(std::string_view text, uint32_t offset, size_t pa
 
 void Tokenizer::encode_text(std::string_view text, uint32_t offset, std::vector<int32_t>& ids,
                             std::vector<uint32_t>* starts) const {
+  if (!split_digits_) {
+    encode_byte_level(text, offset, ids, starts);
+    return;
+  }
+  // ByteLevel sees each piece on its own: the prefix space, if any, goes before every one.
+  thread_local std::vector<text::Piece> parts;
+  parts.clear();
+  text::split_digits(text, individual_digits_, parts);
+  for (const text::Piece& p : parts)
+    encode_byte_level(text.substr(p.begin, p.size), offset + p.begin, ids, starts);
+}
+
+// The ByteLevel pre-tokenizer (prefix space, GPT-2 split) and BPE on each of its pieces.
+void Tokenizer::encode_byte_level(std::string_view text, uint32_t offset, std::vector<int32_t>& ids,
+                                  std::vector<uint32_t>* starts) const {
   std::string prefixed;
   uint32_t shift = 0;  // the added prefix space has no byte of its own in the input
   if (add_prefix_space_ && !text.empty() && text[0] != ' ') {

@@ -1,6 +1,7 @@
 // Tokenizer: a Hugging Face tokenizer.json with a byte-level BPE model (SPEC §3). Encoding matches
 // the tokenizers library id for id: added tokens are cut out whole first (leftmost, longest), the
-// rest is split by the GPT-2 pre-tokenizer and each piece is BPE-encoded. As a Hugging Face
+// rest is split by the GPT-2 pre-tokenizer (after a Digits pre-tokenizer, in the Sequence SmolLM2
+// uses) and each piece is BPE-encoded. As a Hugging Face
 // tokenizer does, it carries the chat template of its model (text/chat_template.h), which
 // encode_chat and encode_generation_prompt (text/chat.h) render with.
 #pragma once
@@ -69,6 +70,8 @@ class Tokenizer {
 
   void encode_text(std::string_view text, uint32_t offset, std::vector<int32_t>& ids,
                    std::vector<uint32_t>* starts) const;
+  void encode_byte_level(std::string_view text, uint32_t offset, std::vector<int32_t>& ids,
+                         std::vector<uint32_t>* starts) const;
   void encode_segment(std::string_view text, uint32_t offset, size_t pass,
                       std::vector<int32_t>& ids, std::vector<uint32_t>* starts) const;
 
@@ -81,6 +84,8 @@ class Tokenizer {
   std::vector<uint32_t> bpe_size_;  // [V] bytes a BPE token covers in the text
   std::vector<uint8_t> present_;    // [V] whether the id exists
   std::vector<uint8_t> special_;    // [V]
+  bool split_digits_ = false;       // a Digits pre-tokenizer runs before ByteLevel
+  bool individual_digits_ = false;
   bool add_prefix_space_ = false;
   bool use_regex_ = true;
   ChatTemplate chat_template_ = ChatTemplate::chatml;

@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -205,6 +206,64 @@ TEST(Tokenizer, IdentityTemplateProcessingIsAcceptedOneAddingTokensIsNot) {
                     "post_processor 'TemplateProcessing' is not supported");
 }
 
+// data/tokenizer/tokenizer.json with the pre-tokenizer SmolLM2 publishes (Digits, then ByteLevel)
+// in place of its own, as scripts/reference/tokenizer_digits_goldens.py builds its variants.
+std::string minimind_with_digits(const std::string& variant) {
+  const bool individual = variant != "runs", prefix = variant == "individual_prefix";
+  json j = json::parse(read_file(kMiniMind));
+  j["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers", json::array({json{{"type", "Digits"}, {"individual_digits", individual}},
+                                     json{{"type", "ByteLevel"},
+                                          {"add_prefix_space", prefix},
+                                          {"trim_offsets", true},
+                                          {"use_regex", true}}})}};
+  return j.dump();
+}
+
+TEST(Tokenizer, DigitsThenByteLevelGoldens) {
+  std::map<std::string, std::vector<json>> by_variant;
+  for (const json& row : read_jsonl(kGoldens + "digits.jsonl"))
+    by_variant[row["variant"].get<std::string>()].push_back(row);
+  ASSERT_EQ(by_variant.size(), 3u);
+  for (const auto& [variant, rows] : by_variant) {
+    SCOPED_TRACE(variant);
+    EXPECT_GT(rows.size(), 300u);
+    const Tokenizer tok = Tokenizer::from_json(minimind_with_digits(variant), variant);
+    expect_goldens(tok, rows);
+    if (variant == "individual_prefix") continue;  // the prefix spaces are not in the text
+    for (const json& row : rows) {
+      const std::string text = row["text"];
+      const Tokenizer::Encoding e = tok.encode_with_offsets(text);
+      EXPECT_EQ(tok.decode(e.ids), text);
+      ASSERT_EQ(e.starts.size(), e.ids.size());
+      size_t at = 0;
+      for (size_t i = 0; i < e.ids.size(); ++i) {
+        ASSERT_EQ(e.starts[i], at) << json(text).dump() << " token " << i;
+        at += tok.token_bytes(e.ids[i]).size();
+      }
+      EXPECT_EQ(at, text.size());
+    }
+  }
+}
+
+// By hand: Digits isolates each digit (or each run of them) before ByteLevel's regex, so a space is
+// no longer glued to the number after it, and a special token is still cut out whole first.
+TEST(Tokenizer, DigitsSplitBeforeByteLevel) {
+  const Tokenizer individual = Tokenizer::from_json(minimind_with_digits("individual"), "ind");
+  const Tokenizer runs = Tokenizer::from_json(minimind_with_digits("runs"), "runs");
+  const int32_t a = individual.token_to_id("a"), g = individual.token_to_id("Ġ"),
+                one = individual.token_to_id("1"), two = individual.token_to_id("2"),
+                im_start = individual.token_to_id("<|im_start|>");
+  EXPECT_EQ(individual.encode("a 12"), (std::vector<int32_t>{a, g, one, two}));
+  EXPECT_EQ(individual.encode("1<|im_start|>2"), (std::vector<int32_t>{one, im_start, two}));
+  EXPECT_EQ(runs.encode("a 12"), (std::vector<int32_t>{a, g, runs.token_to_id("12")}));
+  EXPECT_NE(minimind().encode("a 12"), individual.encode("a 12"));
+  // A run of digits is one piece for BPE: "2024" merges in `runs` as in plain ByteLevel.
+  EXPECT_EQ(runs.encode("2024"), minimind().encode("2024"));
+  EXPECT_EQ(individual.encode("2024").size(), 4u);
+}
+
 TEST(Tokenizer, LoadErrorsNameTheProblem) {
   expect_load_error("{not json", "not valid JSON");
   expect_load_error(tiny_with([](json& j) { j["normalizer"] = {{"type", "NFC"}}; }), "'NFC'");
@@ -212,6 +271,25 @@ TEST(Tokenizer, LoadErrorsNameTheProblem) {
                       j["pre_tokenizer"] = {{"type", "Whitespace"}};
                     }),
                     "'Whitespace'");
+  const auto sequence = [](std::vector<json> list) {
+    return tiny_with([&](json& j) {
+      j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", list}};
+    });
+  };
+  const json digits = {{"type", "Digits"}, {"individual_digits", true}};
+  const json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}};
+  const json whitespace = {{"type", "Whitespace"}};
+  expect_load_error(sequence({digits, whitespace}), "pre_tokenizer 'Sequence[Digits, Whitespace]'");
+  expect_load_error(sequence({byte_level, digits}), "'Sequence[ByteLevel, Digits]'");
+  expect_load_error(sequence({whitespace}), "'Sequence[Whitespace]'");
+  expect_load_error(sequence({digits}), "'Sequence[Digits]'");
+  expect_load_error(sequence({digits, byte_level, digits}),
+                    "'Sequence[Digits, ByteLevel, Digits]'");
+  expect_load_error(tiny_with([](json& j) {
+                      j["pre_tokenizer"] = {{"type", "Sequence"}};
+                    }),
+                    "'Sequence[]'");
+  EXPECT_NO_THROW(Tokenizer::from_json(sequence({digits, byte_level}), "digits.json"));
   expect_load_error(tiny_with([](json& j) {
                       j["model"]["merges"].push_back({"q", "zz"});
                     }),
