@@ -55,7 +55,7 @@ void ClipVision::init(Rng& rng) {
 Tensor ClipVision::forward(const Tensor& pixels) const {
   const int64_t n = pixels.size(0), D = c_.hidden_size;
   // Pixels come from the host loader; the tower computes where its weights are, in their dtype.
-  const Tensor px = pixels.to(patch_embedding.device()).to(patch_embedding.dtype());
+  const Tensor px = patch_pixels(pixels, patch_embedding);
   const Tensor patches = ops::patch_embed(px, patch_embedding);  // [n, G², D]
   const Tensor cls = ops::expand(class_embedding.reshape({1, 1, D}), {n, 1, D});
   Tensor x = ops::add(ops::concat({cls.contiguous(), patches}, 1), position_embedding);

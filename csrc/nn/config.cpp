@@ -160,8 +160,10 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
            origin,
            ": vision.longest_edge and video_longest_edge must be >= 0, video_max_frames >= 1 and "
            "video_fps > 0");
-  MV_CHECK(V.patch_size > 0 && V.image_size % V.patch_size == 0, origin, ": vision.image_size ",
-           V.image_size, " is not a multiple of patch_size ", V.patch_size);
+  // A remainder is allowed: the patch convolution is "valid" (SigLIP-SO400M's 384 px / 14 px
+  // patches: a 27 × 27 grid, the last 6 pixel rows and columns unseen).
+  MV_CHECK(V.patch_size > 0 && V.image_size >= V.patch_size, origin, ": vision.image_size ",
+           V.image_size, " is smaller than patch_size ", V.patch_size);
   MV_CHECK(V.hidden_size % V.num_attention_heads == 0, origin, ": vision.hidden_size ",
            V.hidden_size, " is not divisible by num_attention_heads ", V.num_attention_heads);
   MV_CHECK(c.projector.pixel_shuffle >= 1 && V.grid() % c.projector.pixel_shuffle == 0, origin,

@@ -43,7 +43,7 @@ class SiglipVision : public VisionTower {
 
   Tensor forward(const Tensor& pixels) const override {
     // Pixels come from the host loader; the tower computes where its weights are, in their dtype.
-    const Tensor px = pixels.to(patch_w_.device()).to(patch_w_.dtype());
+    const Tensor px = patch_pixels(pixels, patch_w_);
     Tensor x = ops::add(ops::patch_embed(px, patch_w_, patch_b_), position_);  // [n, G², D]
     for (const VitLayer& l : layers_) x = l.forward(c_, x);
     return ops::layernorm(x, post_ln_w_, post_ln_b_, c_.layer_norm_eps);

@@ -13,6 +13,13 @@ Tensor VisionTower::features(const Tensor& pixels) const {
   return forward(pixels);
 }
 
+Tensor VisionTower::patch_pixels(const Tensor& pixels, const Tensor& like) const {
+  Tensor px = pixels.to(like.device()).to(like.dtype());
+  const int64_t seen = grid() * c_.patch_size;
+  if (seen != image_size()) px = px.narrow(2, 0, seen).narrow(3, 0, seen).contiguous();
+  return px;
+}
+
 Registry<VisionTowerType>& vision_towers() {
   static Registry<VisionTowerType> table("vision.type");
   return table;

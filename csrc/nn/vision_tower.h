@@ -30,6 +30,11 @@ class VisionTower {
   int64_t channels() const { return c_.num_channels; }
   int64_t image_size() const { return c_.image_size; }
   int64_t grid() const { return c_.grid(); }  // features form a grid × grid patch grid
+
+  // The pixels the patch convolution sees: the top-left grid·patch square (the "valid"
+  // convolution of the Hugging Face towers leaves a remainder of image_size / patch_size unseen),
+  // on `like`'s device and in its dtype.
+  Tensor patch_pixels(const Tensor& pixels, const Tensor& like) const;
   int64_t width() const { return c_.hidden_size; }
 
  protected:

@@ -98,6 +98,28 @@ TEST(VisionTower, FeaturesRunWithoutAutograd) {
               ThrowsMessage<Error>(HasSubstr("pixels [1, 3, 8, 8] do not match [n, 3, 32, 32]")));
 }
 
+// A patch size that does not divide the image (SigLIP-SO400M: 384 px, 14 px patches) is the
+// "valid" convolution of the Hugging Face towers: the remainder rows and columns are unseen, so the
+// features are those of the top-left grid·patch square, for both tower types.
+TEST(VisionTower, APatchRemainderIsLeftUnseen) {
+  for (const char* type : {"clip", "siglip"}) {
+    ModelConfig whole = fixture(), larger = fixture();
+    for (ModelConfig* c : {&whole, &larger}) {
+      c->vision.type = type;
+      c->vision.hidden_act = "gelu";
+    }
+    larger.vision.image_size = whole.vision.image_size + 5;  // 37 px, patches of 8: grid 4
+    MiniMindVLM a(whole, kImageToken), b(larger, kImageToken);
+    a.init(4);
+    b.init(4);
+    EXPECT_EQ(b.vision->grid(), a.vision->grid());
+    const Tensor px = random_pixels(2, larger.vision.image_size, 3);
+    const Tensor seen = px.narrow(2, 0, 32).narrow(3, 0, 32).contiguous();
+    EXPECT_EQ(b.vision->features(px).to_float_vector(), a.vision->features(seen).to_float_vector())
+        << type;
+  }
+}
+
 // Without projector.type a config (every file written before the key) is the linear projector
 // with its SPEC §1.6 tensors, and to_json leaves the key out, so such a config.json is unchanged.
 TEST(Projector, LinearIsTheDefaultKeepsItsTensorsAndItsConfigJson) {
