@@ -84,14 +84,18 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
       lines += j.dump() + "\n";
     }
     write_file_atomic(out + "/predictions.jsonl", lines);
-    std::printf("eval: %lld samples (%lld skipped), %lld tokens, loss %.4f, ppl %.3f",
-                static_cast<long long>(r.samples), static_cast<long long>(r.skipped),
-                static_cast<long long>(r.tokens), r.loss(), r.ppl());
-    if (a.has("generate"))
+    if (r.samples > 0)
+      std::printf("eval: %lld samples (%lld skipped), %lld tokens, loss %.4f, ppl %.3f",
+                  static_cast<long long>(r.samples), static_cast<long long>(r.skipped),
+                  static_cast<long long>(r.tokens), r.loss(), r.ppl());
+    if (r.samples > 0 && a.has("generate"))
       std::printf(", exact_match %.4f, token_f1 %.4f", g.exact_match, g.token_f1);
-    std::printf("%s\n", opt.blank_images ? " [blank images]" : "");
+    if (r.samples > 0) std::printf("%s\n", opt.blank_images ? " [blank images]" : "");
   }
   comm.barrier();
+  // No usable sample has no loss: an error (the reasons are in predictions.jsonl), not a score.
+  MV_CHECK(r.samples > 0, "eval: ", a.get("data"), " has no usable sample (", r.skipped,
+           " skipped; the reasons are in ", a.get("out"), "/predictions.jsonl)");
   return 0;
 }
 

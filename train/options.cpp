@@ -126,6 +126,22 @@ void validate(const TrainOptions& o) {
   MV_CHECK(o.log_every >= 1, "log_every must be >= 1");
   MV_CHECK(o.max_bad_fraction >= 0 && o.max_bad_fraction <= 1,
            "max_bad_fraction must be in [0, 1]");
+  MV_CHECK(o.epochs >= 0, "epochs must be >= 0, got ", o.epochs);
+  MV_CHECK(o.max_steps >= 0, "max_steps must be >= 0 (0: run the epochs), got ", o.max_steps);
+  MV_CHECK(o.warmup_steps >= 0, "warmup_steps must be >= 0, got ", o.warmup_steps);
+  MV_CHECK(o.min_lr_ratio >= 0 && o.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1], got ",
+           o.min_lr_ratio);
+  MV_CHECK(o.weight_decay >= 0, "weight_decay must be >= 0, got ", o.weight_decay);
+  MV_CHECK(o.grad_clip >= 0, "grad_clip must be >= 0 (0: no clipping), got ", o.grad_clip);
+  MV_CHECK(o.save_every >= 0, "save_every must be >= 0 (0: no periodic checkpoints), got ",
+           o.save_every);
+  MV_CHECK(o.keep_checkpoints >= 0, "keep_checkpoints must be >= 0 (0: keep every one), got ",
+           o.keep_checkpoints);
+  MV_CHECK(o.eval_every >= 0, "eval_every must be >= 0, got ", o.eval_every);
+  MV_CHECK(o.num_workers >= 0, "num_workers must be >= 0, got ", o.num_workers);
+  MV_CHECK(o.max_nonfinite_steps >= 1, "max_nonfinite_steps must be >= 1, got ",
+           o.max_nonfinite_steps);
+  MV_CHECK(o.eval_batch_size >= 1, "eval_batch_size must be >= 1, got ", o.eval_batch_size);
 }
 
 }  // namespace

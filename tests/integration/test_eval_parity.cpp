@@ -2,6 +2,8 @@
 // per-sample losses of the independent PyTorch evaluation (scripts/reference/make_eval_goldens.py).
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
@@ -82,6 +84,28 @@ TEST(EvalGenerate, WritesExactMatchTokenF1AndPredictions) {
   }
   EXPECT_EQ(rows, 5);
   EXPECT_DOUBLE_EQ(metrics["exact_match"].get<double>(), em / rows);
+}
+
+// A file in which no sample is usable has no loss: eval fails naming the file, with the reasons
+// in predictions.jsonl, instead of reporting loss 0 / perplexity 1.
+TEST(EvalErrors, NoUsableSampleIsAnError) {
+  const auto& w = testing::workspace();
+  const std::string d = fresh_dir("eval_nothing");
+  std::ofstream(d + "/bad.jsonl")
+      << "{not json\n"
+      << R"({"conversations": [{"role": "user", "content": "<image>\nHi"}, )"
+      << R"({"role": "assistant", "content": "A."}], "image": "missing.png"})"
+      << "\n";
+  const auto r = run(kBin + "/eval --model " + w.model + " --data " + d + "/bad.jsonl --images " +
+                     w.images + " --out " + d + "/out");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("has no usable sample (2 skipped"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("ppl"), std::string::npos) << r.output;
+  std::istringstream in(read_file(d + "/out/predictions.jsonl"));
+  int skipped = 0;
+  for (std::string line; std::getline(in, line);)
+    skipped += nlohmann::json::parse(line).contains("skipped");
+  EXPECT_EQ(skipped, 2);
 }
 
 }  // namespace

@@ -132,6 +132,24 @@ TEST(TrainResume, PretrainThenSftHandoffResumesExactly) {
               read_file(s3 + "/final/model.safetensors"));
 }
 
+// Impossible values are refused by name before anything runs.
+TEST(TrainOptions, ImpossibleValuesAreRefused) {
+  const std::string d = fresh_dir("impossible");
+  const std::pair<const char*, const char*> cases[] = {
+      {"--max-steps -1", "max_steps must be >= 0"},
+      {"--min-lr-ratio -0.5", "min_lr_ratio must be in [0, 1]"},
+      {"--warmup-steps -3", "warmup_steps must be >= 0"},
+      {"--grad-clip -1", "grad_clip must be >= 0"},
+      {"--save-every -2", "save_every must be >= 0"},
+      {"--weight-decay -0.1", "weight_decay must be >= 0"}};
+  for (const auto& [flag, message] : cases) {
+    const auto r = run(train_command("train_sft", workspace().model, "sft.jsonl", d, flag));
+    EXPECT_NE(r.exit_code, 0) << flag;
+    EXPECT_NE(r.output.find(message), std::string::npos) << flag << "\n" << r.output;
+    EXPECT_FALSE(std::filesystem::exists(d + "/metrics.jsonl")) << flag;
+  }
+}
+
 TEST(TrainOptions, UnknownOptionListsValidOnesAndRunJsonIsWritten) {
   const std::string d = fresh_dir("options");
   auto r = run(train_command("train_sft", workspace().model, "sft.jsonl", d, "--max-step 2"));
