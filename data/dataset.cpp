@@ -109,7 +109,8 @@ bool readable_directory(const std::string& dir) {
 
 SampleFormat SampleFormat::for_model(const ModelConfig& config, int64_t max_seq_len) {
   SampleFormat f;
-  f.max_seq_len = max_seq_len;
+  // Never beyond the model's context: a longer sample would end the run in the forward pass.
+  f.max_seq_len = std::min(max_seq_len, config.llm.max_position_embeddings);
   f.images = ImageProcessor::for_model(config);
   f.videos = std::make_shared<const VideoProcessor>(VideoProcessor::for_model(config, f.images));
   return f;

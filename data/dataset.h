@@ -45,6 +45,7 @@ struct SampleFormat {
   std::string pad_token = "<|endoftext|>";
 
   // The image processor of a model (ImageProcessor::for_model).
+  // max_seq_len is capped at the model's context (llm.max_position_embeddings).
   static SampleFormat for_model(const ModelConfig& config, int64_t max_seq_len);
 };
 

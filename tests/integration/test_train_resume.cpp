@@ -150,6 +150,21 @@ TEST(TrainOptions, ImpossibleValuesAreRefused) {
   }
 }
 
+// A max_seq_len beyond the model's context (512 in the fixture) is cut to it with a note, instead
+// of ending the run when a long sample reaches the forward pass.
+TEST(TrainOptions, MaxSeqLenIsCappedAtTheModelsContext) {
+  const std::string d = fresh_dir("long_context");
+  const std::string cmd = testing::kBin + "/train_sft --model " + workspace().model + " --data " +
+                          workspace().data + "/sft.jsonl --images " + workspace().images +
+                          " --out " + d + " --batch-size 2 --max-steps 1 --max-seq-len 100000";
+  const auto r = run(cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("max_seq_len 100000 exceeds the model's context "
+                          "(llm.max_position_embeddings 512)"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST(TrainOptions, UnknownOptionListsValidOnesAndRunJsonIsWritten) {
   const std::string d = fresh_dir("options");
   auto r = run(train_command("train_sft", workspace().model, "sft.jsonl", d, "--max-step 2"));

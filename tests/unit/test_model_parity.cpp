@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "io/model_io.h"
@@ -136,6 +137,27 @@ TEST(ModelLoading, StrictLoadNamesEveryMismatch) {
     FAIL() << "a misshapen tensor must not load";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("model.norm.weight: file [31], model [32]"),
+              std::string::npos)
+        << e.what();
+  }  // Non-finite values are named with their count.
+  tensors.clear();
+  for (const NamedTensor& p : model.params()) {
+    Tensor t = p.tensor.clone();
+    if (p.name == "model.layers.0.self_attn.q_proj.weight") {
+      std::vector<float> v = t.to_float_vector();
+      v[3] = std::numeric_limits<float>::quiet_NaN();
+      v[7] = std::numeric_limits<float>::infinity();
+      t = Tensor::from_vector(v, t.shape());
+    }
+    tensors.emplace_back(p.name, t);
+  }
+  save_safetensors(path, tensors);
+  try {
+    load_weights(other, path);
+    FAIL() << "non-finite weights must not load";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("holds non-finite weights:\n  "
+                                         "model.layers.0.self_attn.q_proj.weight: 2 of"),
               std::string::npos)
         << e.what();
   }
