@@ -210,6 +210,9 @@ TEST(TrainGuards, NonFiniteStepsAreSkippedThenAbort) {
       << r.output;
   EXPECT_NE(r.output.find("step 1: non-finite loss or gradient, step skipped"), std::string::npos)
       << r.output;
+  // Loading named the tensor.
+  EXPECT_NE(r.output.find("non-finite weights:\n  model.norm.weight: 1 of 64"), std::string::npos)
+      << r.output;
 }
 
 TEST(TrainEval, PeriodicHeldOutEvaluationIsLogged) {

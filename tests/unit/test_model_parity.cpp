@@ -139,7 +139,7 @@ TEST(ModelLoading, StrictLoadNamesEveryMismatch) {
     EXPECT_NE(std::string(e.what()).find("model.norm.weight: file [31], model [32]"),
               std::string::npos)
         << e.what();
-  }  // Non-finite values are named with their count.
+  }  // Non-finite values are named with their count, in a warning.
   tensors.clear();
   for (const NamedTensor& p : model.params()) {
     Tensor t = p.tensor.clone();
@@ -152,15 +152,13 @@ TEST(ModelLoading, StrictLoadNamesEveryMismatch) {
     tensors.emplace_back(p.name, t);
   }
   save_safetensors(path, tensors);
-  try {
-    load_weights(other, path);
-    FAIL() << "non-finite weights must not load";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("holds non-finite weights:\n  "
-                                         "model.layers.0.self_attn.q_proj.weight: 2 of"),
-              std::string::npos)
-        << e.what();
-  }
+  ::testing::internal::CaptureStderr();
+  load_weights(other, path);
+  const std::string warning = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(
+      warning.find("holds non-finite weights:\n  model.layers.0.self_attn.q_proj.weight: 2 of"),
+      std::string::npos)
+      << warning;
 }
 
 TEST(ModelLoading, ImportersMapForeignNames) {
