@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_file.h"
 
 namespace minivlm {
 
@@ -14,16 +15,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-json read_json(const std::string& path) {
-  std::ifstream f(path);
-  MV_CHECK(f.good(), "cannot open ", path);
-  try {
-    return json::parse(f);
-  } catch (const json::exception& e) {
-    MV_FAIL(path, ": not valid JSON: ", e.what());
-  }
-}
 
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
@@ -100,10 +91,10 @@ double llama_rope_theta(const Obj& t) {
 // models) or the "image_processor" of processor_config.json (transformers 5).
 std::optional<Obj> image_processor(const fs::path& dir) {
   if (fs::exists(dir / "preprocessor_config.json"))
-    return Obj(read_json((dir / "preprocessor_config.json").string()),
+    return Obj(read_json_file((dir / "preprocessor_config.json").string()),
                (dir / "preprocessor_config.json").string());
   if (fs::exists(dir / "processor_config.json")) {
-    const Obj p(read_json((dir / "processor_config.json").string()),
+    const Obj p(read_json_file((dir / "processor_config.json").string()),
                 (dir / "processor_config.json").string());
     if (p.has("image_processor")) return p.sub("image_processor");
   }
@@ -112,15 +103,15 @@ std::optional<Obj> image_processor(const fs::path& dir) {
 
 std::optional<Obj> video_processor(const fs::path& dir) {
   if (fs::exists(dir / "video_preprocessor_config.json"))
-    return Obj(read_json((dir / "video_preprocessor_config.json").string()),
+    return Obj(read_json_file((dir / "video_preprocessor_config.json").string()),
                (dir / "video_preprocessor_config.json").string());
   if (fs::exists(dir / "processor_config.json")) {
-    const Obj p(read_json((dir / "processor_config.json").string()),
+    const Obj p(read_json_file((dir / "processor_config.json").string()),
                 (dir / "processor_config.json").string());
     if (p.has("video_processor")) return p.sub("video_processor");
   }
   if (fs::exists(dir / "preprocessor_config.json")) {  // SmolVLM2's releases keep it here
-    const Obj p(read_json((dir / "preprocessor_config.json").string()),
+    const Obj p(read_json_file((dir / "preprocessor_config.json").string()),
                 (dir / "preprocessor_config.json").string());
     if (p.has("video_sampling")) return p;
   }
@@ -132,7 +123,7 @@ std::optional<Obj> video_processor(const fs::path& dir) {
 bool is_hf_smolvlm_dir(const std::string& dir) {
   const fs::path path = fs::path(dir) / "config.json";
   if (!fs::exists(path)) return false;
-  const json j = read_json(path.string());
+  const json j = read_json_file(path.string());
   if (!j.is_object() || !j.contains("model_type") || !j["model_type"].is_string()) return false;
   const std::string t = j["model_type"].get<std::string>();
   return t == "smolvlm" || t == "idefics3";
@@ -141,7 +132,7 @@ bool is_hf_smolvlm_dir(const std::string& dir) {
 HfSmolVLMConfig hf_smolvlm_config(const std::string& dir_str, bool has_lm_head) {
   const fs::path dir(dir_str);
   const std::string cfg_path = (dir / "config.json").string();
-  const Obj top(read_json(cfg_path), cfg_path);
+  const Obj top(read_json_file(cfg_path), cfg_path);
   const std::string model_type = top.get<std::string>("model_type", "");
   MV_CHECK(model_type == "smolvlm" || model_type == "idefics3", cfg_path,
            ": model_type must be \"smolvlm\" or \"idefics3\", got \"", model_type, "\"");
@@ -203,7 +194,7 @@ HfSmolVLMConfig hf_smolvlm_config(const std::string& dir_str, bool has_lm_head) 
   out.image_token_id = top.get<int64_t>("image_token_id", 128257);
   std::string image_token = "<image>";
   if (fs::exists(dir / "tokenizer_config.json")) {
-    const Obj tk(read_json((dir / "tokenizer_config.json").string()),
+    const Obj tk(read_json_file((dir / "tokenizer_config.json").string()),
                  (dir / "tokenizer_config.json").string());
     if (tk.has("image_token"))
       image_token = tk.get<std::string>("image_token", image_token);

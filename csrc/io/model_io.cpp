@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/json_file.h"
 #include "io/hf_smolvlm.h"
 #include "io/safetensors.h"
 #include "text/tokenizer.h"
@@ -197,16 +198,6 @@ void import_weights(const MiniMindVLM& model, const std::string& path, const Imp
 }
 
 namespace {
-
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream f(path);
-  MV_CHECK(f.good(), "cannot open ", path);
-  try {
-    return nlohmann::json::parse(f);
-  } catch (const nlohmann::json::exception& e) {
-    MV_FAIL(path, ": not valid JSON: ", e.what());
-  }
-}
 
 // The differences between a Hugging Face vision folder and the model's vision config.
 void check_hf_vision_folder(const VisionConfig& v, const std::string& dir) {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_file.h"
 
 namespace minivlm {
 namespace {
@@ -31,12 +32,7 @@ std::string read_text(const std::string& path) {
 
 // The "chat_template" value of a JSON file (null when it has none).
 nlohmann::json template_of(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text(path));
-  } catch (const nlohmann::json::exception& e) {
-    MV_FAIL(path, ": not valid JSON: ", e.what());
-  }
+  const nlohmann::json j = read_json_file(path);
   MV_CHECK(j.is_object(), path, ": not a JSON object");
   return j.value("chat_template", nlohmann::json());
 }
