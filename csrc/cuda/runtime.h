@@ -1,4 +1,4 @@
-// The runtime interface the CUDA back-end's host code talks to (SIMT.md, "Host side"): device
+// The runtime interface the CUDA back-end's host code talks to (docs/SIMT.md, "Host side"): device
 // memory, copies, in-order streams and row-major GEMM (collectives among processes:
 // dist/device_collectives.h). Two implementations: the real one (cudart, cuBLAS; csrc/cuda/real/,
 // MINIVLM_CUDA builds) for the `cuda` device and the emulated one (host memory, CPU GEMM) for

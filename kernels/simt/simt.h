@@ -1,5 +1,5 @@
 // The SIMT emulator: CUDA kernels compiled by g++ and run on the CPU with CUDA's semantics, one
-// fiber per CUDA thread (design: shared/docs/SIMT.md). Kernels include kernels/portable.h.
+// fiber per CUDA thread (design: docs/SIMT.md). Kernels include kernels/portable.h.
 #pragma once
 
 #include "keywords.h"
