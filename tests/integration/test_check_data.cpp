@@ -25,7 +25,7 @@ std::string rec(const std::string& user, const std::string& answer, const std::s
   return r + "}\n";
 }
 
-TEST(CheckData, NamesTheBadLinesOfADamagedDataset) {
+TEST(CheckDataCli, NamesTheBadLinesOfADamagedDataset) {
   const std::string d = fresh_dir("check_data");
   const std::string model = d + "/model";
   auto r = run(kBin + "/minivlm init-model --config " + kSource +
@@ -51,13 +51,13 @@ TEST(CheckData, NamesTheBadLinesOfADamagedDataset) {
                           "/images --model " + model + " --max-seq-len 128 --workers 2";
   r = run(cmd);
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  for (const std::string& want :
-       {data + ":2: malformed JSON: ", data + ":3: missing image " + d + "/images/missing.png",
-        data + ":4: over-long: ", " tokens exceed max_seq_len 128",
-        data + ":5: unknown role 'robot' in conversations[0]", "samples: 6\n",
-        "usable samples: 2 (33.33%)\n", "bad samples: 4 (66.67%)\n", "tokens per sample (",
-        "images per usable sample: 0: 1, 1: 1\n", "over max_seq_len 128: 1\n",
-        "4 of 6 samples are bad, more than max_bad_fraction 0.01"})
+  for (const std::string& want : std::vector<std::string>{
+           data + ":2: malformed JSON: ", data + ":3: missing image " + d + "/images/missing.png",
+           data + ":4: over-long: ", " tokens exceed max_seq_len 128",
+           data + ":5: unknown role 'robot' in conversations[0]", "samples: 6\n",
+           "usable samples: 2 (33.33%)\n", "bad samples: 4 (66.67%)\n", "tokens per sample (",
+           "images per usable sample: 0: 1, 1: 1\n", "over max_seq_len 128: 1\n",
+           "4 of 6 samples are bad, more than max_bad_fraction 0.01"})
     EXPECT_NE(r.output.find(want), std::string::npos) << want << "\n" << r.output;
 
   r = run(cmd + " --max-bad-fraction 0.7");
