@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "nn/config.h"
 
 namespace minivlm {
@@ -105,7 +106,90 @@ bool readable_directory(const std::string& dir) {
   return fs::is_directory(dir, ec) && ::access(dir.c_str(), R_OK | X_OK) == 0;
 }
 
+// Whether `path` is `dir` or lies under it, component by component (both normalised).
+bool is_within(const fs::path& path, const fs::path& dir) {
+  auto p = path.begin();
+  for (auto d = dir.begin(); d != dir.end(); ++d, ++p) {
+    if (d->empty() && std::next(d) == dir.end()) break;  // "dir/" ends in an empty component
+    if (p == path.end() || *p != *d) return false;
+  }
+  return true;
+}
+
+// The file of the media path `name` of a record (`kind`: "image" or "video"), or why it is
+// refused: unless `allow_outside`, a path that is absolute or that leaves `dir` once normalised,
+// lexically or after resolving symbolic links.
+std::optional<std::string> media_file(const std::string& dir, const std::string& name,
+                                      const std::string& kind, bool allow_outside,
+                                      std::string& file) {
+  const fs::path p(name);
+  file = (fs::path(dir) / p).string();
+  if (allow_outside) return std::nullopt;
+  const std::string refused = kind + " path '" + name + "' is outside the images directory " + dir;
+  const std::string hint = "; allow_images_outside reads it)";
+  if (p.is_absolute()) return refused + " (an absolute path" + hint;
+  const fs::path lexical = p.lexically_normal();
+  if (!lexical.empty() && *lexical.begin() == "..") return refused + " (it goes up with .." + hint;
+  std::error_code ec1, ec2;
+  const fs::path real = fs::weakly_canonical(file, ec1), root = fs::weakly_canonical(dir, ec2);
+  if (ec1 || ec2)
+    return "cannot resolve " + kind + " path " + file + ": " + (ec1 ? ec1 : ec2).message();
+  if (!is_within(real, root)) return refused + " (a symbolic link to " + real.string() + hint;
+  return std::nullopt;
+}
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// The random stream of one data option (`salt`) for record i in `epoch`: a function of these
+// alone, not of the order or the thread that loads the record.
+Rng sample_rng(uint64_t seed, int64_t epoch, size_t i, uint64_t salt) {
+  uint64_t h = splitmix64(seed);
+  h = splitmix64(h ^ static_cast<uint64_t>(epoch));
+  h = splitmix64(h ^ static_cast<uint64_t>(i));
+  return Rng(splitmix64(h ^ salt));
+}
+
+// MiniMind-V's per-sample options (pre_processing_chat, post_processing_chat): the random system
+// prompt goes into `messages`; the returned options say whether the empty think block is kept.
+ChatOptions draw_chat_options(const SampleFormat& f, size_t i, int64_t epoch,
+                              std::vector<Message>& messages) {
+  ChatOptions chat;
+  const bool has_system = std::any_of(messages.begin(), messages.end(),
+                                      [](const Message& m) { return m.role == "system"; });
+  if (f.system_prompt_prob > 0 && !has_system) {
+    Rng rng = sample_rng(f.seed, epoch, i, 1);
+    if (rng.uniform() < f.system_prompt_prob) {
+      const std::vector<std::string>& prompts = minimind_system_prompts();
+      messages.insert(messages.begin(), Message{"system", prompts[rng.below(prompts.size())]});
+    }
+  }
+  if (f.keep_empty_think < 1)
+    chat.empty_think = sample_rng(f.seed, epoch, i, 2).uniform() < f.keep_empty_think;
+  return chat;
+}
+
 }  // namespace
+
+const std::vector<std::string>& minimind_system_prompts() {
+  static const std::vector<std::string> prompts = {
+      "你是一个知识丰富的AI，尽力为用户提供准确的信息。",
+      "你是minimind，一个小巧但有用的语言模型。",
+      "你是一个专业的AI助手，请提供有价值的回答。",
+      "你是minimind，请尽力帮助用户解决问题。",
+      "你是一个可靠的AI，请给出准确的回答。",
+      "You are a helpful AI assistant.",
+      "You are minimind, a lightweight intelligent assistant.",
+      "You are a friendly chatbot. Please answer the user's questions carefully.",
+      "You are a knowledgeable AI. Try your best to provide accurate information.",
+      "You are minimind, a small but useful language model.",
+  };
+  return prompts;
+}
 
 SampleFormat SampleFormat::for_model(const ModelConfig& config, int64_t max_seq_len) {
   SampleFormat f;
@@ -146,7 +230,7 @@ std::string JsonlDataset::skip_warning(size_t i, const std::string& reason) cons
 
 // The image processor decides what each <image> becomes (a split image's prompt depends on its
 // size), so the images are read before the text is encoded.
-SampleResult JsonlDataset::load(size_t i) const {
+SampleResult JsonlDataset::load(size_t i, int64_t epoch) const {
   std::vector<Message> messages;
   std::vector<std::string> paths, videos;
   if (std::optional<std::string> bad = parse_record(index_.read(i), messages, paths, videos))
@@ -154,7 +238,8 @@ SampleResult JsonlDataset::load(size_t i) const {
   ProcessedImages images;
   if (std::optional<std::string> bad = load_media(paths, videos, messages, images))
     return skip(*bad);
-  return encode(messages, std::move(images));
+  const ChatOptions chat = draw_chat_options(format_, i, epoch, messages);
+  return encode(messages, std::move(images), chat);
 }
 
 std::optional<std::string> JsonlDataset::parse_record(const std::string& text,
@@ -179,14 +264,14 @@ std::optional<std::string> JsonlDataset::parse_record(const std::string& text,
   return std::nullopt;
 }
 
-SampleResult JsonlDataset::encode(const std::vector<Message>& messages,
-                                  ProcessedImages images) const {
+SampleResult JsonlDataset::encode(const std::vector<Message>& messages, ProcessedImages images,
+                                  const ChatOptions& chat) const {
   // encode_chat rejects what only rendering can tell: a placeholder count that does not fit the
   // images, images without a user message, text that spells the image token itself.
   Sample s;
   try {
     EncodedChat enc =
-        encode_chat(tokenizer_, messages, images.prompts, format_.images->image_token());
+        encode_chat(tokenizer_, messages, images.prompts, format_.images->image_token(), chat);
     s.ids = std::move(enc.ids);
     s.labels = std::move(enc.labels);
   } catch (const Error& e) {
@@ -196,19 +281,29 @@ SampleResult JsonlDataset::encode(const std::vector<Message>& messages,
   s.pixels = std::move(images.pixels);
   s.tiles_per_image = std::move(images.tiles_per_image);
 
+  const int64_t tokens = static_cast<int64_t>(s.ids.size());
+  const auto skip_encoded = [tokens](std::string reason) {
+    SampleResult r = skip(std::move(reason));
+    r.tokens = tokens;
+    return r;
+  };
   const size_t max_len = static_cast<size_t>(format_.max_seq_len);
   if (s.ids.size() > max_len) {
+    const std::string over = "over-long: " + std::to_string(s.ids.size()) +
+                             " tokens exceed max_seq_len " + std::to_string(max_len);
+    if (!format_.truncate_over_long)
+      return skip_encoded(over + " (--over-long truncate cuts such samples instead)");
     if (std::find(s.ids.begin() + max_len, s.ids.end(), image_id_) != s.ids.end())
-      return skip("over-long: " + std::to_string(s.ids.size()) + " tokens exceed max_seq_len " +
-                  std::to_string(max_len) + " and the cut would go through an image run");
+      return skip_encoded(over + " and the cut would go through an image run");
     s.ids.resize(max_len);
     s.labels.resize(max_len);
     s.truncated = true;
   }
   if (s.supervised_tokens() == 0)
-    return skip(s.truncated ? "no supervised token within max_seq_len " + std::to_string(max_len)
+    return skip_encoded(s.truncated
+                            ? "no supervised token within max_seq_len " + std::to_string(max_len)
                             : std::string("no supervised token (no assistant reply)"));
-  return {std::move(s), {}};
+  return {std::move(s), {}, tokens};
 }
 
 PromptResult JsonlDataset::load_prompt(size_t i) const {
@@ -244,9 +339,17 @@ std::optional<std::string> JsonlDataset::load_media(const std::vector<std::strin
                                                     const std::vector<std::string>& videos,
                                                     const std::vector<Message>& messages,
                                                     ProcessedImages& out) const {
+  // MiniMind-V's text rows carry a placeholder image that their text never refers to.
+  if (format_.ignore_unreferenced_images && placeholder_kinds(messages).empty()) {
+    out = ProcessedImages{};
+    return std::nullopt;
+  }
   std::vector<ProcessedImage> images, clips;
   for (const std::string& name : paths) {
-    const std::string file = (fs::path(images_dir_) / name).string();
+    std::string file;
+    if (std::optional<std::string> bad =
+            media_file(images_dir_, name, "image", format_.allow_images_outside, file))
+      return bad;
     std::error_code ec;
     if (!fs::exists(file, ec)) return "missing image " + file;
     try {
@@ -257,7 +360,10 @@ std::optional<std::string> JsonlDataset::load_media(const std::vector<std::strin
   }
   if (!videos.empty() && !format_.videos) return "the sample has videos but the model takes none";
   for (const std::string& name : videos) {
-    const std::string file = (fs::path(images_dir_) / name).string();
+    std::string file;
+    if (std::optional<std::string> bad =
+            media_file(images_dir_, name, "video", format_.allow_images_outside, file))
+      return bad;
     std::error_code ec;
     if (!fs::exists(file, ec)) return "missing video " + file;
     try {

@@ -16,9 +16,21 @@
 // label mask (text/chat.h). A record that cannot become a training sample is not an error of the
 // dataset: load() returns the reason instead of a sample (SPEC §4.3) and never throws for it.
 //
-// Length: a sample longer than max_seq_len is truncated to its first max_seq_len tokens (SPEC
-// §4.2), unless an image token lies beyond the cut — a cut through (or past) an image run would
-// leave images without their tokens, so such a sample is skipped as over-long.
+// Length (SPEC §4.2): a sample longer than max_seq_len (never more than the model's context) is
+// skipped as over-long, its reason naming its token count and the limit. With
+// SampleFormat::truncate_over_long it is cut to its first max_seq_len tokens instead, unless an
+// image token lies beyond the cut — a cut through (or past) an image run would leave images
+// without their tokens, so such a sample is still skipped.
+//
+// Media paths (SPEC §4.1): images and videos are read only under the images directory. A path that
+// is absolute, or that leaves the directory once normalised — lexically ("../x.png") or after
+// resolving symbolic links (a link inside the directory that points outside) — skips the record,
+// naming the path, unless SampleFormat::allow_images_outside.
+//
+// MiniMind-V's data options (SPEC §4.4; all off by default): a random system prompt, the empty
+// think block kept in only a fraction of samples, and text-only rows that carry a placeholder
+// image. Their random draws are a function of (seed, epoch, record index) alone, so a resumed run
+// and any number of loader threads give the same samples.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -43,6 +55,25 @@ struct SampleFormat {
   // Tiles and placeholder text of each video (null: records with videos are skipped).
   std::shared_ptr<const VideoProcessor> videos;
   std::string pad_token = "<|endoftext|>";
+  // A sample longer than max_seq_len: skipped (false) or cut at max_seq_len (true).
+  bool truncate_over_long = false;
+  // Read image and video paths that are absolute or leave the images directory.
+  bool allow_images_outside = false;
+
+  // MiniMind-V's data options (off by default).
+  // Probability that a conversation without a system message gains one of
+  // minimind_system_prompts(), drawn uniformly (MiniMind-V: 0.2).
+  double system_prompt_prob = 0.0;
+  // Fraction of samples whose replies without reasoning keep the empty think block that the
+  // chat template writes (text/chat.h; only minimind3 writes one). 1 keeps the template's
+  // rendering; MiniMind-V keeps 0.2.
+  double keep_empty_think = 1.0;
+  // A record whose user messages hold no <image> or <video> placeholder is text-only: its images
+  // and videos (MiniMind-V's text rows carry a black placeholder image) are not read. Off: they
+  // are put before the first user message (SPEC §3).
+  bool ignore_unreferenced_images = false;
+  // Seed of the per-sample draws above (the training seed).
+  uint64_t seed = 42;
 
   // The image processor of a model (ImageProcessor::for_model).
   // max_seq_len is capped at the model's context (llm.max_position_embeddings).
@@ -64,7 +95,12 @@ struct Sample {
 struct SampleResult {
   std::optional<Sample> sample;
   std::string skip_reason;  // set exactly when !sample
+  // Tokens of the rendered sample before any cut; 0 when the record was skipped before rendering.
+  int64_t tokens = 0;
 };
+
+// MiniMind-V's ten system prompts (dataset/lm_dataset.py, pre_processing_chat), in its order.
+const std::vector<std::string>& minimind_system_prompts();
 
 // A record as a generation prompt (`eval --generate`): the turns before its last assistant
 // message, that message as the reference answer, and the record's images.
@@ -97,8 +133,9 @@ class JsonlDataset {
   const ImageProcessor& images() const { return *format_.images; }
 
   // Record i as a sample, or the reason it is skipped. Thread-safe. Throws only for failures of
-  // the dataset itself (the file changed under its index).
-  SampleResult load(size_t i) const;
+  // the dataset itself (the file changed under its index). `epoch` seeds the random data options
+  // of the format with (format().seed, epoch, i); without them it does not matter.
+  SampleResult load(size_t i, int64_t epoch = 0) const;
 
   // Record i as a generation prompt, or the reason it cannot be one. Thread-safe.
   PromptResult load_prompt(size_t i) const;
@@ -111,7 +148,8 @@ class JsonlDataset {
   std::optional<std::string> parse_record(const std::string& text, std::vector<Message>& messages,
                                           std::vector<std::string>& images,
                                           std::vector<std::string>& videos) const;
-  SampleResult encode(const std::vector<Message>& messages, ProcessedImages images) const;
+  SampleResult encode(const std::vector<Message>& messages, ProcessedImages images,
+                      const ChatOptions& chat) const;
   // The images and videos of a record, in the order of the messages' placeholders.
   std::optional<std::string> load_media(const std::vector<std::string>& paths,
                                         const std::vector<std::string>& videos,

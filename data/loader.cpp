@@ -133,7 +133,7 @@ Loader::Produced Loader::produce(int64_t k, const LoaderState& start) const {
   std::vector<Sample> samples;
   std::vector<int64_t> kept;
   for (const int64_t i : slice(epoch, step, m)) {
-    SampleResult r = dataset_.load(static_cast<size_t>(i));
+    SampleResult r = dataset_.load(static_cast<size_t>(i), epoch);
     if (r.sample) {
       samples.push_back(std::move(*r.sample));
       kept.push_back(i);

@@ -3,11 +3,14 @@
 // OUT/predictions.jsonl (one line per record: index, loss over its supervised tokens, tokens; with
 // --generate the greedy prediction and the reference). Under mpirun the records are split across
 // ranks. --device cuda|cuda-emu computes on the CUDA back-end (infer/device_model.h).
+// --over-long skip|truncate, --allow-images-outside and --ignore-unreferenced-images are the data
+// options of training (SPEC §4.2, §4.4); MiniMind-V's random ones do not apply to evaluation.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "core/process_env.h"
 #include "dist/communicator.h"
 #include "infer/device_model.h"
@@ -32,11 +35,20 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
                {"blank-images", false},
                {"device", true},
                {"generate", false},
-               {"max-new-tokens", true}},
+               {"max-new-tokens", true},
+               {"over-long", true},
+               {"allow-images-outside", false},
+               {"ignore-unreferenced-images", false}},
               "eval");
   const LoadedModel m = load_model_dir(a.get("model"));
   place_for_inference(*m.model, a.get("device", "auto"));
-  const SampleFormat fmt = SampleFormat::for_model(m.config, a.get_int("max-seq-len", 2048));
+  SampleFormat fmt = SampleFormat::for_model(m.config, a.get_int("max-seq-len", 2048));
+  const std::string over_long = a.get("over-long", "skip");
+  MV_CHECK(over_long == "skip" || over_long == "truncate",
+           "eval: --over-long must be skip or truncate, got '", over_long, "'");
+  fmt.truncate_over_long = over_long == "truncate";
+  fmt.allow_images_outside = a.has("allow-images-outside");
+  fmt.ignore_unreferenced_images = a.has("ignore-unreferenced-images");
   const JsonlDataset data(a.get("data"), a.get("images"), *m.tokenizer, fmt);
   EvalOptions opt;
   opt.batch_size = a.get_int("batch-size", 8);

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "data/dataset.h"
 
 namespace minivlm {
 
@@ -41,7 +42,12 @@ json TrainOptions::to_json() const {
               {"max_bad_fraction", max_bad_fraction},
               {"max_nonfinite_steps", max_nonfinite_steps},
               {"eval_batch_size", eval_batch_size},
-              {"vision_cache_mb", vision_cache_mb}};
+              {"vision_cache_mb", vision_cache_mb},
+              {"over_long", over_long},
+              {"allow_images_outside", allow_images_outside},
+              {"system_prompt_prob", system_prompt_prob},
+              {"keep_empty_think", keep_empty_think},
+              {"ignore_unreferenced_images", ignore_unreferenced_images}};
 }
 
 namespace {
@@ -81,6 +87,11 @@ void from_json_checked(TrainOptions& o, const json& j) {
   get("max_nonfinite_steps", o.max_nonfinite_steps);
   get("eval_batch_size", o.eval_batch_size);
   get("vision_cache_mb", o.vision_cache_mb);
+  get("over_long", o.over_long);
+  get("allow_images_outside", o.allow_images_outside);
+  get("system_prompt_prob", o.system_prompt_prob);
+  get("keep_empty_think", o.keep_empty_think);
+  get("ignore_unreferenced_images", o.ignore_unreferenced_images);
 }
 
 std::string valid_list(const json& defaults) {
@@ -142,6 +153,16 @@ void validate(const TrainOptions& o) {
   MV_CHECK(o.max_nonfinite_steps >= 1, "max_nonfinite_steps must be >= 1, got ",
            o.max_nonfinite_steps);
   MV_CHECK(o.eval_batch_size >= 1, "eval_batch_size must be >= 1, got ", o.eval_batch_size);
+  MV_CHECK(o.over_long == "skip" || o.over_long == "truncate",
+           "over_long must be skip or truncate, got '", o.over_long, "'");
+  MV_CHECK(o.allow_images_outside == 0 || o.allow_images_outside == 1,
+           "allow_images_outside must be 0 or 1, got ", o.allow_images_outside);
+  MV_CHECK(o.ignore_unreferenced_images == 0 || o.ignore_unreferenced_images == 1,
+           "ignore_unreferenced_images must be 0 or 1, got ", o.ignore_unreferenced_images);
+  MV_CHECK(o.system_prompt_prob >= 0 && o.system_prompt_prob <= 1,
+           "system_prompt_prob must be in [0, 1], got ", o.system_prompt_prob);
+  MV_CHECK(o.keep_empty_think >= 0 && o.keep_empty_think <= 1,
+           "keep_empty_think must be in [0, 1], got ", o.keep_empty_think);
 }
 
 }  // namespace
@@ -165,6 +186,15 @@ void apply_options(TrainOptions& opts, const json& j, const std::string& origin)
     merged[key] = v;
   }
   from_json_checked(opts, merged);
+}
+
+void set_data_options(const TrainOptions& opts, bool augment, SampleFormat& format) {
+  format.truncate_over_long = opts.over_long == "truncate";
+  format.allow_images_outside = opts.allow_images_outside != 0;
+  format.ignore_unreferenced_images = opts.ignore_unreferenced_images != 0;
+  format.seed = static_cast<uint64_t>(opts.seed);
+  format.system_prompt_prob = augment ? opts.system_prompt_prob : 0.0;
+  format.keep_empty_think = augment ? opts.keep_empty_think : 1.0;
 }
 
 TrainOptions default_options(Stage stage) {

@@ -25,9 +25,22 @@ struct TrainOptions {
   int64_t max_nonfinite_steps = 5, eval_batch_size = 8;
   // speed
   int64_t vision_cache_mb = 0;  // memory for cached frozen-tower features (0: recompute every step)
+  // data (SPEC §4.2, §4.4; SampleFormat in data/dataset.h)
+  std::string over_long = "skip";          // skip | truncate: a sample longer than max_seq_len
+  int64_t allow_images_outside = 0;        // 1: read image paths that leave --images
+  double system_prompt_prob = 0.0;         // MiniMind-V: 0.2
+  double keep_empty_think = 1.0;           // MiniMind-V: 0.2
+  int64_t ignore_unreferenced_images = 0;  // 1: images of a text without <image> are not read
 
   nlohmann::json to_json() const;
 };
+
+struct SampleFormat;
+
+// Sets the data options of `opts` on `format`: the over-long policy, the images-directory rule and
+// the placeholder-image convention, and with `augment` also MiniMind-V's random system prompt and
+// empty think block, seeded with opts.seed (augment is for the training set, not evaluation).
+void set_data_options(const TrainOptions& opts, bool augment, SampleFormat& format);
 
 // The stage's defaults (equal to configs/pretrain.json or configs/sft.json).
 TrainOptions default_options(Stage stage);

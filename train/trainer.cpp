@@ -237,15 +237,20 @@ ParamList load_model(Run& r) {
 
 // The training and evaluation sets, the loader of this rank's share and the run's step count.
 void load_data(Run& r) {
-  const SampleFormat fmt = SampleFormat::for_model(r.m.config, r.opt.max_seq_len);
+  SampleFormat fmt = SampleFormat::for_model(r.m.config, r.opt.max_seq_len);
   if (fmt.max_seq_len < r.opt.max_seq_len)
     log(r, "note: max_seq_len " + std::to_string(r.opt.max_seq_len) +
                " exceeds the model's context (llm.max_position_embeddings " +
-               std::to_string(fmt.max_seq_len) + "); samples are cut at " +
+               std::to_string(fmt.max_seq_len) + "); longer samples are " +
+               (r.opt.over_long == "truncate" ? "cut at " : "skipped beyond ") +
                std::to_string(fmt.max_seq_len));
+  SampleFormat eval_fmt = fmt;
+  set_data_options(r.opt, true, fmt);
+  set_data_options(r.opt, false, eval_fmt);
   r.train_set = std::make_unique<JsonlDataset>(r.opt.data, r.opt.images, *r.m.tokenizer, fmt);
   if (!r.opt.eval.empty())
-    r.eval_set = std::make_unique<JsonlDataset>(r.opt.eval, r.opt.eval_images, *r.m.tokenizer, fmt);
+    r.eval_set =
+        std::make_unique<JsonlDataset>(r.opt.eval, r.opt.eval_images, *r.m.tokenizer, eval_fmt);
   LoaderOptions lo;
   lo.micro_batch = r.opt.batch_size;
   lo.grad_accum = r.opt.grad_accum;

@@ -152,7 +152,7 @@ std::string generation_prompt_text(ChatTemplate t) {
 //   content = content.split('</think>')[-1].lstrip('\n')       (both only when '</think>' in
 //   content)
 //   '<think>\n' + reasoning.strip('\n') + '\n</think>\n\n' + content.lstrip('\n')
-std::string minimind3_assistant_body(std::string_view content) {
+std::string minimind3_assistant_body(std::string_view content, bool empty_think) {
   constexpr std::string_view kOpen = "<think>", kClose = "</think>";
   std::string_view reasoning;
   if (const size_t first_close = content.find(kClose); first_close != std::string_view::npos) {
@@ -163,6 +163,7 @@ std::string minimind3_assistant_body(std::string_view content) {
     content.remove_prefix(content.rfind(kClose) + kClose.size());
   }
   reasoning = strip_newlines_left(strip_newlines_right(reasoning));
+  if (reasoning.empty() && !empty_think) return std::string(strip_newlines_left(content));
   std::string out = "<think>\n";
   out += reasoning;
   out += "\n</think>\n\n";
@@ -170,13 +171,13 @@ std::string minimind3_assistant_body(std::string_view content) {
   return out;
 }
 
-std::string assistant_body(ChatTemplate t, const std::string& content) {
+std::string assistant_body(ChatTemplate t, const std::string& content, const ChatOptions& options) {
   switch (t) {
     case ChatTemplate::chatml:
     case ChatTemplate::smolvlm:
       return content;
     case ChatTemplate::minimind3:
-      return minimind3_assistant_body(content);
+      return minimind3_assistant_body(content, options.empty_think);
   }
   MV_FAIL("chat: no assistant format for chat template ", static_cast<int>(t));
 }
@@ -207,7 +208,7 @@ std::string expand_images(const std::string& text, const std::vector<ImagePrompt
 
 RenderedChat render_chat(const std::vector<Message>& messages,
                          const std::vector<ImagePrompt>& images, bool generation_prompt,
-                         ChatTemplate chat_template) {
+                         ChatTemplate chat_template, const ChatOptions& options) {
   const int num_images = static_cast<int>(images.size());
   for (int k = 0; k < num_images; ++k)
     MV_CHECK(images[k].image_tokens > 0, "chat: the prompt of ",
@@ -244,7 +245,7 @@ RenderedChat render_chat(const std::vector<Message>& messages,
     if (m.role == "user")
       append_expanded(out.text, content, images, next_image);
     else if (m.role == "assistant")
-      out.text += assistant_body(chat_template, content);
+      out.text += assistant_body(chat_template, content, options);
     else
       out.text += content;
     const auto [end, trailer] = turn_end(chat_template);
@@ -257,8 +258,9 @@ RenderedChat render_chat(const std::vector<Message>& messages,
 }
 
 EncodedChat encode_chat(const Tokenizer& tok, const std::vector<Message>& messages,
-                        const std::vector<ImagePrompt>& images, const std::string& image_token) {
-  const RenderedChat chat = render_chat(messages, images, false, tok.chat_template());
+                        const std::vector<ImagePrompt>& images, const std::string& image_token,
+                        const ChatOptions& options) {
+  const RenderedChat chat = render_chat(messages, images, false, tok.chat_template(), options);
   Tokenizer::Encoding enc = tok.encode_with_offsets(chat.text);
   check_image_tokens(tok, enc.ids, images, image_token);
   EncodedChat out;

@@ -36,6 +36,11 @@
 // "Assistant:"), the reply and <end_of_utterance> (where generation stops), not the "\n" after it
 // and not the "Assistant:" header.
 //
+// Without the empty think block (ChatOptions::empty_think false), a minimind3 assistant turn whose
+// reasoning is empty is <|im_start|>assistant\n{content}<|im_end|>\n: MiniMind-V's training data
+// removes "<think>\n\n</think>\n\n" from the rendered text of most samples (data/dataset.h); the
+// supervised text is then {content}<|im_end|>\n. The other families never write the block.
+//
 // Placeholders: in every family each <image> of the user messages becomes the next image's prompt
 // and each <video> the next video's (ImagePrompt::video), in one order: the k-th placeholder,
 // either kind, is images[k], whose kind must match.
@@ -76,6 +81,11 @@ struct ImagePrompt {
 // `n` copies of `image_token`: the run of one tile.
 ImagePrompt image_run(const std::string& image_token, int64_t n);
 
+// How a training conversation is rendered.
+struct ChatOptions {
+  bool empty_think = true;  // minimind3: write the empty think block of a reply without reasoning
+};
+
 struct RenderedChat {
   std::string text;
   std::vector<std::pair<size_t, size_t>> supervised;  // byte ranges [begin, end) of text
@@ -94,7 +104,7 @@ struct EncodedChat {
 // role (naming it), a placeholder count that does not fit, or an image prompt without image tokens.
 RenderedChat render_chat(const std::vector<Message>& messages,
                          const std::vector<ImagePrompt>& images, bool generation_prompt,
-                         ChatTemplate chat_template);
+                         ChatTemplate chat_template, const ChatOptions& options = {});
 
 // The placeholders of the user messages in order: true for <video>, false for <image>.
 std::vector<bool> placeholder_kinds(const std::vector<Message>& messages);
@@ -107,7 +117,8 @@ std::string expand_images(const std::string& text, const std::vector<ImagePrompt
 // the ids hold exactly the images' image tokens (message text that spells `image_token` itself
 // would break the image runs).
 EncodedChat encode_chat(const Tokenizer& tok, const std::vector<Message>& messages,
-                        const std::vector<ImagePrompt>& images, const std::string& image_token);
+                        const std::vector<ImagePrompt>& images, const std::string& image_token,
+                        const ChatOptions& options = {});
 
 // Ids of the turns so far followed by the generation prompt, in the tokenizer's chat template.
 std::vector<int32_t> encode_generation_prompt(const Tokenizer& tok,

@@ -1,5 +1,5 @@
-// JSONL dataset: the line index, record parsing, images, truncation and every bad-input case of
-// SPEC §4.3 (each one skipped with one warning naming file, line and reason).
+// JSONL dataset: the line index, record parsing, images, over-long samples and every bad-input case
+// of SPEC §4.3 (each one skipped with one warning naming file, line and reason).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -189,13 +189,16 @@ TEST(JsonlDataset, VideoField) {
                                      HasSubstr("not a video")));
 }
 
-TEST(JsonlDataset, LongTextIsTruncatedAtMaxSeqLen) {
+// A long sample is skipped by default (test_data_options.cpp); truncate_over_long cuts it.
+TEST(JsonlDataset, LongTextIsTruncatedAtMaxSeqLenWhenAsked) {
   ScratchDir dir;
   std::string answer;
   for (int i = 0; i < 40; ++i) answer += "word ";
   write_file(dir.file("d.jsonl"), record("Talk.", answer) + "\n");
+  SampleFormat truncating = small_format(20);
+  truncating.truncate_over_long = true;
   const JsonlDataset full(dir.file("d.jsonl"), "", minimind(), small_format(1000));
-  const JsonlDataset cut(dir.file("d.jsonl"), "", minimind(), small_format(20));
+  const JsonlDataset cut(dir.file("d.jsonl"), "", minimind(), truncating);
   const SampleResult f = full.load(0), c = cut.load(0);
   ASSERT_TRUE(f.sample && c.sample) << c.skip_reason;
   ASSERT_GT(f.sample->ids.size(), 20u);
@@ -213,7 +216,9 @@ TEST(JsonlDataset, ImageSampleTruncatedAfterItsImageRun) {
   std::string answer;
   for (int i = 0; i < 40; ++i) answer += "word ";
   write_file(dir.file("d.jsonl"), record("Describe.", answer, R"("a.png")") + "\n");
-  const JsonlDataset ds(dir.file("d.jsonl"), dir.images(), minimind(), small_format(24));
+  SampleFormat truncating = small_format(24);
+  truncating.truncate_over_long = true;
+  const JsonlDataset ds(dir.file("d.jsonl"), dir.images(), minimind(), truncating);
   const SampleResult r = ds.load(0);
   ASSERT_TRUE(r.sample) << r.skip_reason;
   EXPECT_TRUE(r.sample->truncated);
@@ -226,6 +231,7 @@ struct BadCase {
   std::string line;
   std::string reason;  // a part of the expected skip reason
   int64_t max_seq_len = 256;
+  bool truncate = false;  // SampleFormat::truncate_over_long
 };
 
 std::vector<BadCase> bad_cases() {
@@ -258,14 +264,22 @@ std::vector<BadCase> bad_cases() {
        "2 <image> placeholders but the sample has 1 images"},
       {"PlaceholderWithoutImage", record("Hi", "Yo", "", "<image>"),
        "1 <image> placeholders but the sample has 0 images"},
+      {"OverLong", record(long_question, "Yo"),
+       " tokens exceed max_seq_len 20 (--over-long truncate cuts such samples instead)", 20},
       {"OverLongThroughImageRun", record(long_question + "<image>", "Yo", R"("a.png")"),
-       "cut would go through an image run", first_image_token + 2},
+       "cut would go through an image run", first_image_token + 2, true},
       {"ImageRunPastTheCut", record(long_question + "<image>", "Yo", R"("a.png")"),
-       "cut would go through an image run", first_image_token},
+       "cut would go through an image run", first_image_token, true},
+      {"OverLongImageSample", record(long_question + "<image>", "Yo", R"("a.png")"),
+       "tokens exceed max_seq_len " + std::to_string(first_image_token + 2), first_image_token + 2},
       {"NoSupervisedToken", R"({"conversations": [{"role": "user", "content": "Hi"}]})",
        "no supervised token"},
       {"NoSupervisedTokenWithinMaxSeqLen", record(long_question, "Yo"),
-       "no supervised token within max_seq_len 20", 20},
+       "no supervised token within max_seq_len 20", 20, true},
+      {"ImagePathGoesUp", record("Hi", "Yo", R"("../a.png")"),
+       "image path '../a.png' is outside the images directory"},
+      {"ImagePathAbsolute", record("Hi", "Yo", R"("/etc/passwd")"),
+       "image path '/etc/passwd' is outside the images directory"},
   };
 }
 
@@ -288,7 +302,9 @@ TEST_P(BadInput, SkippedWithOneWarningNamingFileAndLine) {
   }
   const std::string path = dir.file("bad.jsonl");
   write_file(path, record("Hi", "Hello") + "\n\n" + c.line + "\n" + record("Yes?", "No.") + "\n");
-  const JsonlDataset ds(path, dir.images(), minimind(), small_format(c.max_seq_len));
+  SampleFormat fmt = small_format(c.max_seq_len);
+  fmt.truncate_over_long = c.truncate;
+  const JsonlDataset ds(path, dir.images(), minimind(), fmt);
   ASSERT_EQ(ds.size(), 3u);
   ASSERT_TRUE(ds.load(0).sample) << ds.load(0).skip_reason;
   ASSERT_TRUE(ds.load(2).sample) << ds.load(2).skip_reason;
