@@ -1,5 +1,6 @@
 #include "data/loader.h"
 
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -155,11 +156,21 @@ void Loader::emit(const std::string& warning) const {
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
-void Loader::check_bad_fraction(int64_t skipped, int64_t seen, const std::string& scope) const {
-  MV_CHECK(static_cast<double>(skipped) <= opt_.max_bad_fraction * static_cast<double>(seen),
-           "dataset ", dataset_.path(), ": ", skipped, " of ", seen, " samples ", scope,
-           " were bad, more than max_bad_fraction ", opt_.max_bad_fraction,
-           " (see the warnings above; raise max_bad_fraction to accept them)");
+void Loader::check_bad_fraction(int64_t skipped, int64_t seen, double allowed,
+                                const std::string& scope) const {
+  if (static_cast<double>(skipped) <= allowed) return;
+  char pct[32];
+  std::snprintf(pct, sizeof pct, "%.2f%%", 100.0 * static_cast<double>(skipped) / seen);
+  MV_FAIL("dataset ", dataset_.path(), ": ", skipped, " of ", seen, " samples ", scope,
+          " were bad, more than max_bad_fraction ", opt_.max_bad_fraction,
+          " (--max-bad-fraction) allows (", pct,
+          " bad; see the warnings above; raise --max-bad-fraction to accept them)");
+}
+
+double bad_samples_allowed_so_far(double max_bad_fraction, int64_t seen) {
+  if (seen < kBadFractionMinSamples) return std::numeric_limits<double>::infinity();
+  const double expected = max_bad_fraction * static_cast<double>(seen);
+  return expected + 3.0 * std::sqrt(expected);
 }
 
 Step Loader::next_step() {
@@ -189,10 +200,12 @@ Step Loader::next_step() {
     state_.step_in_epoch = 0;
     state_.skipped_this_epoch = 0;
     check_bad_fraction(step.epoch_end->skipped, step.epoch_end->samples,
+                       opt_.max_bad_fraction * static_cast<double>(step.epoch_end->samples),
                        "in epoch " + std::to_string(step.epoch_end->epoch));
   }
-  if (state_.seen_total >= 1000)
-    check_bad_fraction(state_.skipped_total, state_.seen_total, "so far");
+  check_bad_fraction(state_.skipped_total, state_.seen_total,
+                     bad_samples_allowed_so_far(opt_.max_bad_fraction, state_.seen_total),
+                     "seen so far");
   return step;
 }
 

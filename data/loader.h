@@ -18,9 +18,15 @@
 // not depend on the number of workers or on timing.
 //
 // Bad samples. Each skipped sample prints one warning line ("warning: FILE:LINE: skipped sample:
-// REASON") when the step holding it is consumed. The loader counts skips per epoch and in total;
-// when more than max_bad_fraction of the samples seen were bad it throws minivlm::Error — checked
-// after every step once 1000 samples have been seen, and at every epoch end. Counts are per rank.
+// REASON") when the step holding it is consumed. The loader counts skips per epoch and in total,
+// and throws minivlm::Error naming the counts, the fraction and --max-bad-fraction f when
+//   - at an epoch end, more than f of the epoch's samples were bad (exactly), or
+//   - after any step once kBadFractionMinSamples (100) samples have been seen, the bad ones exceed
+//     bad_samples_allowed_so_far: f·seen plus a margin of three standard deviations,
+//     3·sqrt(f·seen), so that a few bad samples early in a shuffled dataset within the limit do not
+//     end the run, while a dataset far beyond it (say its first samples all bad) stops after 100
+//     samples, long before the epoch ends. With f = 0 any bad sample among them stops it.
+// Counts are per rank.
 //
 // Resume. state() is the position of the next step plus the counters; seek(state) on a fresh or
 // used loader continues there, so N steps in one go and N/2 + seek + N/2 give the same batches.
@@ -45,6 +51,11 @@ class OrderedPrefetcher;
 
 // Fisher–Yates over [0, n) with the portable Rng seeded from (seed, epoch).
 std::vector<uint32_t> epoch_permutation(size_t n, uint64_t seed, int64_t epoch);
+
+// The running bad-sample check starts once this many samples have been seen (this rank).
+inline constexpr int64_t kBadFractionMinSamples = 100;
+// How many bad samples among `seen` the running check allows (infinity below the minimum count).
+double bad_samples_allowed_so_far(double max_bad_fraction, int64_t seen);
 
 struct LoaderOptions {
   int64_t micro_batch = 1;  // samples per micro-batch per rank (batch_size)
@@ -119,7 +130,8 @@ class Loader {
   Produced produce(int64_t k, const LoaderState& start) const;
   std::shared_ptr<const std::vector<uint32_t>> permutation(int64_t epoch) const;
   void emit(const std::string& warning) const;
-  void check_bad_fraction(int64_t skipped, int64_t seen, const std::string& scope) const;
+  void check_bad_fraction(int64_t skipped, int64_t seen, double allowed,
+                          const std::string& scope) const;
 
   const JsonlDataset& dataset_;
   LoaderOptions opt_;

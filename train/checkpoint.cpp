@@ -1,12 +1,15 @@
 #include "train/checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 
 #include "io/atomic_file.h"
+#include "core/error.h"
 #include "io/safetensors.h"
 
 namespace minivlm {
@@ -40,39 +43,139 @@ std::string checkpoint_name(int64_t step) {
   return buf;
 }
 
+namespace {
+
+// "model tensor 'x': 3 of 64 values non-finite (first nan at index 5)", or "" when it is fine.
+std::string tensor_problem(const std::string& kind, const std::string& name, const Tensor& t,
+                           double limit) {
+  if (!is_floating(t.dtype()) || t.numel() == 0) return "";
+  const Tensor f = t.detach().to(kCPU).to(DType::f32).contiguous();
+  const float* d = f.data<float>();
+  const int64_t n = f.numel();
+  int64_t bad = 0, first = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    const double x = d[i];
+    if (std::isfinite(x) && std::abs(x) <= limit) continue;
+    if (bad++ == 0) first = i;
+  }
+  if (bad == 0) return "";
+  const char* what = limit < std::numeric_limits<double>::infinity()
+                         ? " values non-finite or beyond ±1e30"
+                         : " values non-finite";
+  return detail::str_cat(kind, " tensor '", name, "': ", bad, " of ", n, what, " (first ", d[first],
+                         " at index ", first, ")");
+}
+
+// Opens what was written and checks it holds what was meant to be written.
+void verify_written(const fs::path& dir, const CheckpointData& data) {
+  const SafeTensorsFile model = SafeTensorsFile::open((dir / "model.safetensors").string());
+  MV_CHECK(model.names().size() == data.model.size(), "checkpoint ", dir.string(),
+           ": model.safetensors holds ", model.names().size(), " tensors after writing ",
+           data.model.size());
+  const SafeTensorsFile opt = SafeTensorsFile::open((dir / "optimizer.safetensors").string());
+  MV_CHECK(opt.names().size() == data.optimizer.size(), "checkpoint ", dir.string(),
+           ": optimizer.safetensors holds ", opt.names().size(), " tensors after writing ",
+           data.optimizer.size());
+  std::ifstream f(dir / "trainer_state.json");
+  const nlohmann::json state = f.good() ? nlohmann::json::parse(f, nullptr, false)
+                                        : nlohmann::json(nlohmann::json::value_t::discarded);
+  MV_CHECK(!state.is_discarded() && state.size() == data.state.size(), "checkpoint ", dir.string(),
+           ": trainer_state.json does not read back");
+  MV_CHECK(fs::exists(dir / "DONE"), "checkpoint ", dir.string(), ": DONE was not written");
+}
+
+}  // namespace
+
+void check_savable(const CheckpointData& data, const std::string& what) {
+  std::vector<std::string> problems;
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const auto& [name, t] : data.model)
+    if (std::string p = tensor_problem("model", name, t, kExplodedWeight); !p.empty())
+      problems.push_back(std::move(p));
+  for (const auto& [name, t] : data.optimizer)
+    if (std::string p = tensor_problem("optimizer", name, t, inf); !p.empty())
+      problems.push_back(std::move(p));
+  if (problems.empty()) return;
+  std::string list;
+  for (size_t i = 0; i < problems.size() && i < 8; ++i) list += "\n  " + problems[i];
+  if (problems.size() > 8) list += detail::str_cat("\n  ... and ", problems.size() - 8, " more");
+  MV_FAIL("refusing to write ", what, ": ", problems.size(),
+          " tensor(s) hold non-finite or exploded values; the checkpoints already written are "
+          "kept:",
+          list);
+}
+
 std::string save_checkpoint(const std::string& run_dir, int64_t step, const CheckpointData& data,
                             int64_t keep) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
+  const std::string name = checkpoint_name(step);
+  check_savable(data, "checkpoint " + (root / name).string());
   fs::create_directories(root);
-  const fs::path final_dir = root / checkpoint_name(step);
-  const fs::path tmp = root / (".tmp_" + checkpoint_name(step));
+  const fs::path final_dir = root / name;
+  const fs::path tmp = root / (".tmp_" + name);
   fs::remove_all(tmp);  // a leftover of an interrupted save
   fs::create_directories(tmp);
   save_safetensors((tmp / "model.safetensors").string(), data.model);
   save_safetensors((tmp / "optimizer.safetensors").string(), data.optimizer);
   write_file_atomic((tmp / "trainer_state.json").string(), data.state.dump(2) + "\n");
   for (const std::string& f : data.files) {
-    const std::string name = fs::path(f).filename().string();
-    if (name == "trainer_state.json" || name == "DONE") continue;  // a checkpoint's own files
-    fs::copy_file(f, tmp / name);
+    const std::string file = fs::path(f).filename().string();
+    if (file == "trainer_state.json" || file == "DONE") continue;  // a checkpoint's own files
+    fs::copy_file(f, tmp / file);
   }
-  fsync_path(tmp.string());
-  fs::remove_all(final_dir);  // an incomplete directory of the same step (no DONE) from a kill
-  fs::rename(tmp, final_dir);
-  fsync_path(root.string());
-  write_file_atomic((final_dir / "DONE").string(), "ok\n");
-  fsync_path(final_dir.string());
+  write_file_atomic((tmp / "DONE").string(), "ok\n");
+  fsync_tree(tmp.string());
+  verify_written(tmp, data);
+  // One rename publishes it complete; a same-step directory (complete, or without DONE from an
+  // older version's kill) is exchanged with it and then deleted.
+  replace_dir_atomic(tmp.string(), final_dir.string());
 
   // Pruning renames a checkpoint out of the step_ namespace first: a kill in the middle of deleting
   // its files must not leave a directory that still looks complete.
-  const auto all = complete_checkpoints(run_dir);
-  for (size_t i = 0; keep > 0 && i + static_cast<size_t>(keep) < all.size(); ++i) {
+  auto all = complete_checkpoints(run_dir);
+  std::erase_if(all, [&](const auto& c) { return fs::path(c.second) == final_dir; });
+  const size_t others_kept = keep > 0 ? static_cast<size_t>(keep) - 1 : 0;
+  for (size_t i = 0; keep > 0 && i + others_kept < all.size(); ++i) {
     const fs::path doomed = root / (".del_" + fs::path(all[i].second).filename().string());
     fs::remove_all(doomed);
     fs::rename(all[i].second, doomed);
     fs::remove_all(doomed);
   }
+  fsync_path(root.string());
   return final_dir.string();
+}
+
+std::string final_tmp_dir(const std::string& run_dir) {
+  return (fs::path(run_dir) / ".tmp_final").string();
+}
+
+std::vector<std::string> clean_run_leftovers(const std::string& run_dir) {
+  std::vector<std::string> done;
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  if (fs::is_directory(root)) {
+    std::vector<fs::path> entries;
+    for (const auto& e : fs::directory_iterator(root)) entries.push_back(e.path());
+    std::sort(entries.begin(), entries.end());
+    for (const fs::path& p : entries) {
+      const std::string name = p.filename().string();
+      if (name.rfind(".tmp_", 0) == 0 || name.rfind(".del_", 0) == 0) {
+        fs::remove_all(p);
+        done.push_back("removed " + p.string() + ", left by an interrupted " +
+                       (name[1] == 't' ? "save" : "prune"));
+      } else if (name.rfind(".old_", 0) == 0) {
+        const std::string line = recover_replaced_dir((root / name.substr(5)).string());
+        if (!line.empty()) done.push_back(line);
+      }
+    }
+  }
+  const std::string tmp = final_tmp_dir(run_dir);
+  if (fs::exists(fs::symlink_status(tmp))) {
+    fs::remove_all(tmp);
+    done.push_back("removed " + tmp + ", left by an interrupted write of final/");
+  }
+  const std::string line = recover_replaced_dir((fs::path(run_dir) / "final").string());
+  if (!line.empty()) done.push_back(line);
+  return done;
 }
 
 std::optional<std::string> latest_checkpoint(const std::string& run_dir) {

@@ -70,9 +70,12 @@ StepResult TrainStep::forward_backward_and_reduce(std::span<const MicroInput> mi
 double TrainStep::grad_norm() const { return minivlm::grad_norm(optim_.params()); }
 
 bool TrainStep::update(const StepResult& r, double lr) {
-  const bool finite =
-      std::isfinite(r.loss) && std::isfinite(r.aux_loss) && std::isfinite(r.grad_norm);
-  if (finite) optim_.step(lr, clip_factor(r.grad_norm, grad_clip_));
+  // Decided before anything is written: a skipped step leaves weights, moments, master weights and
+  // the step count as they were.
+  const double scale = clip_factor(r.grad_norm, grad_clip_);
+  const bool finite = std::isfinite(r.loss) && std::isfinite(r.aux_loss) &&
+                      std::isfinite(r.grad_norm) && r.grad_norm * scale <= kMaxAppliedGradNorm;
+  if (finite) optim_.step(lr, scale);
   optim_.zero_grad();
   return finite;
 }

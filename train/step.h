@@ -14,8 +14,12 @@
 //   grad_norm                    the global L2 norm of the summed gradients, before clipping.
 //   update                       when loss and norm are finite, AdamW at the scheduled lr on the
 //                                gradients scaled by the clipping factor; otherwise a skipped step
-//                                that changes neither weights nor optimizer state. Gradients are
-//                                zeroed either way.
+//                                that changes neither weights nor optimizer state (moments, master
+//                                weights, step count), on the first step of a run or of a resumed
+//                                one alike. A norm after clipping above kMaxAppliedGradNorm counts
+//                                as non-finite too: squared in fp32 for the second moment, such a
+//                                gradient would overflow it to infinity. Gradients are zeroed
+//                                either way.
 //
 // The gradient reduction overlaps this rank's last backward pass of the step (dist/grad_reducer.h).
 // Every rank runs every step, also with no micro-batch to compute: it still takes part in the
@@ -41,12 +45,16 @@ struct MicroInput {
   int64_t supervised_tokens = 0;  // batch->supervised_tokens()
 };
 
+// sqrt(FLT_MAX) ≈ 1.8e19, rounded down: every gradient element of a clipped norm below it
+// squares to a finite fp32 value.
+inline constexpr double kMaxAppliedGradNorm = 1e19;
+
 struct StepResult {
   double loss = 0;       // Σ token losses over micro-batches and ranks / tokens
   double aux_loss = 0;   // MoE: the router loss, mean over the step's micro-batches and ranks
   int64_t tokens = 0;    // supervised tokens of the step over all ranks
   double grad_norm = 0;  // of the summed gradients, before clipping
-  bool applied = false;  // false: loss or norm not finite, the step was skipped
+  bool applied = false;  // false: loss or norm not finite (or too large), the step was skipped
 };
 
 class TrainStep {

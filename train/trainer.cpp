@@ -18,6 +18,7 @@
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/progress.h"
+#include "train/run_lock.h"
 #include "train/step.h"
 #include "train/stop_signals.h"
 
@@ -43,6 +44,7 @@ void apply_freeze_policy(const MiniMindVLM& model, const std::string& train) {
 
 struct Run {
   const StopSignals* stop = nullptr;
+  std::unique_ptr<RunLock> lock;  // rank 0's, held until the run ends
   TrainOptions opt;
   std::unique_ptr<Communicator> comm;
   LoadedModel m;
@@ -264,6 +266,19 @@ void load_data(Run& r) {
       r.opt.max_steps > 0 ? r.opt.max_steps : r.opt.epochs * r.loader->steps_per_epoch();
 }
 
+// Rank 0 locks the run directory (a second trainer on it fails here, naming the first), then
+// removes what an interrupted save, prune or final/ write left. Every rank waits for that.
+void take_run_dir(Run& r) {
+  if (r.comm->is_main()) {
+    r.lock = std::make_unique<RunLock>(r.opt.out);
+    if (!r.lock->stale().empty())
+      log(r, "note: " + r.lock->path() + " was left by a trainer that did not exit cleanly (" +
+                 r.lock->stale() + "); it no longer holds it");
+    for (const std::string& line : clean_run_leftovers(r.opt.out)) log(r, "note: " + line);
+  }
+  r.comm->barrier();
+}
+
 // Everything before the first step: device, model, data, optimizer, the checkpoint to resume
 // from, the model on its device, run.json and the startup table.
 void setup(Run& r) {
@@ -276,6 +291,7 @@ void setup(Run& r) {
   // Gradients of device parameters are reduced by the device's collectives.
   use_device_communicator(r.comm, r.device);
   fs::create_directories(r.opt.out);
+  take_run_dir(r);
   const ParamList trainable = load_model(r);
   load_data(r);
   r.optim = std::make_unique<AdamW>(trainable, AdamWConfig{0.9, 0.999, 1e-8, r.opt.weight_decay});
@@ -384,8 +400,14 @@ void finish(Run& r) {
     const auto weights = fp32_weights(r);  // in the order of params()
     ParamList ps = r.m.model->params();
     for (size_t i = 0; i < ps.size(); ++i) ps[i].tensor.set_data(weights[i].second.to(kCPU));
+    // Built beside it, synced, and swapped in whole: a kill at any instant leaves the previous
+    // final/ or the new one, complete (SPEC §6).
     const std::string final_dir = (fs::path(r.opt.out) / "final").string();
-    save_model_dir(*r.m.model, r.m.source, final_dir);
+    const std::string tmp = final_tmp_dir(r.opt.out);
+    fs::remove_all(tmp);
+    save_model_dir(*r.m.model, r.m.source, tmp);
+    fsync_tree(tmp);
+    replace_dir_atomic(tmp, final_dir);
     std::fprintf(stderr, "wrote %s\n", final_dir.c_str());
   }
   r.comm->barrier();

@@ -3,15 +3,21 @@
 // count continues at the same sample, and a rank that fails on bad input ends the job with a
 // message naming it.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "data/loader.h"
 #include "io/safetensors.h"
 #include "mpi_util.h"
+
+extern char** environ;
 
 namespace minivlm {
 namespace {
@@ -230,5 +236,36 @@ TEST(MpiTrain, RankFailingOnBadInputEndsTheJobNamingIt) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/run/final"));
 }
 
+// Two jobs on the same run directory collide on rank 0's lock: the second ends at once, non-zero,
+// naming the lock and the holder's pid, and leaves the first running.
+TEST(MpiTrain, TwoJobsOnTheSameOutCollide) {
+  MINIVLM_SKIP_WITHOUT_MPI();
+  const std::string dir = fresh_dir("two_jobs");
+  const auto& w = workspace();
+  const std::string first = "exec " + mpirun(2) + kBin + "/train_sft --model " + w.model +
+                            " --data " + w.data + "/sft.jsonl --images " + w.images + " --out " +
+                            dir + "/run --batch-size 2 --log-every 1 --max-seq-len 256 " +
+                            "--max-steps 100000 >" + dir + "/first.log 2>&1";
+  const char* args[] = {"/bin/sh", "-c", first.c_str(), nullptr};
+  pid_t pid = -1;
+  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(args), environ), 0);
+  for (int i = 0; i < 12000 && read_file(dir + "/run/metrics.jsonl").empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_FALSE(read_file(dir + "/run/metrics.jsonl").empty()) << read_file(dir + "/first.log");
+  const auto t0 = std::chrono::steady_clock::now();
+  const RunResult r = train(mpirun(2), dir + "/run", "--batch-size 2 --max-steps 1");
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  kill(pid, SIGTERM);  // timeout passes it to mpirun, which stops the ranks
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_LT(secs, 60) << r.output;
+  EXPECT_NE(r.output.find("another trainer is running on " + dir + "/run: its lock " + dir +
+                          "/run/.lock is held by pid "),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(read_file(dir + "/first.log").find("error"), std::string::npos)
+      << read_file(dir + "/first.log");
+}
 }  // namespace
 }  // namespace minivlm

@@ -1,10 +1,14 @@
-// End-to-end training runs: exact resume, stop on a signal, the pretrain → SFT handoff, options.
+// End-to-end training runs: exact resume, stop on a signal, the pretrain → SFT handoff, options,
+// the run lock, refused checkpoints, leftovers of interrupted saves, the bad-sample limit.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
 #include <chrono>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -236,5 +240,153 @@ TEST(TrainEval, PeriodicHeldOutEvaluationIsLogged) {
   EXPECT_EQ(eval_steps, (std::vector<int64_t>{2, 4}));
 }
 
+// Starts `cmd` in the background (its output to `log`); returns its pid.
+pid_t spawn(const std::string& cmd, const std::string& log) {
+  const std::string exec_cmd = "exec " + cmd + " >" + log + " 2>&1";
+  const char* args[] = {"/bin/sh", "-c", exec_cmd.c_str(), nullptr};
+  pid_t pid = -1;
+  EXPECT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(args), environ), 0);
+  return pid;
+}
+
+// A second trainer on a run directory in use fails at once naming the holder's pid, host and the
+// lock's path; once the holder is killed with SIGKILL a third starts (noting the stale lock file),
+// removes the leftovers of interrupted saves, and leaves the lock file empty when it ends.
+TEST(TrainLock, SecondTrainerOnTheSameOutFailsAndAKilledHolderDoesNotBlock) {
+  const std::string d = fresh_dir("locked");
+  const pid_t holder =
+      spawn(train_command("train_sft", workspace().model, "sft.jsonl", d, "--max-steps 100000"),
+            d + ".log");
+  for (int i = 0; i < 6000 && read_file(d + "/metrics.jsonl").empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_FALSE(read_file(d + "/metrics.jsonl").empty()) << read_file(d + ".log");
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = run(train_command("train_sft", workspace().model, "sft.jsonl", d, "--max-steps 1"));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_LT(secs, 20) << r.output;
+  EXPECT_NE(r.output.find("another trainer is running on " + d + ": its lock " + d +
+                          "/.lock is held by pid " + std::to_string(holder) + " on host " + host +
+                          " (started "),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("resumed"), std::string::npos) << r.output;
+
+  kill(holder, SIGKILL);
+  waitpid(holder, nullptr, 0);
+  // What kills inside a save, a prune and a final/ write leave behind.
+  std::filesystem::create_directories(d + "/checkpoints/.tmp_step_00000099");
+  std::ofstream(d + "/checkpoints/.tmp_step_00000099/DONE") << "ok\n";
+  std::filesystem::create_directories(d + "/checkpoints/.del_step_00000007");
+  std::filesystem::create_directories(d + "/.tmp_final");
+
+  r = run(train_command("train_sft", workspace().model, "sft.jsonl", d, "--max-steps 2"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("note: " + d +
+                          "/.lock was left by a trainer that did not exit cleanly "
+                          "(pid " +
+                          std::to_string(holder)),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("error"), std::string::npos) << r.output;
+  for (const char* left :
+       {"/checkpoints/.tmp_step_00000099", "/checkpoints/.del_step_00000007", "/.tmp_final"}) {
+    EXPECT_NE(r.output.find("note: removed " + d + left), std::string::npos) << left << r.output;
+    EXPECT_FALSE(std::filesystem::exists(d + left)) << left;
+  }
+  EXPECT_TRUE(std::filesystem::exists(d + "/final/model.safetensors"));
+  EXPECT_EQ(read_file(d + "/.lock"), "");  // released cleanly: nothing stale for the next run
+}
+
+// A run on a directory whose final/ exists replaces it whole (no temporary or set-aside copy left).
+TEST(TrainFinal, AnExistingFinalIsReplaced) {
+  const std::string d = fresh_dir("final_replaced");
+  auto r = run(train_command("train_sft", workspace().model, "sft.jsonl", d, "--max-steps 1"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string first = read_file(d + "/final/model.safetensors");
+  r = run(train_command("train_sft", workspace().model, "sft.jsonl", d, "--max-steps 3"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("note:"), std::string::npos) << r.output;  // nothing stale
+  const std::string second = read_file(d + "/final/model.safetensors");
+  ASSERT_GT(second.size(), 1000u);
+  EXPECT_TRUE(first != second) << "final/ was not replaced";
+  // It holds the weights of the second run's last checkpoint.
+  const SafeTensorsFile fin = SafeTensorsFile::open(d + "/final/model.safetensors");
+  const SafeTensorsFile ck =
+      SafeTensorsFile::open(d + "/checkpoints/step_00000003/model.safetensors");
+  ASSERT_EQ(fin.names(), ck.names());
+  for (const std::string& n : fin.names())
+    EXPECT_TRUE(fin.get(n).to_float_vector() == ck.get(n).to_float_vector()) << n;
+  std::vector<std::string> hidden;
+  for (const auto& e : std::filesystem::directory_iterator(d)) {
+    const std::string name = e.path().filename().string();
+    if (name[0] == '.' && name != ".lock") hidden.push_back(name);
+  }
+  EXPECT_TRUE(hidden.empty()) << hidden.front();
+}
+
+// Every file under `dir` (relative name → bytes).
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file())
+      out[std::filesystem::relative(e.path(), dir).string()] = read_file(e.path().string());
+  return out;
+}
+
+// A resumed run whose learning rate blows the weights up (beyond ±1e30, still finite) applies the
+// step but refuses its checkpoint: the run stops with an error naming a tensor, and the good
+// checkpoints and final/ of the earlier run are untouched (with keep 2, pruning after a step 3
+// checkpoint would have removed step 1).
+TEST(TrainGuards, ExplodedWeightsAreNeverCheckpointed) {
+  const std::string d = fresh_dir("exploded");
+  auto r = run(train_command("train_sft", workspace().model, "sft.jsonl", d,
+                             "--max-steps 2 --save-every 1 --keep-checkpoints 2"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto ckpts = snapshot(d + "/checkpoints"), final_dir = snapshot(d + "/final");
+  ASSERT_TRUE(ckpts.count("step_00000001/DONE") && ckpts.count("step_00000002/DONE"));
+  r = run(train_command("train_sft", workspace().model, "sft.jsonl", d,
+                        "--max-steps 4 --save-every 1 --keep-checkpoints 2 --resume auto "
+                        "--lr 1e32 --warmup-steps 0"));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("refusing to write checkpoint " + d + "/checkpoints/step_00000003: "),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("values non-finite or beyond ±1e30"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("model tensor 'model."), std::string::npos) << r.output;
+  EXPECT_EQ(losses(d).size(), 3u);  // steps 1, 2 and the exploding step 3
+  EXPECT_EQ(snapshot(d + "/checkpoints"), ckpts);
+  EXPECT_EQ(snapshot(d + "/final"), final_dir);
+}
+
+// A data file whose samples are nearly all bad stops once 100 samples have been seen, long before
+// the first epoch of 500 steps ends, with an error naming the fraction and the option.
+TEST(TrainGuards, BadFractionStopsTheRunEarly) {
+  const std::string d = fresh_dir("mostly_bad");
+  std::istringstream in(read_file(workspace().data + "/sft.jsonl"));
+  std::vector<std::string> good;
+  for (std::string line; std::getline(in, line);) good.push_back(line);
+  ASSERT_FALSE(good.empty());
+  std::string text;
+  for (int i = 0; i < 2000; ++i)
+    text += i % 20 == 0 ? good[static_cast<size_t>(i / 20) % good.size()] + "\n"
+                        : "{\"conversations\": oops\n";
+  std::ofstream(d + "/data.jsonl") << text;
+  const std::string cmd = testing::kBin + "/train_sft --model " + workspace().model + " --data " +
+                          d + "/data.jsonl --images " + workspace().images + " --out " + d +
+                          "/run --batch-size 4 --log-every 1 --max-seq-len 256 "
+                          "--max-bad-fraction 0.01";
+  const auto r = run(cmd);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("of 100 samples seen so far were bad, more than max_bad_fraction 0.01 "
+                          "(--max-bad-fraction) allows"),
+            std::string::npos)
+      << r.output.substr(r.output.size() > 3000 ? r.output.size() - 3000 : 0);
+  EXPECT_LT(losses(d + "/run").size(), 25u);
+  EXPECT_FALSE(std::filesystem::exists(d + "/run/final"));
+}
 }  // namespace
 }  // namespace minivlm

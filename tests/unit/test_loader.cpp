@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -272,24 +273,51 @@ TEST(Loader, AbortsPastMaxBadFractionAtEpochEnd) {
   LoaderOptions strict = options(5, 1);
   strict.max_bad_fraction = 0.05;
   Loader loader(*d.ds, strict);
-  loader.next_step();  // 5 samples seen: below 1000, no check before the epoch ends
+  loader.next_step();  // 5 samples seen: below 100, no check before the epoch ends
   EXPECT_THAT([&] { loader.next_step(); },
               ThrowsMessage<Error>(AllOf(HasSubstr(d.path), HasSubstr("1 of 10 samples in epoch 0"),
                                          HasSubstr("max_bad_fraction 0.05"))));
 }
 
-// Once 1000 samples have been seen the fraction is checked after every step.
+// Once kBadFractionMinSamples (100) samples have been seen the fraction is checked after every
+// step: a dataset whose first samples (in epoch order) are all bad stops after 100 of its 5000,
+// with an error naming the counts, the fraction and the option.
 TEST(Loader, AbortsPastMaxBadFractionMidEpoch) {
+  const std::vector<uint32_t> perm = epoch_permutation(5000, 42, 0);
   std::set<int> bad;
-  for (int i = 0; i < 2000; i += 40) bad.insert(i);  // 2.5%
-  TestData d(2000, bad);
-  LoaderOptions opt = options(100, 1);
-  opt.max_bad_fraction = 0.02;
+  for (int k = 0; k < 150; ++k) bad.insert(static_cast<int>(perm[k]));
+  TestData d(5000, bad);
+  LoaderOptions opt = options(10, 2);
+  opt.max_bad_fraction = 0.01;
   Loader loader(*d.ds, opt);
-  for (int s = 0; s < 9; ++s) loader.next_step();
-  EXPECT_THAT([&] { loader.next_step(); }, ThrowsMessage<Error>(HasSubstr("samples so far")));
-  EXPECT_EQ(loader.state().seen_total, 1000);
-  EXPECT_GT(loader.state().skipped_total, 20);
+  for (int s = 0; s < 4; ++s) loader.next_step();  // 80 samples: below the minimum count
+  EXPECT_THAT(
+      [&] { loader.next_step(); },
+      ThrowsMessage<Error>(AllOf(
+          HasSubstr(d.path), HasSubstr("100 of 100 samples seen so far were bad"),
+          HasSubstr("max_bad_fraction 0.01 (--max-bad-fraction)"), HasSubstr("100.00% bad"))));
+  EXPECT_EQ(loader.state().seen_total, 100);
+  EXPECT_EQ(loader.state().skipped_total, 100);
+}
+
+// The running check allows f·seen plus three standard deviations: two bad samples among the first
+// 100 of a dataset within 1% overall do not stop it, and its epoch ends normally.
+TEST(Loader, EarlyNoiseWithinTheFractionDoesNotAbort) {
+  EXPECT_EQ(bad_samples_allowed_so_far(0.01, 99), std::numeric_limits<double>::infinity());
+  EXPECT_DOUBLE_EQ(bad_samples_allowed_so_far(0.01, 100), 4.0);     // 1 + 3·1
+  EXPECT_DOUBLE_EQ(bad_samples_allowed_so_far(0.04, 2500), 130.0);  // 100 + 3·10
+  EXPECT_EQ(bad_samples_allowed_so_far(0.0, 100), 0.0);
+  const std::vector<uint32_t> perm = epoch_permutation(1000, 42, 0);
+  std::set<int> bad = {static_cast<int>(perm[3]), static_cast<int>(perm[50]),
+                       static_cast<int>(perm[70]), static_cast<int>(perm[600])};
+  TestData d(1000, bad);
+  LoaderOptions opt = options(10, 1);
+  opt.max_bad_fraction = 0.01;
+  Loader loader(*d.ds, opt);
+  Step last;
+  for (int s = 0; s < 100; ++s) ASSERT_NO_THROW(last = loader.next_step()) << "step " << s;
+  ASSERT_TRUE(last.epoch_end);
+  EXPECT_EQ(last.epoch_end->skipped, 4);
 }
 
 // Prefetching with any number of workers gives what loading each slice in turn gives.

@@ -8,11 +8,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <map>
 #include <memory>
 #include <vector>
 
 #include "dist/communicator.h"
 #include "optim/adamw.h"
+#include "device_test_util.h"
+#include "ops/ops.h"
 #include "train/step.h"
 #include "vlm_fixture.h"
 
@@ -20,6 +23,7 @@ namespace minivlm {
 namespace {
 
 using testing::fixture_config;
+using testing::kEmu;
 using testing::kImageToken;
 using testing::make_batch;
 using testing::rel_error;
@@ -184,5 +188,153 @@ TEST(TrainStep, TokenCountAndLossDenominatorAreSummedOverRanks) {
   EXPECT_EQ(values(weights(*two.optim)), values(weights(*one.optim)));
 }
 
+// A trainee set up as the trainer does it: parameters and optimizer on the CPU (where a resume
+// loads its checkpoint), then moved to the run's device and dtype, then the step made.
+struct Staged {
+  explicit Staged(const ModelConfig& c) : model(c, kImageToken) {
+    model.init(5);
+    for (NamedTensor& p : model.params())
+      p.tensor.set_requires_grad(p.name.rfind("vision_encoder.", 0) != 0);
+    optim = std::make_unique<AdamW>(model.trainable_params(), AdamWConfig{});
+  }
+  void start(Device device, DType dtype, double clip = 1.0) {
+    if (!device.is_cpu()) {
+      optim->to(device, dtype);
+      for (NamedTensor& p : model.params())
+        if (!p.tensor.requires_grad()) p.tensor.set_data(p.tensor.detach().to(device).to(dtype));
+    }
+    comm = make_single_communicator();
+    step = std::make_unique<TrainStep>(model, *optim, *comm, clip);
+  }
+  // Everything an update may touch: stored parameters, fp32 masters, moments, step count.
+  struct State {
+    std::vector<std::vector<float>> params, masters, moments;
+    int64_t steps = 0;
+    bool operator==(const State&) const = default;
+  };
+  State state() const {
+    State s;
+    for (size_t i = 0; i < optim->params().size(); ++i) {
+      s.params.push_back(optim->params()[i].tensor.to_float_vector());
+      s.masters.push_back(optim->master(i).to_float_vector());
+    }
+    s.moments = values(moments(*optim));
+    s.steps = optim->steps();
+    return s;
+  }
+  MiniMindVLM model;
+  std::unique_ptr<AdamW> optim;
+  std::unique_ptr<Communicator> comm;
+  std::unique_ptr<TrainStep> step;
+};
+
+VlmBatch with_nan_pixel(const VlmBatch& good) {
+  VlmBatch bad = good;
+  std::vector<float> px = good.pixels.to_float_vector();
+  px[11] = std::numeric_limits<float>::quiet_NaN();
+  bad.pixels = Tensor::from_vector(px, good.pixels.shape());
+  return bad;
+}
+
+struct Precision {
+  Device device;
+  DType dtype;
+  const char* name;
+};
+const Precision kPrecisions[] = {{kCPU, DType::f32, "cpu fp32"},
+                                 {kEmu, DType::bf16, "cuda-emu bf16"}};
+
+// The very first step of a run is poisoned: nothing is applied (weights, fp32 masters, the zero
+// moments and the step count are bit for bit what they were), and the next good step is exactly
+// the first step of a run that never saw the poisoned one.
+TEST(TrainStep, NonFiniteFirstStepOfAFreshRunChangesNothing) {
+  const ModelConfig c = fixture_config();
+  const VlmBatch good = make_batch(c), bad = with_nan_pixel(good);
+  const MicroInput good_in[] = {input(good)}, bad_in[] = {input(bad)};
+  for (const Precision& p : kPrecisions) {
+    SCOPED_TRACE(p.name);
+    Staged t(c), u(c);
+    t.start(p.device, p.dtype);
+    u.start(p.device, p.dtype);
+    const Staged::State s0 = t.state();
+    for (const auto& m : s0.moments)
+      for (float x : m) ASSERT_EQ(x, 0.0f);
+    const StepResult r = t.step->run(bad_in, 1e-3);
+    EXPECT_FALSE(r.applied);
+    EXPECT_TRUE(std::isnan(r.loss));
+    EXPECT_TRUE(t.state() == s0) << "a skipped first step changed the weights or the optimizer";
+    ASSERT_TRUE(t.step->run(good_in, 1e-3).applied);
+    ASSERT_TRUE(u.step->run(good_in, 1e-3).applied);
+    EXPECT_EQ(t.optim->steps(), 1);
+    EXPECT_TRUE(t.state() == u.state()) << "the first good step differs from a clean run's";
+  }
+}
+
+// A run resumed from a checkpoint (weights and moments loaded on the CPU, then moved to the
+// device) whose first step is poisoned keeps the loaded state bit for bit, and then continues
+// exactly as the run it was resumed from.
+TEST(TrainStep, NonFiniteFirstStepAfterAResumeChangesNothing) {
+  const ModelConfig c = fixture_config();
+  const VlmBatch good = make_batch(c), bad = with_nan_pixel(good);
+  const MicroInput good_in[] = {input(good)}, bad_in[] = {input(bad)};
+  // The run that wrote the "checkpoint": two steps on the CPU in fp32.
+  Staged a(c);
+  a.start(kCPU, DType::f32);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(a.step->run(good_in, 1e-3).applied);
+  std::map<std::string, Tensor> saved_moments;
+  for (const auto& [name, t] : a.optim->state_tensors()) saved_moments.emplace(name, t.clone());
+  std::vector<Tensor> saved_weights;
+  for (const NamedTensor& p : a.optim->params()) saved_weights.push_back(p.tensor.clone());
+  for (const Precision& p : kPrecisions) {
+    SCOPED_TRACE(p.name);
+    Staged b(c);
+    for (size_t i = 0; i < saved_weights.size(); ++i) {
+      Tensor w = b.optim->params()[i].tensor;
+      w.copy_(saved_weights[i]);
+    }
+    b.optim->load_state(saved_moments, 2);
+    b.start(p.device, p.dtype);
+    const Staged::State loaded = b.state();
+    const StepResult r = b.step->run(bad_in, 1e-3);
+    EXPECT_FALSE(r.applied);
+    EXPECT_TRUE(b.state() == loaded) << "a skipped step after resume changed the state";
+    ASSERT_TRUE(b.step->run(good_in, 1e-3).applied);
+    EXPECT_EQ(b.optim->steps(), 3);
+    if (p.device.is_cpu()) {
+      Staged& ref = a;  // one more good step of the original run
+      ASSERT_TRUE(ref.step->run(good_in, 1e-3).applied);
+      EXPECT_TRUE(b.state() == ref.state()) << "the resumed run diverged from the original";
+    }
+  }
+}
+
+// A gradient whose clipped norm exceeds kMaxAppliedGradNorm would overflow the fp32 second moment
+// when squared: without clipping such a step is skipped like a non-finite one; with clipping it
+// is scaled down and applied, leaving finite moments.
+TEST(TrainStep, GradientsTooLargeToSquareInFp32AreNotApplied) {
+  const ModelConfig c = fixture_config();
+  const VlmBatch good = make_batch(c);
+  const MicroInput in[] = {input(good)};
+  for (const double clip : {0.0, 1.0}) {
+    SCOPED_TRACE(clip);
+    Staged t(c);
+    t.start(kCPU, DType::f32, clip);
+    ASSERT_TRUE(t.step->run(in, 1e-3).applied);
+    const Staged::State s0 = t.state();
+    StepResult r = t.step->forward_backward_and_reduce(in);
+    for (const NamedTensor& p : t.optim->params())
+      if (Tensor g = p.tensor.grad(); g.defined()) g.copy_(ops::scale(g, 1e21));
+    r.grad_norm = t.step->grad_norm();
+    ASSERT_TRUE(std::isfinite(r.grad_norm));
+    ASSERT_GT(r.grad_norm, kMaxAppliedGradNorm);
+    const bool applied = t.step->update(r, 1e-3);
+    EXPECT_EQ(applied, clip > 0);
+    if (!applied) {
+      EXPECT_TRUE(t.state() == s0);
+    }
+    for (const auto& m : t.state().moments)
+      for (float x : m) ASSERT_TRUE(std::isfinite(x));
+  }
+}
 }  // namespace
 }  // namespace minivlm
