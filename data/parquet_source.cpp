@@ -20,6 +20,11 @@
 #include "core/error.h"
 
 #if MINIVLM_HAVE_PARQUET
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cstring>
+
 #include <arrow/buffer.h>
 #include <arrow/io/buffered.h>
 #include <arrow/io/file.h>
@@ -60,7 +65,61 @@ using arrow::Status;
 // larger than it are read directly, so a read never holds more than its page.
 constexpr int64_t kStreamBuffer = 64 * 1024;
 
-arrow::MemoryPool* pool() { return arrow::system_memory_pool(); }
+// The reader's buffers (compressed and decompressed pages, dictionaries) are page-sized and live
+// for one access. Through malloc, freed ones stay in the worker threads' arenas (glibc raises its
+// mmap threshold to the largest freed block), so resident memory would wander with page sizes and
+// thread timing; mapped directly, a buffer's memory returns to the system when it is freed.
+class PagePool : public arrow::MemoryPool {
+ public:
+  static constexpr int64_t kMapped = 128 * 1024;  // smaller buffers go through malloc
+
+  arrow::Status Allocate(int64_t size, int64_t alignment, uint8_t** out) override {
+    if (size < kMapped) return small()->Allocate(size, alignment, out);
+    void* p = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return arrow::Status::OutOfMemory("cannot map ", size, " bytes");
+    *out = static_cast<uint8_t*>(p);
+    count(size);
+    return arrow::Status::OK();
+  }
+
+  arrow::Status Reallocate(int64_t old_size, int64_t new_size, int64_t alignment,
+                           uint8_t** ptr) override {
+    if (old_size < kMapped && new_size < kMapped)
+      return small()->Reallocate(old_size, new_size, alignment, ptr);
+    uint8_t* fresh = nullptr;
+    ARROW_RETURN_NOT_OK(Allocate(new_size, alignment, &fresh));
+    std::memcpy(fresh, *ptr, static_cast<size_t>(std::min(old_size, new_size)));
+    Free(*ptr, old_size, alignment);
+    *ptr = fresh;
+    return arrow::Status::OK();
+  }
+
+  void Free(uint8_t* buffer, int64_t size, int64_t alignment) override {
+    if (size < kMapped) return small()->Free(buffer, size, alignment);
+    ::munmap(buffer, static_cast<size_t>(size));
+    bytes_.fetch_sub(size, std::memory_order_relaxed);
+  }
+
+  int64_t bytes_allocated() const override { return bytes_.load(std::memory_order_relaxed); }
+  int64_t total_bytes_allocated() const override { return total_.load(std::memory_order_relaxed); }
+  int64_t num_allocations() const override { return count_.load(std::memory_order_relaxed); }
+  std::string backend_name() const override { return "minivlm-mmap"; }
+
+ private:
+  static arrow::MemoryPool* small() { return arrow::system_memory_pool(); }
+  void count(int64_t size) {
+    bytes_.fetch_add(size, std::memory_order_relaxed);
+    total_.fetch_add(size, std::memory_order_relaxed);
+    count_.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::atomic<int64_t> bytes_{0}, total_{0}, count_{0};
+};
+
+arrow::MemoryPool* pool() {
+  static PagePool p;
+  return &p;
+}
 
 // A forward stream over byte ranges of a file, read with the file's thread-safe ReadAt.
 class RangesStream : public arrow::io::InputStream {
@@ -214,28 +273,36 @@ ParquetSource::ParquetSource(std::string path) : path_(std::move(path)) {
   } catch (const std::exception& e) {
     MV_FAIL("dataset ", path_, " is not a readable parquet file: ", what(e));
   }
-  conversations_.leaf = find_column("conversations", false);
-  MV_CHECK(conversations_.leaf >= 0, "dataset ", path_,
-           ": no 'conversations' column (MiniMind-V's parquet layout: conversations, image_bytes)");
-  images_.leaf = find_column("image_bytes", true);
+  // The footer's contents are not trusted: anything Arrow throws reading them names the file too.
+  try {
+    conversations_.leaf = find_column("conversations", false);
+    MV_CHECK(
+        conversations_.leaf >= 0, "dataset ", path_,
+        ": no 'conversations' column (MiniMind-V's parquet layout: conversations, image_bytes)");
+    images_.leaf = find_column("image_bytes", true);
 
-  const int groups = meta_->num_row_groups();
-  MV_CHECK(groups >= 0, "dataset ", path_, ": negative row-group count ", groups);
-  group_first_row_.assign(1, 0);
-  for (int g = 0; g < groups; ++g) {
-    const int64_t rows = meta_->RowGroup(g)->num_rows();
-    MV_CHECK(rows >= 0 && rows <= std::numeric_limits<int64_t>::max() - num_rows_, "dataset ",
-             path_, ": row group ", g, " has an impossible row count ", rows);
-    num_rows_ += rows;
-    group_first_row_.push_back(num_rows_);
-  }
-  MV_CHECK(num_rows_ == meta_->num_rows(), "dataset ", path_, ": the row groups hold ", num_rows_,
-           " rows, the footer says ", meta_->num_rows());
-  for (Column* c : {&conversations_, &images_}) {
-    if (c->leaf < 0) continue;
-    c->descr = meta_->schema()->Column(c->leaf);
-    c->chunks.resize(static_cast<size_t>(groups));
-    for (int g = 0; g < groups; ++g) index_chunk(*c, g, c->chunks[static_cast<size_t>(g)]);
+    const int groups = meta_->num_row_groups();
+    MV_CHECK(groups >= 0, "dataset ", path_, ": negative row-group count ", groups);
+    group_first_row_.assign(1, 0);
+    for (int g = 0; g < groups; ++g) {
+      const int64_t rows = meta_->RowGroup(g)->num_rows();
+      MV_CHECK(rows >= 0 && rows <= std::numeric_limits<int64_t>::max() - num_rows_, "dataset ",
+               path_, ": row group ", g, " has an impossible row count ", rows);
+      num_rows_ += rows;
+      group_first_row_.push_back(num_rows_);
+    }
+    MV_CHECK(num_rows_ == meta_->num_rows(), "dataset ", path_, ": the row groups hold ", num_rows_,
+             " rows, the footer says ", meta_->num_rows());
+    for (Column* c : {&conversations_, &images_}) {
+      if (c->leaf < 0) continue;
+      c->descr = meta_->schema()->Column(c->leaf);
+      c->chunks.resize(static_cast<size_t>(groups));
+      for (int g = 0; g < groups; ++g) index_chunk(*c, g, c->chunks[static_cast<size_t>(g)]);
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    MV_FAIL("dataset ", path_, ": ", what(e));
   }
 }
 
