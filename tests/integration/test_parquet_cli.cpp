@@ -1,12 +1,13 @@
 // `eval` and the trainers on MiniMind-V-layout parquet files (tests/fixtures/parquet/, written by
 // pyarrow) against the same records as JSONL plus image files: the same per-sample losses, the same
-// training losses, resume at the exact sample, and bad rows named by row.
+// training losses, resume at the exact sample, two ranks (each reading its own rows) as one
+// process, and bad rows named by row.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "cli_util.h"
+#include "mpi_util.h"
 #include "data/parquet_source.h"
 
 namespace minivlm {
@@ -18,6 +19,7 @@ using ::testing::HasSubstr;
 using testing::kBin;
 using testing::kSource;
 using testing::losses;
+using testing::mpirun;
 using testing::read_file;
 using testing::run;
 
@@ -110,6 +112,24 @@ TEST(ParquetCli, TrainingMatchesTheJsonlTwinAndResumesAtTheExactSample) {
   const std::vector<double> resumed = losses(d + "/resumed");
   ASSERT_EQ(resumed.size(), 2u);
   EXPECT_EQ(resumed, std::vector<double>(want.end() - 2, want.end()));
+}
+
+// train_sft: under train_pretrain (projector only) a micro-batch of text-only rows has no gradient.
+TEST(ParquetCli, TwoRanksMatchOneProcess) {
+  SKIP_WITHOUT_PARQUET();
+  MINIVLM_SKIP_WITHOUT_MPI();
+  const std::string d = fresh_dir("parquet_ranks");
+  const std::string data = kFixtures + "list_zstd_rg5_v2.parquet";
+  const std::string common = " --model " + model() + " --data " + data +
+                             " --lr 2e-3 --log-every 1 --max-seq-len 256 --max-steps 5 ";
+  auto r = run("OMP_NUM_THREADS=1 " + kBin + "/train_sft" + common + "--out " + d +
+               "/alone --batch-size 2 --grad-accum 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run(mpirun(2) + kBin + "/train_sft" + common + "--out " + d + "/ranks --batch-size 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::vector<double> alone = losses(d + "/alone");
+  ASSERT_EQ(alone.size(), 5u);
+  EXPECT_EQ(losses(d + "/ranks"), alone);
 }
 
 }  // namespace
