@@ -7,11 +7,11 @@
 // The reader is Apache Arrow's C++ parquet library (built from PyPI's pyarrow wheel, see
 // CMakeLists.txt). Memory stays flat whatever the file's size and row-group layout: opening reads
 // the footer and streams each column chunk once, keeping only where each data page starts and how
-// many rows begin before it (about 24 bytes per page); reading row i decodes only the page it
-// starts in (plus the chunk's dictionary page) from a bounded buffered stream, never a whole row
-// group or column chunk. Any codec the library reads (snappy, zstd, gzip, lz4, brotli,
-// uncompressed) and data page V1 and V2 work. Record i is row i of the file (0-based, row groups
-// in order).
+// many rows begin before it (about 32 bytes per page); reading row i decodes only the page it
+// starts in (and the chunk's dictionary page when that page is dictionary-encoded) from a bounded
+// buffered stream, never a whole row group or column chunk. Any codec the library reads (snappy,
+// zstd, gzip, lz4, brotli, uncompressed) and data page V1 and V2 work. Record i is row i of the
+// file (0-based, row groups in order).
 #pragma once
 #include <memory>
 #include <string>

@@ -95,8 +95,17 @@ TEST(ParquetCli, TrainingMatchesTheJsonlTwinAndResumesAtTheExactSample) {
   auto r = run(train(kFixtures + "list.jsonl", d + "/jsonl",
                      "--images " + kFixtures + "images --max-steps 6"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = run(train(kFixtures + "list_snappy_1rg.parquet", d + "/parquet", "--max-steps 6"));
+  // With a parquet held-out set too (no --images for either).
+  r = run(train(kFixtures + "list_snappy_1rg.parquet", d + "/parquet",
+                "--max-steps 6 --eval-every 3 --eval " + kFixtures + "single_zstd_rg7.parquet"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  int evals = 0;
+  for (const nlohmann::json& j : lines_of(d + "/parquet/metrics.jsonl"))
+    if (j.contains("eval_loss")) {
+      ++evals;
+      EXPECT_EQ(j["eval_samples"], 24) << j.dump();
+    }
+  EXPECT_GE(evals, 2);
   const std::vector<double> want = losses(d + "/jsonl"), got = losses(d + "/parquet");
   ASSERT_EQ(want.size(), 6u);
   EXPECT_EQ(got, want);
