@@ -147,6 +147,8 @@ BAD = [
      [b"\xff\xd8\xff\xe0 this is not a jpeg"]),
     (json.dumps([{"role": "user", "content": "<image>\n<image>\nWhat?"}, {"role": "assistant", "content": "A."}]),
      ["one"]),  # two placeholders, one image
+    (json.dumps([{"role": "user", "content": "<image>\n<image>\nWhat?"}, {"role": "assistant", "content": "A."}]),
+     ["one", None]),  # a null element in the list
 ]
 
 

@@ -44,6 +44,7 @@ void expect_same(const SampleResult& got, const SampleResult& want, size_t i) {
 struct Twin {
   std::string parquet, jsonl;
 };
+void PrintTo(const Twin& t, std::ostream* os) { *os << t.parquet << " / " << t.jsonl; }
 
 class ParquetTwin : public testing::TestWithParam<Twin> {};
 
@@ -117,7 +118,7 @@ TEST(Parquet, BadRowsAreSkippedWithAWarningNamingTheRow) {
   SKIP_WITHOUT_PARQUET();
   const std::string path = kDir + "bad.parquet";
   const Dataset ds(path, "", minimind(), small_format());
-  ASSERT_EQ(ds.size(), 12u);
+  ASSERT_EQ(ds.size(), 14u);
   const std::vector<std::string> reasons = {
       "malformed 'conversations' JSON",
       "'conversations' must be a non-empty list",
@@ -125,6 +126,7 @@ TEST(Parquet, BadRowsAreSkippedWithAWarningNamingTheRow) {
       "'conversations' is null",
       "corrupt or unreadable image image_bytes[0]",
       "image",  // two placeholders, one image: encode_chat's count mismatch
+      "unreadable 'image_bytes' value (image 2 of the list is null)",
   };
   for (size_t i = 0; i < ds.size(); ++i) {
     const SampleResult r = ds.load(i);
