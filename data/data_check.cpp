@@ -94,8 +94,7 @@ std::string DataCheckReport::text() const {
   line("bad samples: " + std::to_string(bad_samples()) + " (" + fraction(bad_samples()) + ")");
   for (const ReasonGroup& g : bad) {
     line("  " + g.kind + ": " + std::to_string(g.count));
-    for (const Location& l : g.first)
-      line("    " + path + ":" + std::to_string(l.line) + ": " + l.reason);
+    for (const Location& l : g.first) line("    " + l.where + ": " + l.reason);
     if (g.count > static_cast<int64_t>(g.first.size()))
       line("    ... and " + std::to_string(g.count - static_cast<int64_t>(g.first.size())) +
            " more");
@@ -113,15 +112,14 @@ std::string DataCheckReport::text() const {
     hist += (hist.empty() ? "" : ", ") + std::to_string(images) + ": " + std::to_string(count);
   line("images per usable sample: " + (hist.empty() ? std::string("none") : hist));
   line("over max_seq_len " + std::to_string(max_seq_len) + ": " + std::to_string(over_long));
-  for (const Location& l : over_long_first)
-    line("    " + path + ":" + std::to_string(l.line) + ": " + l.reason);
+  for (const Location& l : over_long_first) line("    " + l.where + ": " + l.reason);
   if (over_long > static_cast<int64_t>(over_long_first.size()))
     line("    ... and " + std::to_string(over_long - static_cast<int64_t>(over_long_first.size())) +
          " more");
   return t;
 }
 
-DataCheckReport check_dataset(const JsonlDataset& data, const DataCheckOptions& options) {
+DataCheckReport check_dataset(const Dataset& data, const DataCheckOptions& options) {
   MV_CHECK(options.workers >= 1, "check-data: workers must be at least 1, got ", options.workers);
   MV_CHECK(options.max_locations >= 0, "check-data: max_locations must be >= 0, got ",
            options.max_locations);
@@ -181,13 +179,13 @@ DataCheckReport check_dataset(const JsonlDataset& data, const DataCheckOptions& 
   const auto max_locations = static_cast<size_t>(options.max_locations);
   for (size_t i = 0; i < n; ++i) {
     const Outcome& o = outcomes[i];
-    const int64_t line = data.line_number(i);
+    const std::string where = data.location(i);
     if (o.tokens > 0) rep.lengths.push_back(o.tokens);
     if (o.tokens > rep.max_seq_len) {
       ++rep.over_long;
       if (rep.over_long_first.size() < max_locations)
         rep.over_long_first.push_back(
-            {line, std::to_string(o.tokens) + " tokens" + (o.usable ? ", cut" : ", skipped")});
+            {where, std::to_string(o.tokens) + " tokens" + (o.usable ? ", cut" : ", skipped")});
     }
     if (o.usable) {
       ++rep.usable;
@@ -200,7 +198,7 @@ DataCheckReport check_dataset(const JsonlDataset& data, const DataCheckOptions& 
     if (fresh) rep.bad.push_back({kind, 0, {}});
     DataCheckReport::ReasonGroup& g = rep.bad[it->second];
     ++g.count;
-    if (g.first.size() < max_locations) g.first.push_back({line, o.reason});
+    if (g.first.size() < max_locations) g.first.push_back({where, o.reason});
   }
   std::stable_sort(rep.bad.begin(), rep.bad.end(),
                    [](const auto& a, const auto& b) { return a.count > b.count; });

@@ -1,7 +1,7 @@
 // Reading a whole dataset before an expensive run (`minivlm check-data`, SPEC §6): how many records
 // are usable, why the others are not and where they are, and how long the samples are.
 //
-// Every record goes through JsonlDataset::load (epoch 0), exactly as training reads it: its images
+// Every record goes through Dataset::load (epoch 0), exactly as training reads it: its images
 // decoded and preprocessed, its conversation rendered and tokenized. Bad records are grouped by the
 // kind of their skip reason (skip_reason_kind); each group lists its first locations (FILE:LINE
 // and the whole reason) and its count.
@@ -24,9 +24,9 @@ struct DataCheckOptions {
 };
 
 struct DataCheckReport {
-  // One bad record: its line and its skip reason.
+  // One record: where it is (Dataset::location: "FILE:LINE", parquet "FILE:row N") and why.
   struct Location {
-    int64_t line = 0;
+    std::string where;
     std::string reason;
   };
   struct ReasonGroup {
@@ -57,8 +57,8 @@ struct DataCheckReport {
 };
 
 // Loads every record of `data` (with `options.workers` threads; the report does not depend on
-// their number). Rethrows a failure of the dataset itself (JsonlDataset::load).
-DataCheckReport check_dataset(const JsonlDataset& data, const DataCheckOptions& options = {});
+// their number). Rethrows a failure of the dataset itself (Dataset::load).
+DataCheckReport check_dataset(const Dataset& data, const DataCheckOptions& options = {});
 
 // The kind of a skip reason, for grouping: the reason up to its first ": " or " (", with quoted
 // values and words holding a digit or a '/' (counts, indices, paths) replaced by "…".

@@ -204,9 +204,12 @@ int64_t Sample::supervised_tokens() const {
   return labels.empty() ? 0 : std::count(labels.begin() + 1, labels.end(), uint8_t{1});
 }
 
-JsonlDataset::JsonlDataset(const std::string& jsonl, const std::string& images_dir,
-                           const Tokenizer& tokenizer, const SampleFormat& format)
-    : index_(jsonl), images_dir_(images_dir), tokenizer_(tokenizer), format_(format) {
+Dataset::Dataset(const std::string& jsonl, const std::string& images_dir,
+                 const Tokenizer& tokenizer, const SampleFormat& format)
+    : source_(open_record_source(jsonl)),
+      images_dir_(images_dir),
+      tokenizer_(tokenizer),
+      format_(format) {
   MV_CHECK(format_.max_seq_len > 1, "dataset ", jsonl, ": max_seq_len must be at least 2, got ",
            format_.max_seq_len);
   MV_CHECK(images_dir_.empty() || readable_directory(images_dir_), "images directory ", images_dir_,
@@ -223,35 +226,41 @@ JsonlDataset::JsonlDataset(const std::string& jsonl, const std::string& images_d
   image_id_ = *image;
 }
 
-std::string JsonlDataset::skip_warning(size_t i, const std::string& reason) const {
-  return "warning: " + path() + ":" + std::to_string(line_number(i)) +
-         ": skipped sample: " + reason;
+std::string Dataset::skip_warning(size_t i, const std::string& reason) const {
+  return "warning: " + location(i) + ": skipped sample: " + reason;
 }
 
 // The image processor decides what each <image> becomes (a split image's prompt depends on its
 // size), so the images are read before the text is encoded.
-SampleResult JsonlDataset::load(size_t i, int64_t epoch) const {
+SampleResult Dataset::load(size_t i, int64_t epoch) const {
   std::vector<Message> messages;
   std::vector<std::string> paths, videos;
-  if (std::optional<std::string> bad = parse_record(index_.read(i), messages, paths, videos))
+  const Record rec = source_->record(i);
+  if (std::optional<std::string> bad = parse_record(rec, messages, paths, videos))
     return skip(*bad);
   ProcessedImages images;
-  if (std::optional<std::string> bad = load_media(paths, videos, messages, images))
+  if (std::optional<std::string> bad = rec.image_bytes.empty()
+                                           ? load_media(paths, videos, messages, images)
+                                           : load_image_bytes(rec.image_bytes, messages, images))
     return skip(*bad);
   const ChatOptions chat = draw_chat_options(format_, i, epoch, messages);
   return encode(messages, std::move(images), chat);
 }
 
-std::optional<std::string> JsonlDataset::parse_record(const std::string& text,
-                                                      std::vector<Message>& messages,
-                                                      std::vector<std::string>& images,
-                                                      std::vector<std::string>& videos) const {
+std::optional<std::string> Dataset::parse_record(const Record& rec, std::vector<Message>& messages,
+                                                 std::vector<std::string>& images,
+                                                 std::vector<std::string>& videos) const {
+  if (!rec.error.empty()) return rec.error;
   json record;
   try {
-    record = json::parse(text);
+    record = json::parse(rec.text);
   } catch (const json::parse_error& e) {
-    return "malformed JSON: " + json_reason(e.what());
+    return std::string(rec.text_is_conversations ? "malformed 'conversations' JSON: "
+                                                 : "malformed JSON: ") +
+           json_reason(e.what());
   }
+  // A parquet row's text is the conversations list alone; its images are bytes, not paths.
+  if (rec.text_is_conversations) record = json{{"conversations", std::move(record)}};
   if (!record.is_object())
     return std::string("malformed record: expected a JSON object, got ") + record.type_name();
   if (std::optional<std::string> bad = conversation(record, messages)) return bad;
@@ -264,8 +273,8 @@ std::optional<std::string> JsonlDataset::parse_record(const std::string& text,
   return std::nullopt;
 }
 
-SampleResult JsonlDataset::encode(const std::vector<Message>& messages, ProcessedImages images,
-                                  const ChatOptions& chat) const {
+SampleResult Dataset::encode(const std::vector<Message>& messages, ProcessedImages images,
+                             const ChatOptions& chat) const {
   // encode_chat rejects what only rendering can tell: a placeholder count that does not fit the
   // images, images without a user message, text that spells the image token itself.
   Sample s;
@@ -306,11 +315,12 @@ SampleResult JsonlDataset::encode(const std::vector<Message>& messages, Processe
   return {std::move(s), {}, tokens};
 }
 
-PromptResult JsonlDataset::load_prompt(size_t i) const {
+PromptResult Dataset::load_prompt(size_t i) const {
   PromptResult r;
   std::vector<Message> messages;
   std::vector<std::string> images, videos;
-  if (std::optional<std::string> bad = parse_record(index_.read(i), messages, images, videos)) {
+  const Record raw = source_->record(i);
+  if (std::optional<std::string> bad = parse_record(raw, messages, images, videos)) {
     r.skip_reason = *bad;
     return r;
   }
@@ -327,7 +337,9 @@ PromptResult JsonlDataset::load_prompt(size_t i) const {
     r.skip_reason = "the last assistant reply does not follow a user message";
     return r;
   }
-  if (std::optional<std::string> bad = load_media(images, videos, rec.context, rec.images)) {
+  if (std::optional<std::string> bad =
+          raw.image_bytes.empty() ? load_media(images, videos, rec.context, rec.images)
+                                  : load_image_bytes(raw.image_bytes, rec.context, rec.images)) {
     r.skip_reason = *bad;
     return r;
   }
@@ -335,10 +347,10 @@ PromptResult JsonlDataset::load_prompt(size_t i) const {
   return r;
 }
 
-std::optional<std::string> JsonlDataset::load_media(const std::vector<std::string>& paths,
-                                                    const std::vector<std::string>& videos,
-                                                    const std::vector<Message>& messages,
-                                                    ProcessedImages& out) const {
+std::optional<std::string> Dataset::load_media(const std::vector<std::string>& paths,
+                                               const std::vector<std::string>& videos,
+                                               const std::vector<Message>& messages,
+                                               ProcessedImages& out) const {
   // MiniMind-V's text rows carry a placeholder image that their text never refers to.
   if (format_.ignore_unreferenced_images && placeholder_kinds(messages).empty()) {
     out = ProcessedImages{};
@@ -373,6 +385,27 @@ std::optional<std::string> JsonlDataset::load_media(const std::vector<std::strin
     }
   }
   out = in_placeholder_order(messages, std::move(images), std::move(clips));
+  return std::nullopt;
+}
+
+std::optional<std::string> Dataset::load_image_bytes(const std::vector<std::string>& blobs,
+                                                     const std::vector<Message>& messages,
+                                                     ProcessedImages& out) const {
+  if (format_.ignore_unreferenced_images && placeholder_kinds(messages).empty()) {
+    out = ProcessedImages{};  // MiniMind-V's text rows: an 8x8 placeholder never referred to
+    return std::nullopt;
+  }
+  std::vector<ProcessedImage> images;
+  for (size_t k = 0; k < blobs.size(); ++k) {
+    const std::string what = "image_bytes[" + std::to_string(k) + "]";
+    try {
+      const auto* bytes = reinterpret_cast<const uint8_t*>(blobs[k].data());
+      images.push_back(format_.images->process(decode_rgb_image(bytes, blobs[k].size(), what)));
+    } catch (const std::exception& e) {
+      return "corrupt or unreadable image " + what + " (" + without_location(e.what()) + ")";
+    }
+  }
+  out = in_placeholder_order(messages, std::move(images), {});
   return std::nullopt;
 }
 

@@ -1,4 +1,6 @@
-// The JSONL dataset of SPEC §4.1: one conversation per line, optionally with images.
+// The dataset of SPEC §4.1: records from a JSONL file, one conversation per line, optionally with
+// images, or from a parquet file in MiniMind-V's layout (data/parquet_source.h), one conversation
+// per row with its images in the row.
 //
 //   {"conversations": [{"role": "user", "content": "<image>\nWhat is it?"},
 //                      {"role": "assistant", "content": "A red circle."}],
@@ -9,7 +11,9 @@
 // (data/video.h), also relative to the images directory; each <video> placeholder of the user
 // messages becomes its video's prompt, and images and videos are taken in the order of their
 // placeholders (images first, then videos, when the messages hold none). Other keys are ignored.
-// A missing, corrupt or unsupported video skips the record as a bad image does.
+// A missing, corrupt or unsupported video skips the record as a bad image does. A parquet row is
+// the same record with `conversations` a JSON string and its images as encoded bytes instead of
+// paths: it becomes exactly the sample its JSONL twin (with those images as files) becomes.
 //
 // load(i) turns record i into model inputs: the images through the model's image processor
 // (data/processor.h: pixel tiles and what each <image> placeholder becomes), then ChatML ids and
@@ -38,8 +42,8 @@
 #include <string>
 #include <vector>
 
-#include "data/jsonl_index.h"
 #include "data/processor.h"
+#include "data/record_source.h"
 #include "data/video.h"
 #include "text/chat.h"
 #include "text/tokenizer.h"
@@ -115,19 +119,22 @@ struct PromptResult {
   std::string skip_reason;  // set exactly when !record
 };
 
-class JsonlDataset {
+class Dataset {
  public:
-  // Indexes `jsonl` (one streaming pass). `images_dir` resolves image paths; it may be empty for
-  // a text-only dataset, and then a record with images is skipped. The tokenizer must outlive the
-  // dataset. Throws minivlm::Error naming the path when the file cannot be read, the images
-  // directory is not a readable directory, the format has no image processor, or the tokenizer
-  // lacks the pad or image token.
-  JsonlDataset(const std::string& jsonl, const std::string& images_dir, const Tokenizer& tokenizer,
-               const SampleFormat& format);
+  // Indexes `data` (one streaming pass): a parquet file when its name ends in ".parquet", else
+  // JSONL (data/record_source.h). `images_dir` resolves JSONL image paths; it may be empty for a
+  // text-only dataset (and for parquet, whose rows carry their images), and then a record that
+  // names images is skipped. The tokenizer must outlive the dataset. Throws minivlm::Error naming
+  // the path when the file cannot be read or is not a dataset, the images directory is not a
+  // readable directory, the format has no image processor, or the tokenizer lacks the pad or
+  // image token.
+  Dataset(const std::string& data, const std::string& images_dir, const Tokenizer& tokenizer,
+          const SampleFormat& format);
 
-  size_t size() const { return index_.size(); }  // non-empty lines
-  const std::string& path() const { return index_.path(); }
-  int64_t line_number(size_t i) const { return index_.line_number(i); }
+  size_t size() const { return source_->size(); }  // JSONL: non-empty lines; parquet: rows
+  const std::string& path() const { return source_->path(); }
+  // Where record i is: "FILE:LINE" (JSONL) or "FILE:row N" (parquet, 0-based).
+  std::string location(size_t i) const { return source_->location(i); }
   const SampleFormat& format() const { return format_; }
   int32_t pad_id() const { return pad_id_; }
   const ImageProcessor& images() const { return *format_.images; }
@@ -140,12 +147,12 @@ class JsonlDataset {
   // Record i as a generation prompt, or the reason it cannot be one. Thread-safe.
   PromptResult load_prompt(size_t i) const;
 
-  // The one-line warning for a skipped record i: "warning: FILE:LINE: skipped sample: REASON".
+  // The one-line warning for a skipped record i: "warning: LOCATION: skipped sample: REASON".
   std::string skip_warning(size_t i, const std::string& reason) const;
 
  private:
-  // The messages and image paths of a record's text, or why it is unusable.
-  std::optional<std::string> parse_record(const std::string& text, std::vector<Message>& messages,
+  // The messages and image paths of a record, or why it is unusable.
+  std::optional<std::string> parse_record(const Record& rec, std::vector<Message>& messages,
                                           std::vector<std::string>& images,
                                           std::vector<std::string>& videos) const;
   SampleResult encode(const std::vector<Message>& messages, ProcessedImages images,
@@ -155,13 +162,19 @@ class JsonlDataset {
                                         const std::vector<std::string>& videos,
                                         const std::vector<Message>& messages,
                                         ProcessedImages& out) const;
+  // The images a record carries (parquet), in the order of the messages' placeholders.
+  std::optional<std::string> load_image_bytes(const std::vector<std::string>& blobs,
+                                              const std::vector<Message>& messages,
+                                              ProcessedImages& out) const;
 
-  JsonlIndex index_;
+  std::unique_ptr<RecordSource> source_;
   std::string images_dir_;
   const Tokenizer& tokenizer_;
   SampleFormat format_;
   int32_t pad_id_ = 0;
   int32_t image_id_ = -1;
 };
+
+// The dataset's former name, from when it read only JSONL.
 
 }  // namespace minivlm

@@ -71,10 +71,20 @@ int64_t JsonlIndex::line_number(size_t i) const {
   return records_[i].line;
 }
 
+std::string JsonlIndex::location(size_t i) const {
+  return path_ + ":" + std::to_string(line_number(i));
+}
+
+Record JsonlIndex::record(size_t i) const {
+  Record r;
+  r.text = read(i);
+  return r;
+}
+
 std::string JsonlIndex::read(size_t i) const {
   MV_CHECK(i < records_.size(), path_, ": record ", i, " out of range (", records_.size(),
            " records)");
-  const Record& r = records_[i];
+  const Line& r = records_[i];
   std::string text(r.length, '\0');
   size_t done = 0;
   while (done < text.size()) {

@@ -80,7 +80,7 @@ struct Loader::Produced {
   std::vector<std::string> warnings;
 };
 
-Loader::Loader(const JsonlDataset& dataset, LoaderOptions options)
+Loader::Loader(const Dataset& dataset, LoaderOptions options)
     : dataset_(dataset), opt_(std::move(options)) {
   MV_CHECK(opt_.micro_batch >= 1, "loader: micro_batch must be at least 1, got ", opt_.micro_batch);
   MV_CHECK(opt_.grad_accum >= 1, "loader: grad_accum must be at least 1, got ", opt_.grad_accum);

@@ -105,7 +105,7 @@ class Loader {
  public:
   // The dataset must outlive the loader. Throws minivlm::Error on bad options or when the dataset
   // holds less than one global batch.
-  Loader(const JsonlDataset& dataset, LoaderOptions options);
+  Loader(const Dataset& dataset, LoaderOptions options);
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -133,7 +133,7 @@ class Loader {
   void check_bad_fraction(int64_t skipped, int64_t seen, double allowed,
                           const std::string& scope) const;
 
-  const JsonlDataset& dataset_;
+  const Dataset& dataset_;
   LoaderOptions opt_;
   int64_t global_batch_ = 0;
   int64_t steps_per_epoch_ = 0;

@@ -1,5 +1,5 @@
-// eval (SPEC §6): held-out loss of a model on a JSONL set. Writes OUT/metrics.json (samples,
-// skipped, tokens, loss, ppl; with --generate also exact_match and token_f1) and
+// eval (SPEC §6): held-out loss of a model on a JSONL or parquet set. Writes OUT/metrics.json
+// (samples, skipped, tokens, loss, ppl; with --generate also exact_match and token_f1) and
 // OUT/predictions.jsonl (one line per record: index, loss over its supervised tokens, tokens; with
 // --generate the greedy prediction and the reference). Under mpirun the records are split across
 // ranks. --device cuda|cuda-emu computes on the CUDA back-end (infer/device_model.h).
@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/process_env.h"
+#include "data/record_source.h"
 #include "dist/communicator.h"
 #include "infer/device_model.h"
 #include "infer/evaluate.h"
@@ -49,7 +50,9 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
   fmt.truncate_over_long = over_long == "truncate";
   fmt.allow_images_outside = a.has("allow-images-outside");
   fmt.ignore_unreferenced_images = a.has("ignore-unreferenced-images");
-  const JsonlDataset data(a.get("data"), a.get("images"), *m.tokenizer, fmt);
+  // A parquet file carries its images, so --images is needed only for JSONL.
+  const std::string images = is_parquet_path(a.get("data")) ? a.get("images", "") : a.get("images");
+  const Dataset data(a.get("data"), images, *m.tokenizer, fmt);
   EvalOptions opt;
   opt.batch_size = a.get_int("batch-size", 8);
   opt.max_samples = a.get_int("max-samples", 0);

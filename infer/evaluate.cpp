@@ -40,7 +40,7 @@ void score_batch(const MiniMindVLM& model, const MicroBatch& mb, std::vector<Sam
 
 }  // namespace
 
-EvalResult evaluate_loss(const MiniMindVLM& model, const JsonlDataset& data, Communicator& comm,
+EvalResult evaluate_loss(const MiniMindVLM& model, const Dataset& data, Communicator& comm,
                          const EvalOptions& options) {
   const int64_t batch_size = options.batch_size, max_samples = options.max_samples;
   NoGradGuard no_grad;
@@ -155,7 +155,7 @@ double token_f1(const std::string& prediction, const std::string& reference) {
 }
 
 GenerationEvalResult evaluate_generation(const MiniMindVLM& model, const Tokenizer& tokenizer,
-                                         const JsonlDataset& data, Communicator& comm,
+                                         const Dataset& data, Communicator& comm,
                                          const GenerationEvalOptions& options) {
   const int64_t n = options.max_samples > 0
                         ? std::min<int64_t>(options.max_samples, static_cast<int64_t>(data.size()))

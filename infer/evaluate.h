@@ -36,7 +36,7 @@ struct EvalOptions {
 };
 
 // Warnings for skipped records go to stderr from the rank that read them.
-EvalResult evaluate_loss(const MiniMindVLM& model, const JsonlDataset& data, Communicator& comm,
+EvalResult evaluate_loss(const MiniMindVLM& model, const Dataset& data, Communicator& comm,
                          const EvalOptions& options);
 
 // Answer comparison of SPEC §6: trimmed, lower-cased, whitespace collapsed.
@@ -68,7 +68,7 @@ struct GenerationEvalOptions {
 
 // Greedy replies to every record's last user turn, compared with its last assistant message.
 GenerationEvalResult evaluate_generation(const MiniMindVLM& model, const Tokenizer& tokenizer,
-                                         const JsonlDataset& data, Communicator& comm,
+                                         const Dataset& data, Communicator& comm,
                                          const GenerationEvalOptions& options);
 
 }  // namespace minivlm

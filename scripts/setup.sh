@@ -15,7 +15,7 @@ packages=(
   libopenmpi-dev openmpi-bin # MPI for data-parallel training
   libboost-context-dev      # fibers for the SIMT emulator
   clang-format
-  python3
+  python3 python3-venv      # python3-venv: the .venv holding pyarrow (below)
 )
 
 missing=()
@@ -25,8 +25,29 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# Apache Arrow's C++ parquet reader (data/parquet_source.cpp) comes from PyPI's pyarrow wheel, in a
+# virtual environment at the repository root (.venv, ignored by git); CMake finds it there.
+install_pyarrow() {
+  local root venv version=26.0.1
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  venv="$root/.venv"
+  if [ -x "$venv/bin/python" ] &&
+     "$venv/bin/python" -c "import pyarrow, sys; sys.exit(pyarrow.__version__ != '$version')" 2>/dev/null; then
+    echo "setup: pyarrow $version present in $venv"
+    return
+  fi
+  echo "setup: installing pyarrow==$version into $venv"
+  if ! { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } ||
+     ! "$venv/bin/pip" install -q "pyarrow==$version"; then
+    echo "setup: could not install pyarrow into $venv; minivlm builds without it, but cannot" \
+         "read .parquet datasets (and their tests are skipped)" >&2
+    exit 1
+  fi
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup: all ${#packages[@]} system packages present"
+  install_pyarrow
   exit 0
 fi
 
@@ -41,3 +62,4 @@ echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_pyarrow

@@ -8,7 +8,7 @@ jobs=${MINIVLM_JOBS:-$(nproc)}
 ./scripts/setup.sh
 
 echo "== configure and build (build/)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMINIVLM_REQUIRE_PARQUET=ON >/dev/null
 cmake --build build -j "$jobs"
 
 echo "== tests (build/)"

@@ -46,7 +46,7 @@ MINIVLM_COMMAND("check-data",
                  static_cast<long long>(max_seq_len), static_cast<long long>(fmt.max_seq_len),
                  static_cast<long long>(fmt.max_seq_len));
 
-  const JsonlDataset data(a.get("data"), a.get("images", ""), *m.tokenizer, fmt);
+  const Dataset data(a.get("data"), a.get("images", ""), *m.tokenizer, fmt);
   DataCheckOptions opt;
   opt.workers = a.get_int("workers", 1);
   opt.max_locations = a.get_int("max-locations", 5);

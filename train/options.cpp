@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "data/dataset.h"
+#include "data/record_source.h"
 
 namespace minivlm {
 
@@ -257,8 +258,10 @@ TrainOptions parse_train_options(Stage stage, const std::vector<std::string>& ar
   }
   apply_options(opts, flags, "command line");
   for (const char* required : {"model", "data", "images", "out"})
-    MV_CHECK(!opts.to_json().at(required).get<std::string>().empty(), "missing required option --",
-             required);
+    // A parquet file carries its images: --images is needed only for JSONL.
+    MV_CHECK(!opts.to_json().at(required).get<std::string>().empty() ||
+                 (std::string(required) == "images" && is_parquet_path(opts.data)),
+             "missing required option --", required);
   if (opts.eval_images.empty()) opts.eval_images = opts.images;
   validate(opts);
   return opts;

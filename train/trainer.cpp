@@ -48,7 +48,7 @@ struct Run {
   TrainOptions opt;
   std::unique_ptr<Communicator> comm;
   LoadedModel m;
-  std::unique_ptr<JsonlDataset> train_set, eval_set;
+  std::unique_ptr<Dataset> train_set, eval_set;
   std::unique_ptr<Loader> loader;
   std::unique_ptr<AdamW> optim;
   std::unique_ptr<TrainStep> train_step;  // made once the model is on its device
@@ -249,10 +249,9 @@ void load_data(Run& r) {
   SampleFormat eval_fmt = fmt;
   set_data_options(r.opt, true, fmt);
   set_data_options(r.opt, false, eval_fmt);
-  r.train_set = std::make_unique<JsonlDataset>(r.opt.data, r.opt.images, *r.m.tokenizer, fmt);
+  r.train_set = std::make_unique<Dataset>(r.opt.data, r.opt.images, *r.m.tokenizer, fmt);
   if (!r.opt.eval.empty())
-    r.eval_set =
-        std::make_unique<JsonlDataset>(r.opt.eval, r.opt.eval_images, *r.m.tokenizer, eval_fmt);
+    r.eval_set = std::make_unique<Dataset>(r.opt.eval, r.opt.eval_images, *r.m.tokenizer, eval_fmt);
   LoaderOptions lo;
   lo.micro_batch = r.opt.batch_size;
   lo.grad_accum = r.opt.grad_accum;

@@ -44,7 +44,7 @@ struct Damaged {
 
 TEST(CheckData, NamesEveryBadLineAndItsReason) {
   Damaged d;
-  const JsonlDataset ds(d.path, d.dir.images(), minimind(), small_format(256));
+  const Dataset ds(d.path, d.dir.images(), minimind(), small_format(256));
   const DataCheckReport rep = check_dataset(ds);
   EXPECT_EQ(rep.samples, 9);
   EXPECT_EQ(rep.usable, 3);
@@ -54,8 +54,8 @@ TEST(CheckData, NamesEveryBadLineAndItsReason) {
   EXPECT_EQ(rep.bad[0].kind, "missing image …");
   EXPECT_EQ(rep.bad[0].count, 2);
   ASSERT_EQ(rep.bad[0].first.size(), 2u);
-  EXPECT_EQ(rep.bad[0].first[0].line, 4);
-  EXPECT_EQ(rep.bad[0].first[1].line, 8);
+  EXPECT_EQ(rep.bad[0].first[0].where, d.path + ":4");
+  EXPECT_EQ(rep.bad[0].first[1].where, d.path + ":8");
   const std::string text = rep.text();
   const std::string p = d.path + ":";
   EXPECT_THAT(text, HasSubstr("  malformed JSON: 1\n    " + p + "2: malformed JSON: "));
@@ -75,12 +75,12 @@ TEST(CheckData, NamesEveryBadLineAndItsReason) {
   ASSERT_EQ(rep.lengths.size(), 4u);
   EXPECT_GT(rep.lengths.back(), 256);
   EXPECT_EQ(rep.over_long, 1);
-  EXPECT_EQ(rep.over_long_first.at(0).line, 6);
+  EXPECT_EQ(rep.over_long_first.at(0).where, d.path + ":6");
 }
 
 TEST(CheckData, SameReportWithAnyThreadCountAndProgress) {
   Damaged d;
-  const JsonlDataset ds(d.path, d.dir.images(), minimind(), small_format(256));
+  const Dataset ds(d.path, d.dir.images(), minimind(), small_format(256));
   const std::string one = check_dataset(ds).text();
   DataCheckOptions opt;
   opt.workers = 4;
@@ -96,7 +96,7 @@ TEST(CheckData, LocationsPerReasonAreCapped) {
   for (int i = 0; i < 12; ++i) lines += "{oops\n";
   lines += record("Hi", "Yo") + "\n";
   write_file(dir.file("d.jsonl"), lines);
-  const JsonlDataset ds(dir.file("d.jsonl"), "", minimind(), small_format());
+  const Dataset ds(dir.file("d.jsonl"), "", minimind(), small_format());
   DataCheckOptions opt;
   opt.max_locations = 3;
   const DataCheckReport rep = check_dataset(ds, opt);
@@ -113,7 +113,7 @@ TEST(CheckData, TruncatedSamplesAreUsableAndCounted) {
   write_file(dir.file("d.jsonl"), record("Talk.", words(40)) + "\n" + record("Hi", "Yo") + "\n");
   SampleFormat fmt = small_format(20);
   fmt.truncate_over_long = true;
-  const DataCheckReport rep = check_dataset(JsonlDataset(dir.file("d.jsonl"), "", minimind(), fmt));
+  const DataCheckReport rep = check_dataset(Dataset(dir.file("d.jsonl"), "", minimind(), fmt));
   EXPECT_EQ(rep.usable, 2);
   EXPECT_EQ(rep.truncated, 1);
   EXPECT_EQ(rep.over_long, 1);

@@ -40,14 +40,14 @@ std::string decode_supervised(const Tokenizer& tok, const Sample& s) {
 TEST(OverLong, SkippedByDefaultNamingTheCountAndTheLimit) {
   ScratchDir dir;
   write_file(dir.file("d.jsonl"), record("Talk.", words(40)) + "\n");
-  const JsonlDataset full(dir.file("d.jsonl"), "", minimind(), small_format(1000));
+  const Dataset full(dir.file("d.jsonl"), "", minimind(), small_format(1000));
   const SampleResult f = full.load(0);
   ASSERT_TRUE(f.sample) << f.skip_reason;
   const size_t n = f.sample->ids.size();
   EXPECT_EQ(f.tokens, static_cast<int64_t>(n));
   ASSERT_GT(n, 20u);
 
-  const JsonlDataset cut(dir.file("d.jsonl"), "", minimind(), small_format(20));
+  const Dataset cut(dir.file("d.jsonl"), "", minimind(), small_format(20));
   const SampleResult c = cut.load(0);
   ASSERT_FALSE(c.sample);
   EXPECT_EQ(c.skip_reason, "over-long: " + std::to_string(n) +
@@ -64,7 +64,7 @@ TEST(OverLong, TheModelsContextIsTheLimit) {
   c.llm.max_position_embeddings = 16;
   const SampleFormat fmt = SampleFormat::for_model(c, 4096);
   EXPECT_EQ(fmt.max_seq_len, 16);
-  const JsonlDataset ds(dir.file("d.jsonl"), "", minimind(), fmt);
+  const Dataset ds(dir.file("d.jsonl"), "", minimind(), fmt);
   EXPECT_THAT(ds.load(0).skip_reason, HasSubstr("exceed max_seq_len 16"));
 }
 
@@ -73,8 +73,8 @@ TEST(OverLong, TruncatedWhenAsked) {
   write_file(dir.file("d.jsonl"), record("Talk.", words(40)) + "\n");
   SampleFormat fmt = small_format(20);
   fmt.truncate_over_long = true;
-  const JsonlDataset full(dir.file("d.jsonl"), "", minimind(), small_format(1000));
-  const JsonlDataset cut(dir.file("d.jsonl"), "", minimind(), fmt);
+  const Dataset full(dir.file("d.jsonl"), "", minimind(), small_format(1000));
+  const Dataset cut(dir.file("d.jsonl"), "", minimind(), fmt);
   const SampleResult f = full.load(0), c = cut.load(0);
   ASSERT_TRUE(f.sample && c.sample) << c.skip_reason;
   EXPECT_TRUE(c.sample->truncated);
@@ -111,7 +111,7 @@ TEST_P(ImagePaths, OnlyUnderTheImagesDirectory) {
     std::string line = record("Hi", "Yo", "\"" + image + "\"");
     if (video) line.replace(line.find("\"image\""), 7, "\"video\"");
     write_file(dir.file("d.jsonl"), line + "\n");
-    const JsonlDataset ds(dir.file("d.jsonl"), dir.images(), minimind(), small_format());
+    const Dataset ds(dir.file("d.jsonl"), dir.images(), minimind(), small_format());
     const SampleResult r = ds.load(0);
     if (c.reason.empty()) {
       if (!video) {
@@ -127,7 +127,7 @@ TEST_P(ImagePaths, OnlyUnderTheImagesDirectory) {
     if (video) continue;
     SampleFormat allowed = small_format();
     allowed.allow_images_outside = true;
-    const JsonlDataset open(dir.file("d.jsonl"), dir.images(), minimind(), allowed);
+    const Dataset open(dir.file("d.jsonl"), dir.images(), minimind(), allowed);
     const SampleResult o = open.load(0);
     EXPECT_EQ(o.sample.has_value(), c.loads_when_allowed) << o.skip_reason;
   }
@@ -176,7 +176,7 @@ TEST(SystemPrompts, ProbabilityOneAddsOneFromTheListWhereThereIsNone) {
   write_file(dir.file("d.jsonl"), conversations(200));
   SampleFormat fmt = small_format();
   fmt.system_prompt_prob = 1.0;
-  const JsonlDataset ds(dir.file("d.jsonl"), "", minimind(), fmt);
+  const Dataset ds(dir.file("d.jsonl"), "", minimind(), fmt);
   std::set<std::string> used;
   for (size_t i = 0; i < ds.size(); ++i) {
     const SampleResult r = ds.load(i);
@@ -207,7 +207,7 @@ TEST(SystemPrompts, ProbabilityOneAddsOneFromTheListWhereThereIsNone) {
 TEST(SystemPrompts, ProbabilityZeroAddsNone) {
   ScratchDir dir;
   write_file(dir.file("d.jsonl"), conversations(50));
-  const JsonlDataset ds(dir.file("d.jsonl"), "", minimind(), small_format());
+  const Dataset ds(dir.file("d.jsonl"), "", minimind(), small_format());
   for (size_t i = 1; i < ds.size(); ++i) {
     if (i % 10 == 0) continue;
     EXPECT_EQ(ds.load(i).sample->ids,
@@ -230,9 +230,9 @@ TEST(SystemPrompts, DrawsDependOnSeedEpochAndIndexOnly) {
   write_file(dir.file("d.jsonl"), lines);
   SampleFormat fmt = small_format();
   fmt.system_prompt_prob = 0.2;
-  const JsonlDataset ds(dir.file("d.jsonl"), "", minimind(), fmt);
+  const Dataset ds(dir.file("d.jsonl"), "", minimind(), fmt);
   fmt.seed = 43;
-  const JsonlDataset other_seed(dir.file("d.jsonl"), "", minimind(), fmt);
+  const Dataset other_seed(dir.file("d.jsonl"), "", minimind(), fmt);
   int with = 0, epoch_differs = 0, seed_differs = 0;
   for (size_t i = 0; i < ds.size(); ++i) {
     const Sample a = *ds.load(i, 3).sample;
@@ -255,7 +255,7 @@ TEST(SystemPrompts, SameBatchesWithAnyWorkerCountAndAfterResume) {
   write_file(dir.file("d.jsonl"), lines);
   SampleFormat fmt = small_format();
   fmt.system_prompt_prob = 0.5;
-  const JsonlDataset ds(dir.file("d.jsonl"), "", minimind(), fmt);
+  const Dataset ds(dir.file("d.jsonl"), "", minimind(), fmt);
   const auto make = [&](int workers) {
     LoaderOptions o;
     o.micro_batch = 4;
@@ -318,8 +318,8 @@ TEST(EmptyThink, KeptInAboutTheFractionAndLabelsFollow) {
   write_file(dir.file("d.jsonl"), lines);
   SampleFormat fmt = small_format();
   fmt.keep_empty_think = 0.2;
-  const JsonlDataset ds(dir.file("d.jsonl"), "", minimind3(), fmt);
-  const JsonlDataset keep_all(dir.file("d.jsonl"), "", minimind3(), small_format());
+  const Dataset ds(dir.file("d.jsonl"), "", minimind3(), fmt);
+  const Dataset keep_all(dir.file("d.jsonl"), "", minimind3(), small_format());
   const std::string block = "<think>\n\n</think>\n\n";
   int kept = 0;
   for (int i = 0; i < n; ++i) {
@@ -354,12 +354,11 @@ TEST(EmptyThink, NoChangeWhenOffOrWithoutTheBlock) {
   write_file(dir.file("d.jsonl"), record("Q", "A.") + "\n");
   SampleFormat none = small_format();
   none.keep_empty_think = 0.0;
-  EXPECT_EQ(JsonlDataset(dir.file("d.jsonl"), "", minimind(), none).load(0).sample->ids,
-            JsonlDataset(dir.file("d.jsonl"), "", minimind(), small_format()).load(0).sample->ids);
-  const SampleResult kept =
-      JsonlDataset(dir.file("d.jsonl"), "", minimind3(), small_format()).load(0);
+  EXPECT_EQ(Dataset(dir.file("d.jsonl"), "", minimind(), none).load(0).sample->ids,
+            Dataset(dir.file("d.jsonl"), "", minimind(), small_format()).load(0).sample->ids);
+  const SampleResult kept = Dataset(dir.file("d.jsonl"), "", minimind3(), small_format()).load(0);
   EXPECT_EQ(decode_supervised(minimind3(), *kept.sample), "<think>\n\n</think>\n\nA.<|im_end|>\n");
-  const SampleResult removed = JsonlDataset(dir.file("d.jsonl"), "", minimind3(), none).load(0);
+  const SampleResult removed = Dataset(dir.file("d.jsonl"), "", minimind3(), none).load(0);
   EXPECT_EQ(decode_supervised(minimind3(), *removed.sample), "A.<|im_end|>\n");
 }
 
@@ -379,8 +378,8 @@ TEST(PlaceholderImages, IgnoredWithTheOption) {
                                       record("Look", "Yo", R"("a.png, a.png")", "<image>") + "\n");
   SampleFormat fmt = small_format();
   fmt.ignore_unreferenced_images = true;
-  const JsonlDataset on(dir.file("d.jsonl"), dir.images(), minimind(), fmt);
-  const JsonlDataset off(dir.file("d.jsonl"), dir.images(), minimind(), small_format());
+  const Dataset on(dir.file("d.jsonl"), dir.images(), minimind(), fmt);
+  const Dataset off(dir.file("d.jsonl"), dir.images(), minimind(), small_format());
   const std::vector<int32_t> text_only =
       encode_chat(minimind(), {{"user", "Hi"}, {"assistant", "Yo"}}, {}, "<|image_pad|>").ids;
   for (size_t i : {0u, 1u}) {

@@ -67,14 +67,14 @@ TEST(JsonlIndex, FileShrunkAfterIndexingIsAnError) {
               ThrowsMessage<Error>(HasSubstr(path + ":2: the file is shorter")));
 }
 
-TEST(JsonlDataset, DatasetLevelErrorsNameThePath) {
+TEST(Dataset, DatasetLevelErrorsNameThePath) {
   ScratchDir dir;
   write_file(dir.file("d.jsonl"), record("Hi", "Hello") + "\n");
   const std::string no_dir = dir.file("no_such_images");
-  EXPECT_THAT([&] { JsonlDataset ds(dir.file("d.jsonl"), no_dir, minimind(), small_format()); },
+  EXPECT_THAT([&] { Dataset ds(dir.file("d.jsonl"), no_dir, minimind(), small_format()); },
               ThrowsMessage<Error>(HasSubstr(no_dir)));
   const std::string no_file = dir.file("nope.jsonl");
-  EXPECT_THAT([&] { JsonlDataset ds(no_file, dir.images(), minimind(), small_format()); },
+  EXPECT_THAT([&] { Dataset ds(no_file, dir.images(), minimind(), small_format()); },
               ThrowsMessage<Error>(HasSubstr(no_file)));
 }
 
@@ -96,14 +96,14 @@ TEST(SampleFormat, TakesTheModelsImageSettings) {
             49);
 }
 
-TEST(JsonlDataset, TextSampleIdsAndLabels) {
+TEST(Dataset, TextSampleIdsAndLabels) {
   ScratchDir dir;
   write_file(dir.file("d.jsonl"),
              R"({"conversations": [{"role": "system", "content": "Be brief."},)"
              R"( {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],)"
              R"( "id": 7})"
              "\n");
-  const JsonlDataset ds(dir.file("d.jsonl"), "", minimind(), small_format());
+  const Dataset ds(dir.file("d.jsonl"), "", minimind(), small_format());
   EXPECT_EQ(ds.pad_id(), 0);  // <|endoftext|> in the MiniMind tokenizer
   const SampleResult r = ds.load(0);
   ASSERT_TRUE(r.sample) << r.skip_reason;
@@ -123,7 +123,7 @@ TEST(JsonlDataset, TextSampleIdsAndLabels) {
 
 // Every form of the `image` field gives the same images in the same order, preprocessed exactly
 // as clip_preprocess does on its own, one tile each.
-TEST(JsonlDataset, ImageFieldForms) {
+TEST(Dataset, ImageFieldForms) {
   ScratchDir dir;
   write_png(dir.image("a.png"), 20, 16, 1);
   write_png(dir.image("b.png"), 16, 24, 2);
@@ -132,7 +132,7 @@ TEST(JsonlDataset, ImageFieldForms) {
                                       "\n" + record("Compare.", "Same.", R"("a.png,b.png")") +
                                       "\n" + record("One.", "Yes.", R"("b.png")") + "\n");
   const SampleFormat fmt = small_format();
-  const JsonlDataset ds(dir.file("d.jsonl"), dir.images(), minimind(), fmt);
+  const Dataset ds(dir.file("d.jsonl"), dir.images(), minimind(), fmt);
   std::vector<float> expected = clip_preprocess(load_rgb_image(dir.image("a.png")), 16);
   const std::vector<float> b = clip_preprocess(load_rgb_image(dir.image("b.png")), 16);
   expected.insert(expected.end(), b.begin(), b.end());
@@ -156,7 +156,7 @@ TEST(JsonlDataset, ImageFieldForms) {
 // "video" as "image": each <video> becomes the video's prompt (its sampled frames, one tile each,
 // data/video.h), images and videos in the order of their placeholders; a corrupt video skips the
 // sample naming the file.
-TEST(JsonlDataset, VideoField) {
+TEST(Dataset, VideoField) {
   ScratchDir dir;
   write_png(dir.image("a.png"), 20, 16, 1);
   std::filesystem::copy_file(MINIVLM_SOURCE_DIR "/tests/fixtures/video/tiny.mp4",
@@ -170,7 +170,7 @@ TEST(JsonlDataset, VideoField) {
              R"( {"role": "assistant", "content": "Ok."}], "video": ["bad.mp4"]})"
              "\n");
   const SampleFormat fmt = small_format();
-  const JsonlDataset ds(dir.file("d.jsonl"), dir.images(), minimind(), fmt);
+  const Dataset ds(dir.file("d.jsonl"), dir.images(), minimind(), fmt);
   const SampleResult r = ds.load(0);
   ASSERT_TRUE(r.sample) << r.skip_reason;
   // 6 s at 1 frame/s: 6 frames of one tile, then the image.
@@ -190,15 +190,15 @@ TEST(JsonlDataset, VideoField) {
 }
 
 // A long sample is skipped by default (test_data_options.cpp); truncate_over_long cuts it.
-TEST(JsonlDataset, LongTextIsTruncatedAtMaxSeqLenWhenAsked) {
+TEST(Dataset, LongTextIsTruncatedAtMaxSeqLenWhenAsked) {
   ScratchDir dir;
   std::string answer;
   for (int i = 0; i < 40; ++i) answer += "word ";
   write_file(dir.file("d.jsonl"), record("Talk.", answer) + "\n");
   SampleFormat truncating = small_format(20);
   truncating.truncate_over_long = true;
-  const JsonlDataset full(dir.file("d.jsonl"), "", minimind(), small_format(1000));
-  const JsonlDataset cut(dir.file("d.jsonl"), "", minimind(), truncating);
+  const Dataset full(dir.file("d.jsonl"), "", minimind(), small_format(1000));
+  const Dataset cut(dir.file("d.jsonl"), "", minimind(), truncating);
   const SampleResult f = full.load(0), c = cut.load(0);
   ASSERT_TRUE(f.sample && c.sample) << c.skip_reason;
   ASSERT_GT(f.sample->ids.size(), 20u);
@@ -210,7 +210,7 @@ TEST(JsonlDataset, LongTextIsTruncatedAtMaxSeqLenWhenAsked) {
 }
 
 // An image sample whose text runs past max_seq_len after its image run is truncated too.
-TEST(JsonlDataset, ImageSampleTruncatedAfterItsImageRun) {
+TEST(Dataset, ImageSampleTruncatedAfterItsImageRun) {
   ScratchDir dir;
   write_png(dir.image("a.png"), 16, 16, 3);
   std::string answer;
@@ -218,7 +218,7 @@ TEST(JsonlDataset, ImageSampleTruncatedAfterItsImageRun) {
   write_file(dir.file("d.jsonl"), record("Describe.", answer, R"("a.png")") + "\n");
   SampleFormat truncating = small_format(24);
   truncating.truncate_over_long = true;
-  const JsonlDataset ds(dir.file("d.jsonl"), dir.images(), minimind(), truncating);
+  const Dataset ds(dir.file("d.jsonl"), dir.images(), minimind(), truncating);
   const SampleResult r = ds.load(0);
   ASSERT_TRUE(r.sample) << r.skip_reason;
   EXPECT_TRUE(r.sample->truncated);
@@ -304,7 +304,7 @@ TEST_P(BadInput, SkippedWithOneWarningNamingFileAndLine) {
   write_file(path, record("Hi", "Hello") + "\n\n" + c.line + "\n" + record("Yes?", "No.") + "\n");
   SampleFormat fmt = small_format(c.max_seq_len);
   fmt.truncate_over_long = c.truncate;
-  const JsonlDataset ds(path, dir.images(), minimind(), fmt);
+  const Dataset ds(path, dir.images(), minimind(), fmt);
   ASSERT_EQ(ds.size(), 3u);
   ASSERT_TRUE(ds.load(0).sample) << ds.load(0).skip_reason;
   ASSERT_TRUE(ds.load(2).sample) << ds.load(2).skip_reason;
@@ -340,11 +340,11 @@ INSTANTIATE_TEST_SUITE_P(Cases, BadInput, testing::ValuesIn(bad_cases()),
                          });
 
 // Without a warning sink the line goes to stderr, once.
-TEST(JsonlDataset, WarningGoesToStderrByDefault) {
+TEST(Dataset, WarningGoesToStderrByDefault) {
   ScratchDir dir;
   const std::string path = dir.file("d.jsonl");
   write_file(path, record("Hi", "Hello") + "\n{oops\n");
-  const JsonlDataset ds(path, "", minimind(), small_format());
+  const Dataset ds(path, "", minimind(), small_format());
   LoaderOptions opt;
   opt.micro_batch = 2;
   opt.max_bad_fraction = 0.5;

@@ -30,7 +30,7 @@ using namespace testing_data;
 struct TestData {
   ScratchDir dir;
   std::string path;
-  std::unique_ptr<JsonlDataset> ds;
+  std::unique_ptr<Dataset> ds;
 
   explicit TestData(int n, const std::set<int>& bad = {}, int64_t max_seq_len = 256) {
     for (int k = 0; k < 4; ++k) write_png(dir.image("img" + std::to_string(k) + ".png"), 16, 20, k);
@@ -47,7 +47,7 @@ struct TestData {
     }
     path = dir.file("data.jsonl");
     write_file(path, text);
-    ds = std::make_unique<JsonlDataset>(path, dir.images(), minimind(), small_format(max_seq_len));
+    ds = std::make_unique<Dataset>(path, dir.images(), minimind(), small_format(max_seq_len));
   }
 };
 

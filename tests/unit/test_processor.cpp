@@ -96,8 +96,7 @@ TEST(ImageProcessor, SeveralTilesPerImageThroughTheDatasetAndCollation) {
                                       record("<image>One.", "Yes.", R"("b.png")") + "\n");
   ModelConfig c = small_model();
   c.vision.type = "test_two_tiles";
-  const JsonlDataset ds(dir.file("d.jsonl"), dir.images(), minimind(),
-                        SampleFormat::for_model(c, 256));
+  const Dataset ds(dir.file("d.jsonl"), dir.images(), minimind(), SampleFormat::for_model(c, 256));
   std::vector<Sample> samples;
   for (size_t i = 0; i < ds.size(); ++i) {
     SampleResult r = ds.load(i);
