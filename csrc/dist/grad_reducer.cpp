@@ -26,6 +26,9 @@ GradReducer::GradReducer(Communicator& comm, ParamList params, size_t bucket_byt
 }
 
 void GradReducer::backward(const Tensor& loss, bool overlap) {
+  // A loss that reaches no trainable parameter (text-only samples when only the projector trains)
+  // has no gradient: the parameters keep none from it, and reduce() counts theirs as zero.
+  if (!loss.requires_grad()) return;
   if (!overlap || comm_.world_size() == 1) {
     loss.backward();
     return;

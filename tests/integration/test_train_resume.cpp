@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -134,6 +135,38 @@ TEST(TrainResume, PretrainThenSftHandoffResumesExactly) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(read_file(s1 + "/final/model.safetensors") ==
               read_file(s3 + "/final/model.safetensors"));
+}
+
+// When only the projector trains, a step of text-only samples reaches no trainable parameter: its
+// gradient is zero (as a rank without images gets from the reduction), not an error.
+TEST(TrainResume, ProjectorOnlyStepsOfTextOnlySamplesHaveZeroGradient) {
+  const std::string d = fresh_dir("text_only_pretrain");
+  const std::string data = d + "_data.jsonl";
+  {
+    std::ofstream f(data);
+    for (int i = 0; i < 8; ++i)
+      f << R"({"conversations": [{"role": "user", "content": "Hello )" << i
+        << R"("}, {"role": "assistant", "content": "Hi there, number )" << i << R"(."}]})"
+        << "\n";
+  }
+  const std::string cmd = testing::kBin + "/train_pretrain --model " + workspace().model +
+                          " --data " + data + " --images " + workspace().images + " --out " + d +
+                          " --batch-size 2 --max-steps 2 --log-every 1";
+  const auto r = run(cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::vector<nlohmann::json> lines = testing::train_lines(d);
+  ASSERT_EQ(lines.size(), 2u);
+  for (const nlohmann::json& l : lines) {
+    EXPECT_EQ(l.at("grad_norm").get<double>(), 0.0) << l.dump();
+    EXPECT_TRUE(std::isfinite(l.at("loss").get<double>())) << l.dump();
+  }
+  // The frozen LLM is untouched.
+  const SafeTensorsFile before = SafeTensorsFile::open(workspace().model + "/model.safetensors");
+  const SafeTensorsFile after = SafeTensorsFile::open(d + "/final/model.safetensors");
+  for (const std::string& name : before.names())
+    if (name.rfind("vision_proj.", 0) != 0) {
+      EXPECT_EQ(before.get(name).to_float_vector(), after.get(name).to_float_vector()) << name;
+    }
 }
 
 // Impossible values are refused by name before anything runs.
