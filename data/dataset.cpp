@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "nn/config.h"
 
 namespace minivlm {
@@ -163,7 +164,7 @@ std::optional<std::string> JsonlDataset::parse_record(const std::string& text,
                                                       std::vector<std::string>& videos) const {
   json record;
   try {
-    record = json::parse(text);
+    record = parse_json_limited(text);
   } catch (const json::parse_error& e) {
     return "malformed JSON: " + json_reason(e.what());
   }

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/file_check.h"
 
 namespace minivlm {
 
@@ -20,7 +21,8 @@ bool is_blank(unsigned char c) {
 }  // namespace
 
 JsonlIndex::JsonlIndex(std::string path) : path_(std::move(path)) {
-  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  require_regular_file(path_, "dataset");
+  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   MV_CHECK(fd_ >= 0, "cannot open dataset ", path_, ": ", std::strerror(errno));
 
   // One pass in large chunks. A line's stored length ends at its last non-blank byte, which drops
@@ -28,11 +30,18 @@ JsonlIndex::JsonlIndex(std::string path) : path_(std::move(path)) {
   std::vector<char> chunk(1 << 20);
   uint64_t pos = 0, line_start = 0, content_end = 0;
   uint64_t line = 1;
+  const auto fail_closing = [&](const std::string& msg) {
+    ::close(fd_);
+    fd_ = -1;
+    MV_FAIL(msg);
+  };
   auto finish_line = [&] {
     if (content_end > line_start) {
-      MV_CHECK(content_end - line_start <= std::numeric_limits<uint32_t>::max(), path_, ":", line,
-               ": line longer than 4 GiB");
-      MV_CHECK(line <= std::numeric_limits<uint32_t>::max(), path_, ": more than 2^32 lines");
+      if (content_end - line_start > kMaxJsonlLineBytes)
+        fail_closing(detail::str_cat(path_, ":", line, ": line of ", content_end - line_start,
+                                     " bytes is longer than the limit of ", kMaxJsonlLineBytes));
+      if (line > std::numeric_limits<uint32_t>::max())
+        fail_closing(path_ + ": more than 2^32 lines");
       records_.push_back({line_start, static_cast<uint32_t>(content_end - line_start),
                           static_cast<uint32_t>(line)});
     }
@@ -40,12 +49,7 @@ JsonlIndex::JsonlIndex(std::string path) : path_(std::move(path)) {
   for (;;) {
     const ssize_t n = ::read(fd_, chunk.data(), chunk.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd_);
-      fd_ = -1;
-      MV_FAIL("cannot read dataset ", path_, ": ", std::strerror(err));
-    }
+    if (n < 0) fail_closing("cannot read dataset " + path_ + ": " + std::strerror(errno));
     if (n == 0) break;
     for (ssize_t k = 0; k < n; ++k, ++pos) {
       const unsigned char c = static_cast<unsigned char>(chunk[k]);

@@ -9,9 +9,15 @@
 
 namespace minivlm {
 
+// Lines longer than this are refused when the file is indexed (a record is read whole, then parsed
+// into a JSON value several times its size).
+inline constexpr uint64_t kMaxJsonlLineBytes = uint64_t{64} << 20;
+
 class JsonlIndex {
  public:
-  // Throws minivlm::Error naming the path when the file cannot be opened or read.
+  // Throws minivlm::Error naming the path when it is not a regular file (checked before it is
+  // opened: a FIFO would block) or cannot be opened or read, and naming the line when a line is
+  // longer than kMaxJsonlLineBytes.
   explicit JsonlIndex(std::string path);
   ~JsonlIndex();
   JsonlIndex(const JsonlIndex&) = delete;

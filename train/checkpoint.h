@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/tensor.h"
@@ -36,5 +37,14 @@ struct LoadedCheckpoint {
   nlohmann::json state;
 };
 LoadedCheckpoint load_checkpoint(const std::string& dir);
+
+// Saved world sizes above this are refused when a trainer state is read.
+inline constexpr int64_t kMaxTrainerWorldSize = int64_t{1} << 20;
+// trainer_state.json's text (`origin` names it in errors): parsed (core/json_file.h) and checked
+// to hold what resuming reads — non-negative integer step, optimizer_steps, nonfinite_steps and
+// tokens, global_batch >= 1, world_size in [1, kMaxTrainerWorldSize], and world_size "ranks"
+// entries, each a loader state (LoaderState::from_json) and an "rng" string. Throws
+// minivlm::Error naming `origin` and the key.
+nlohmann::json parse_trainer_state(std::string_view text, const std::string& origin);
 
 }  // namespace minivlm

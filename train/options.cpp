@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/json_file.h"
 
 namespace minivlm {
 
@@ -215,15 +216,7 @@ TrainOptions parse_train_options(Stage stage, const std::vector<std::string>& ar
   // The config file first, then the flags on top of it.
   if (flags.contains("config")) {
     const std::string path = flags.at("config").get<std::string>();
-    std::ifstream f(path);
-    MV_CHECK(f.good(), "cannot open config ", path);
-    json j;
-    try {
-      j = json::parse(f);
-    } catch (const json::exception& e) {
-      MV_FAIL(path, ": not valid JSON: ", e.what());
-    }
-    apply_options(opts, j, path);
+    apply_options(opts, read_json_file(path, "config"), path);
   }
   apply_options(opts, flags, "command line");
   for (const char* required : {"model", "data", "images", "out"})
