@@ -95,13 +95,19 @@ LoadedCheckpoint load_checkpoint(const std::string& dir) {
   for (const std::string& n : opt.names()) c.optimizer.emplace(n, opt.get(n));
   const std::string state_path = (d / "trainer_state.json").string();
   MV_CHECK(fs::exists(state_path), "checkpoint ", dir, " has no trainer_state.json");
-  c.state = parse_trainer_state(
-      read_regular_file(state_path, "trainer state", kMaxJsonFileBytes), state_path);
+  c.state = read_json_file(state_path, "trainer state");
+  MV_CHECK(c.state.is_object(), state_path, ": the trainer state is not a JSON object but a JSON ",
+           c.state.type_name());
   return c;
 }
 
 nlohmann::json parse_trainer_state(std::string_view text, const std::string& origin) {
   nlohmann::json j = parse_json(text, origin);
+  check_trainer_state(j, origin);
+  return j;
+}
+
+void check_trainer_state(const nlohmann::json& j, const std::string& origin) {
   MV_CHECK(j.is_object(), origin, ": the trainer state is not a JSON object but a JSON ",
            j.type_name());
   const auto integer = [&](const nlohmann::json& o, const char* key, int64_t lo, int64_t hi,
@@ -143,7 +149,6 @@ nlohmann::json parse_trainer_state(std::string_view text, const std::string& ori
              "loader step_in_epoch ", s.step_in_epoch, " times global_batch ", global_batch,
              " overflows");
   }
-  return j;
 }
 
 }  // namespace minivlm

@@ -38,13 +38,18 @@ struct LoadedCheckpoint {
 };
 LoadedCheckpoint load_checkpoint(const std::string& dir);
 
-// Saved world sizes above this are refused when a trainer state is read.
+// (load_checkpoint reads trainer_state.json as a regular file of limited size and nesting and
+// requires a JSON object; whether it holds what resuming reads is check_trainer_state's to say.)
+
+// Saved world sizes above this are refused when a trainer state is checked.
 inline constexpr int64_t kMaxTrainerWorldSize = int64_t{1} << 20;
-// trainer_state.json's text (`origin` names it in errors): parsed (core/json_file.h) and checked
-// to hold what resuming reads — non-negative integer step, optimizer_steps, nonfinite_steps and
-// tokens, global_batch >= 1, world_size in [1, kMaxTrainerWorldSize], and world_size "ranks"
-// entries, each a loader state (LoaderState::from_json) and an "rng" string. Throws
-// minivlm::Error naming `origin` and the key.
+// Checks that a trainer state holds what resuming reads: non-negative integer step,
+// optimizer_steps, nonfinite_steps and tokens, global_batch >= 1, world_size in
+// [1, kMaxTrainerWorldSize], and world_size "ranks" entries, each a loader state
+// (LoaderState::from_json) and an "rng" string, with step_in_epoch × global_batch within int64.
+// Throws minivlm::Error naming `origin` and the key.
+void check_trainer_state(const nlohmann::json& state, const std::string& origin);
+// trainer_state.json's text parsed (core/json_file.h) and checked (check_trainer_state).
 nlohmann::json parse_trainer_state(std::string_view text, const std::string& origin);
 
 }  // namespace minivlm

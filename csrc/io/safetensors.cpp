@@ -61,8 +61,8 @@ struct Entry {
 
 // The header and its top-level keys in file order. Plain (map-based) json: ordered_json copies
 // values recursively when it grows; and the parse limits the nesting (core/json_file.h), so no
-// recursive code meets a hostile deeply nested header. The callback also catches duplicated keys, of which the JSON library would silently
-// keep only the last (hiding a tensor).
+// recursive code meets a hostile deeply nested header. The callback also catches duplicated keys,
+// of which the JSON library would silently keep only the last (hiding a tensor).
 struct HeaderParse {
   nlohmann::json json;
   std::vector<std::string> keys;
@@ -92,8 +92,8 @@ HeaderParse parse_header_json(const std::string& path, const char* begin, const 
     return true;
   };
   try {
-    out.json = parse_json_limited(std::string_view(begin, static_cast<size_t>(end - begin)),
-                                  callback);
+    out.json =
+        parse_json_limited(std::string_view(begin, static_cast<size_t>(end - begin)), callback);
   } catch (const nlohmann::json::exception& e) {
     MV_FAIL("safetensors file '", path, "': header is not valid JSON (", e.what(), ")");
   }

@@ -134,11 +134,10 @@ void check_ranges(const ModelConfig& c, const std::string& origin) {
   add_product({V.num_hidden_layers, 4 * V.hidden_size + 2 * V.intermediate_size, V.hidden_size});
   add_product({V.image_size / V.patch_size + 1, V.image_size / V.patch_size + 1, V.hidden_size});
   add_product({V.patch_size, V.patch_size, V.num_channels, V.hidden_size});
-  add_product({V.hidden_size, c.projector.pixel_shuffle, c.projector.pixel_shuffle, 2,
-               L.hidden_size});
-  MV_CHECK(!overflow && total <= kMaxConfigParams, origin,
-           ": the sizes make a model of more than ", kMaxConfigParams,
-           " parameters (or overflow); not a model this program can hold");
+  add_product(
+      {V.hidden_size, c.projector.pixel_shuffle, c.projector.pixel_shuffle, 2, L.hidden_size});
+  MV_CHECK(!overflow && total <= kMaxConfigParams, origin, ": the sizes make a model of more than ",
+           kMaxConfigParams, " parameters (or overflow); not a model this program can hold");
 }
 
 }  // namespace

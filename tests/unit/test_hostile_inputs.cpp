@@ -83,7 +83,8 @@ std::string make_fifo(const ScratchDir& dir, const std::string& name) {
   return path;
 }
 
-// ---- JSON nesting --------------------------------------------------------------------------------
+// ---- JSON nesting
+// --------------------------------------------------------------------------------
 
 TEST(HostileJson, DeepNestingIsASyntaxErrorNotAStackOverflow) {
   EXPECT_NO_THROW(parse_json(nested(kMaxJsonDepth), "ok"));
@@ -127,29 +128,41 @@ TEST(HostileJson, FilesOfEveryReaderRefuseDeepNesting) {
               HasSubstr("nested more than"));
 }
 
-// ---- non-regular files ---------------------------------------------------------------------------
+// ---- non-regular files
+// ---------------------------------------------------------------------------
 
 TEST(HostileFiles, FifoIsRefusedByNameWithoutBlocking) {
   ScratchDir dir;
   const std::string fifo = make_fifo(dir, "pipe");
   const std::string what = "is a FIFO";
-  expect_refused_without_blocking(fifo, [&] { read_json_file(fifo); }, what);
-  expect_refused_without_blocking(fifo, [&] { ModelConfig::from_file(fifo); }, what);
-  expect_refused_without_blocking(fifo, [&] { Tokenizer::from_file(fifo); }, what);
-  expect_refused_without_blocking(fifo, [&] { SafeTensorsFile::open(fifo); }, what);
-  expect_refused_without_blocking(fifo, [&] { load_rgb_image(fifo); }, what);
-  expect_refused_without_blocking(fifo, [&] { probe_video(fifo); }, what);
-  expect_refused_without_blocking(fifo, [&] { JsonlIndex index(fifo); }, what);
   expect_refused_without_blocking(
-      fifo, [&] { parse_train_options(Stage::pretrain, {"--config", fifo}); }, what);
+      fifo, [&] { read_json_file(fifo); }, what);
+  expect_refused_without_blocking(
+      fifo, [&] { ModelConfig::from_file(fifo); }, what);
+  expect_refused_without_blocking(
+      fifo, [&] { Tokenizer::from_file(fifo); }, what);
+  expect_refused_without_blocking(
+      fifo, [&] { SafeTensorsFile::open(fifo); }, what);
+  expect_refused_without_blocking(
+      fifo, [&] { load_rgb_image(fifo); }, what);
+  expect_refused_without_blocking(
+      fifo, [&] { probe_video(fifo); }, what);
+  expect_refused_without_blocking(
+      fifo, [&] { JsonlIndex index(fifo); }, what);
+  expect_refused_without_blocking(
+      fifo,
+      [&] {
+        parse_train_options(Stage::pretrain, {"--config", fifo});
+      },
+      what);
 }
 
 TEST(HostileFiles, FifoBesideATokenizerIsRefused) {
   ScratchDir dir;
   fs::copy_file(kTinyTokenizer, dir.file("tokenizer.json"));
   const std::string fifo = make_fifo(dir, "chat_template.jinja");
-  expect_refused_without_blocking(fifo, [&] { Tokenizer::from_file(dir.file("tokenizer.json")); },
-                                  "is a FIFO");
+  expect_refused_without_blocking(
+      fifo, [&] { Tokenizer::from_file(dir.file("tokenizer.json")); }, "is a FIFO");
 }
 
 TEST(HostileFiles, FifoTrainerStateIsRefused) {
@@ -158,7 +171,8 @@ TEST(HostileFiles, FifoTrainerStateIsRefused) {
   write_file(dir.file("ck/DONE"), "ok\n");
   save_safetensors(dir.file("ck/optimizer.safetensors"), {});
   const std::string fifo = make_fifo(dir, "ck/trainer_state.json");
-  expect_refused_without_blocking(fifo, [&] { load_checkpoint(dir.file("ck")); }, "is a FIFO");
+  expect_refused_without_blocking(
+      fifo, [&] { load_checkpoint(dir.file("ck")); }, "is a FIFO");
 }
 
 TEST(HostileFiles, DirectoriesAndDevicesAreRefusedByName) {
@@ -186,7 +200,8 @@ TEST(HostileFiles, ReadRegularFileEnforcesItsLimit) {
   EXPECT_EQ(read_regular_file(dir.file("empty"), "thing", 10), "");
 }
 
-// ---- config.json ---------------------------------------------------------------------------------
+// ---- config.json
+// ---------------------------------------------------------------------------------
 
 std::string config_error(const json& llm, const json& vision = json::object(),
                          const json& projector = json::object()) {
@@ -232,12 +247,18 @@ TEST(HostileConfig, ImpossibleSizesAreRefusedByKey) {
       {{}, {{"video_max_frames", 0}}, "vision.video_max_frames must be in"},
       {{}, {{"video_fps", 1e300}}, "vision.video_fps must be at most"},
       // Sizes within their ranges whose product (the parameter count) is absurd.
-      {{{"vocab_size", 1 << 24}, {"hidden_size", 1 << 20}, {"num_attention_heads", 1024},
+      {{{"vocab_size", 1 << 24},
+        {"hidden_size", 1 << 20},
+        {"num_attention_heads", 1024},
         {"num_key_value_heads", 1024}},
        {},
        "parameters (or overflow)"},
-      {{{"num_hidden_layers", 1024}, {"hidden_size", 1 << 20}, {"num_attention_heads", 4096},
-        {"num_key_value_heads", 4096}, {"intermediate_size", 1 << 20}, {"use_moe", true},
+      {{{"num_hidden_layers", 1024},
+        {"hidden_size", 1 << 20},
+        {"num_attention_heads", 4096},
+        {"num_key_value_heads", 4096},
+        {"intermediate_size", 1 << 20},
+        {"use_moe", true},
         {"num_experts", 4096}},
        {},
        "parameters (or overflow)"},
@@ -258,7 +279,8 @@ TEST(HostileConfig, ErrorsQuoteAShortValueNotADump) {
   EXPECT_LT(err.size(), 1000u);
 }
 
-// ---- tokenizer.json -------------------------------------------------------------------------------
+// ---- tokenizer.json
+// -------------------------------------------------------------------------------
 
 std::string tokenizer_error(const std::function<void(json&)>& edit) {
   json j = json::parse(read_file(kTinyTokenizer));
@@ -285,9 +307,13 @@ TEST(HostileTokenizer, TokenIdsOutOfRangeAreRefused) {
 
 TEST(HostileTokenizer, WrongShapesAreErrorsNotExceptionsOfTheJsonLibrary) {
   const std::vector<std::function<void(json&)>> edits = {
-      [](json& j) { j["model"]["vocab"] = json::array({1, 2}); },
+      [](json& j) {
+        j["model"]["vocab"] = json::array({1, 2});
+      },
       [](json& j) { j["model"]["merges"] = "a b"; },
-      [](json& j) { j["model"]["merges"] = json::array({json::array({1, 2})}); },
+      [](json& j) {
+        j["model"]["merges"] = json::array({json::array({1, 2})});
+      },
       [](json& j) { j["added_tokens"] = 5; },
       [](json& j) { j["added_tokens"] = json::array({7}); },
       [](json& j) { j["pre_tokenizer"] = json::array(); },
@@ -300,7 +326,8 @@ TEST(HostileTokenizer, WrongShapesAreErrorsNotExceptionsOfTheJsonLibrary) {
   }
 }
 
-// ---- safetensors ---------------------------------------------------------------------------------
+// ---- safetensors
+// ---------------------------------------------------------------------------------
 
 std::string safetensors_bytes(const std::string& header, const std::string& data) {
   std::string out(8, '\0');
@@ -345,7 +372,8 @@ TEST(HostileSafetensors, OffsetsOutsideTheDataAreRefused) {
   }
 }
 
-// ---- trainer state -------------------------------------------------------------------------------
+// ---- trainer state
+// -------------------------------------------------------------------------------
 
 json good_state() {
   const json loader = {{"epoch", 0},         {"step_in_epoch", 3}, {"skipped_this_epoch", 0},
@@ -394,7 +422,8 @@ TEST(HostileTrainerState, WhatResumeReadsIsChecked) {
   }
 }
 
-// ---- JSONL records --------------------------------------------------------------------------------
+// ---- JSONL records
+// --------------------------------------------------------------------------------
 
 TEST(HostileDataset, DeeplyNestedRecordIsASkipNotACrash) {
   ScratchDir dir;
