@@ -187,8 +187,9 @@ RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& wha
   // The most one buffer of a decode needs: 16-bit RGBA samples of every pixel, JPEG components
   // padded to whole MCUs (up to 4x4 blocks of 8 pixels beyond each edge), and a PNG row filter
   // byte per row; twice that for the zlib output buffer, which grows by doubling.
-  const size_t cap = 2 * (static_cast<size_t>(width) + 64) * (static_cast<size_t>(height) + 64) * 8 +
-                     (size_t{1} << 20);
+  const size_t cap =
+      2 * (static_cast<size_t>(width) + 64) * (static_cast<size_t>(height) + 64) * 8 +
+      (size_t{1} << 20);
   StbAllocLimit alloc_limit(cap);
   const bool is_jpeg = n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
   return is_jpeg ? decode_jpeg(bytes, len, what) : decode_with_stb(bytes, len, what);

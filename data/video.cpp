@@ -58,9 +58,19 @@ int open_only_this_file(AVFormatContext* s, AVIOContext** pb, const char* url, i
 // Demuxers that open resources named inside the file (playlists, concatenation lists, image
 // sequences, session descriptions, scripts) or the network: refused, so that a video file cannot
 // make the reader open a FIFO, a device or another host.
-constexpr const char* kRefusedDemuxers[] = {"concat", "hls",  "applehttp", "dash", "imf",
-                                            "image2", "sdp",  "rtsp",      "rtp",  "sap",
-                                            "avisynth", "vapoursynth", "webm_dash_manifest"};
+constexpr const char* kRefusedDemuxers[] = {"concat",
+                                            "hls",
+                                            "applehttp",
+                                            "dash",
+                                            "imf",
+                                            "image2",
+                                            "sdp",
+                                            "rtsp",
+                                            "rtp",
+                                            "sap",
+                                            "avisynth",
+                                            "vapoursynth",
+                                            "webm_dash_manifest"};
 
 // Every other demuxer this FFmpeg has, as a format_whitelist.
 const std::string& allowed_demuxers() {
@@ -179,8 +189,7 @@ std::string pix_fmt_name(int format) {
 
 // Frame sizes within the image pixel limit (data/image.h).
 void check_frame_size(int64_t width, int64_t height, const std::string& path) {
-  MV_CHECK(width > 0 && height > 0, "video ", path, ": frames of ", width, "x", height,
-           " pixels");
+  MV_CHECK(width > 0 && height > 0, "video ", path, ": frames of ", width, "x", height, " pixels");
   const int64_t limit = max_image_pixels();
   MV_CHECK(width <= limit && height <= limit && width * height <= limit, "video ", path,
            ": frames of ", width, "x", height, " pixels, more than the limit of ", limit,
@@ -269,11 +278,10 @@ VideoInfo probe_video(const std::string& path) {
   MV_CHECK(info.total_frames <= kMaxVideoFrames, "video ", path, ": ", info.total_frames,
            " frames, more than the limit of ", kMaxVideoFrames);
   if (info.total_frames <= 0) {
-    info.total_frames = file.decode([](int64_t index, const AVFrame&) {
-      return index + 1 <= kMaxVideoFrames;
-    });
-    MV_CHECK(info.total_frames <= kMaxVideoFrames, "video ", path,
-             ": more than the limit of ", kMaxVideoFrames, " frames");
+    info.total_frames =
+        file.decode([](int64_t index, const AVFrame&) { return index + 1 <= kMaxVideoFrames; });
+    MV_CHECK(info.total_frames <= kMaxVideoFrames, "video ", path, ": more than the limit of ",
+             kMaxVideoFrames, " frames");
   }
   MV_CHECK(info.total_frames > 0, "video ", path, ": no frames");
   info.duration = static_cast<double>(info.total_frames) / info.fps;
@@ -307,9 +315,9 @@ std::vector<int64_t> sample_frame_indices(const VideoInfo& info, const VideoSamp
   // Python's round() rounds half to even, as nearbyint does in the default rounding mode.
   // In double first: a huge (or NaN) estimate must not be converted to an integer.
   const double estimated = std::nearbyint(sampling.fps * info.duration);
-  const int64_t desired = std::max<int64_t>(
-      1, estimated < static_cast<double>(sampling.max_frames) ? static_cast<int64_t>(estimated)
-                                                                : sampling.max_frames);
+  const int64_t desired = std::max<int64_t>(1, estimated < static_cast<double>(sampling.max_frames)
+                                                   ? static_cast<int64_t>(estimated)
+                                                   : sampling.max_frames);
   int64_t start = 0, end = total - 1;
   if (sampling.skip_secs > 0 && (info.duration - 2 * sampling.skip_secs) >
                                     static_cast<double>(sampling.max_frames) * sampling.fps) {

@@ -112,9 +112,9 @@ std::string zlib_zeros(uint64_t n) {
   auto put_code = [&](uint32_t code, int count) {  // Huffman codes go MSB first
     for (int i = count - 1; i >= 0; --i) put((code >> i) & 1u, 1);
   };
-  put(1, 1);                // final block
-  put(1, 2);                // fixed Huffman
-  put_code(0x30 + 0, 8);    // literal 0
+  put(1, 1);              // final block
+  put(1, 2);              // fixed Huffman
+  put_code(0x30 + 0, 8);  // literal 0
   uint64_t left = n - 1;
   while (left >= 258) {
     put_code(0xC0 + 5, 8);  // length 258 (symbol 285)
@@ -172,9 +172,9 @@ TEST(HostileImage, PixelLimitComesFromTheEnvironment) {
   }
   for (const char* bad : {"-5", "0", "lots", "12abc", "99999999999999999999999"}) {
     ScopedEnv env("MINIVLM_MAX_IMAGE_PIXELS", bad);
-    EXPECT_THAT(error_of([&] { load_rgb_image(dir.file("a.png")); }),
-                HasSubstr("MINIVLM_MAX_IMAGE_PIXELS='" + std::string(bad) +
-                          "' is not a positive integer"));
+    EXPECT_THAT(
+        error_of([&] { load_rgb_image(dir.file("a.png")); }),
+        HasSubstr("MINIVLM_MAX_IMAGE_PIXELS='" + std::string(bad) + "' is not a positive integer"));
   }
   // Above the default, allowed by raising the limit: the 15000² header then reaches the decoder,
   // which finds no data.
@@ -210,8 +210,9 @@ TEST(HostileVideo, PlaylistsCannotOpenOtherFiles) {
   ScratchDir dir;
   fs::copy_file(kVideo, dir.file("real.mp4"));
   write_file(dir.file("list.ffconcat"), "ffconcat version 1.0\nfile 'real.mp4'\n");
-  write_file(dir.file("list.m3u8"), "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nreal.mp4\n"
-                                    "#EXT-X-ENDLIST\n");
+  write_file(dir.file("list.m3u8"),
+             "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nreal.mp4\n"
+             "#EXT-X-ENDLIST\n");
   EXPECT_GT(probe_video(dir.file("real.mp4")).total_frames, 0);
   for (const char* name : {"list.ffconcat", "list.m3u8"}) {
     SCOPED_TRACE(name);
