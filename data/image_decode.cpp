@@ -1,10 +1,13 @@
 // Image decoding (SPEC §2): stb_image for PNG/BMP/GIF and for parsing JPEG, libjpeg-compatible
 // pixel arithmetic for JPEG (data/image_jpeg.h), alpha composited over white.
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/file_check.h"
@@ -143,6 +146,55 @@ RgbImage decode_jpeg(const uint8_t* bytes, int n, const std::string& what) {
   return img;
 }
 
+// stb_image 2.27 (Debian 12's) builds a JPEG Huffman table without checking that the 16 code
+// counts of its DHT segment sum to at most 256, and writes past the table when they do (fixed
+// upstream in 2.28). Every DHT segment stb could read is checked first: every "FF C4" marker in
+// the file except inside the APPn / COM segments of the header, whose binary payloads (ICC
+// profiles, thumbnails) may hold those bytes by chance and which stb skips whole.
+void check_jpeg_huffman_tables(const uint8_t* b, size_t n, const std::string& what) {
+  // stb takes anything starting with FF...FF D8 for a JPEG.
+  size_t soi = 0;
+  while (soi < n && b[soi] == 0xFF) ++soi;
+  if (soi == 0 || soi >= n || b[soi] != 0xD8) return;
+  std::vector<std::pair<size_t, size_t>> payloads;  // [begin, end) of skipped segments
+  for (size_t i = soi + 1; i + 1 < n;) {
+    if (b[i] != 0xFF) {  // stb scans byte by byte for the next marker
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < n && b[j] == 0xFF) ++j;
+    if (j + 2 >= n) break;
+    const uint8_t m = b[j];
+    if (m == 0xDA) break;  // start of scan: entropy-coded data, checked byte by byte below
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD9)) {  // no length
+      i = j + 1;
+      continue;
+    }
+    const size_t len = static_cast<size_t>(b[j + 1]) << 8 | b[j + 2];
+    if ((m >= 0xE0 && m <= 0xEF) || m == 0xFE) payloads.emplace_back(j + 1, j + 1 + len);
+    i = j + 1 + std::max<size_t>(len, 2);
+  }
+  const auto byte = [&](size_t k) -> unsigned { return k < n ? b[k] : 0; };  // stb reads 0 at EOF
+  for (size_t p = 1; p < n; ++p) {
+    if (b[p - 1] != 0xFF || b[p] != 0xC4) continue;
+    bool skipped = false;
+    for (const auto& [begin, end] : payloads) skipped = skipped || (p >= begin && p < end);
+    if (skipped) continue;
+    // As stb reads it: length, then tables of (class/id, 16 counts, the values) while any is left.
+    int64_t left = static_cast<int64_t>(byte(p + 1) << 8 | byte(p + 2)) - 2;
+    size_t at = p + 3;
+    while (left > 0 && at < n) {
+      unsigned codes = 0;
+      for (size_t k = 0; k < 16; ++k) codes += byte(at + 1 + k);
+      MV_CHECK(codes <= 256, "cannot decode image ", what,
+               ": corrupt JPEG (a Huffman table of ", codes, " codes, at most 256 exist)");
+      left -= 17 + static_cast<int64_t>(codes);
+      at += 17 + codes;
+    }
+  }
+}
+
 // Sets the allocation cap of stb_image for one decode.
 class StbAllocLimit {
  public:
@@ -170,6 +222,8 @@ RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& wha
   MV_CHECK(n <= static_cast<size_t>(std::numeric_limits<int>::max()), "cannot decode image ", what,
            ": ", n, " bytes is too large");
   const int len = static_cast<int>(n);
+  const bool is_jpeg = n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
+  check_jpeg_huffman_tables(bytes, n, what);
   // The size from the header, before anything is decoded.
   int width = 0, height = 0, channels = 0;
   {
@@ -191,7 +245,6 @@ RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& wha
       2 * (static_cast<size_t>(width) + 64) * (static_cast<size_t>(height) + 64) * 8 +
       (size_t{1} << 20);
   StbAllocLimit alloc_limit(cap);
-  const bool is_jpeg = n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
   return is_jpeg ? decode_jpeg(bytes, len, what) : decode_with_stb(bytes, len, what);
 }
 

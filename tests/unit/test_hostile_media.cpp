@@ -199,6 +199,32 @@ TEST(HostileImage, DataInflatingPastItsHeaderSizeFailsCleanly) {
   EXPECT_EQ(ok.pixels[0], 0);
 }
 
+TEST(HostileImage, JpegHuffmanTablesOfTooManyCodesAreRefused) {
+  // stb_image 2.27 writes past its table for a DHT segment whose 16 counts sum beyond 256 (found by
+  // fuzz_image_decode, in the header and between progressive scans; stb also takes FF FF D8 for a
+  // JPEG start).
+  std::string dht("\xFF\xC4\x00\x13\x00", 5);
+  dht += std::string(16, '\x11');  // 272 codes
+  for (const std::string& start :
+       {std::string("\xFF\xD8", 2), std::string("\xFF\xFF\xD8", 3)}) {
+    EXPECT_THAT(decode_error(start + dht + std::string(300, '\x01')),
+                HasSubstr("Huffman table of 272 codes"));
+  }
+  // The same bytes inside an APP2 payload (an ICC profile may hold anything) are not a table.
+  const std::string path = MINIVLM_SOURCE_DIR "/tests/fixtures/images/image-04-yellow-car.jpg";
+  std::ifstream f(path, std::ios::binary);
+  const std::string jpeg((std::istreambuf_iterator<char>(f)), {});
+  ASSERT_GT(jpeg.size(), 2u);
+  std::string app2("\xFF\xE2", 2);
+  const std::string payload = "ICC_PROFILE" + dht + std::string(40, '\x7F');
+  app2 += static_cast<char>((payload.size() + 2) >> 8), app2 += static_cast<char>(payload.size() + 2);
+  const std::string with_app2 = jpeg.substr(0, 2) + app2 + payload + jpeg.substr(2);
+  const auto decode = [](const std::string& bytes) {
+    return decode_rgb_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "x");
+  };
+  EXPECT_EQ(decode(with_app2).pixels, decode(jpeg).pixels);
+}
+
 TEST(HostileVideo, FrameSizeIsCheckedFromTheMetadata) {
   const VideoInfo info = probe_video(kVideo);
   ASSERT_GT(info.width * info.height, 1);
