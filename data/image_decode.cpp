@@ -148,50 +148,44 @@ RgbImage decode_jpeg(const uint8_t* bytes, int n, const std::string& what) {
 
 // stb_image 2.27 (Debian 12's) builds a JPEG Huffman table without checking that the 16 code
 // counts of its DHT segment sum to at most 256, and writes past the table when they do (fixed
-// upstream in 2.28). Every DHT segment stb could read is checked first: every "FF C4" marker in
-// the file except inside the APPn / COM segments of the header, whose binary payloads (ICC
-// profiles, thumbnails) may hold those bytes by chance and which stb skips whole.
+// upstream in 2.28). So the file's segments are walked first as stb reads them — markers after
+// fill bytes, lengths, entropy-coded data after each start of scan up to the next marker that is
+// not a restart, the end at EOI — and every table of every DHT segment is checked. Where stb would
+// part from this walk it stops with an error of its own.
 void check_jpeg_huffman_tables(const uint8_t* b, size_t n, const std::string& what) {
   // stb takes anything starting with FF...FF D8 for a JPEG.
   size_t soi = 0;
   while (soi < n && b[soi] == 0xFF) ++soi;
   if (soi == 0 || soi >= n || b[soi] != 0xD8) return;
-  std::vector<std::pair<size_t, size_t>> payloads;  // [begin, end) of skipped segments
-  for (size_t i = soi + 1; i + 1 < n;) {
-    if (b[i] != 0xFF) {  // stb scans byte by byte for the next marker
+  const auto byte = [&](size_t k) -> unsigned { return k < n ? b[k] : 0; };  // stb reads 0 at EOF
+  for (size_t i = soi + 1; i < n;) {
+    if (b[i] != 0xFF) {  // entropy-coded data, or padding stb scans past
       ++i;
       continue;
     }
     size_t j = i;
     while (j < n && b[j] == 0xFF) ++j;
-    if (j + 2 >= n) break;
+    if (j >= n) return;
     const uint8_t m = b[j];
-    if (m == 0xDA) break;  // start of scan: entropy-coded data, checked byte by byte below
-    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD9)) {  // no length
-      i = j + 1;
+    if (m == 0xD9) return;  // end of image
+    if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) {
+      i = j + 1;  // a stuffed byte, or a marker without a length
       continue;
     }
-    const size_t len = static_cast<size_t>(b[j + 1]) << 8 | b[j + 2];
-    if ((m >= 0xE0 && m <= 0xEF) || m == 0xFE) payloads.emplace_back(j + 1, j + 1 + len);
-    i = j + 1 + std::max<size_t>(len, 2);
-  }
-  const auto byte = [&](size_t k) -> unsigned { return k < n ? b[k] : 0; };  // stb reads 0 at EOF
-  for (size_t p = 1; p < n; ++p) {
-    if (b[p - 1] != 0xFF || b[p] != 0xC4) continue;
-    bool skipped = false;
-    for (const auto& [begin, end] : payloads) skipped = skipped || (p >= begin && p < end);
-    if (skipped) continue;
-    // As stb reads it: length, then tables of (class/id, 16 counts, the values) while any is left.
-    int64_t left = static_cast<int64_t>(byte(p + 1) << 8 | byte(p + 2)) - 2;
-    size_t at = p + 3;
-    while (left > 0 && at < n) {
-      unsigned codes = 0;
-      for (size_t k = 0; k < 16; ++k) codes += byte(at + 1 + k);
-      MV_CHECK(codes <= 256, "cannot decode image ", what,
-               ": corrupt JPEG (a Huffman table of ", codes, " codes, at most 256 exist)");
-      left -= 17 + static_cast<int64_t>(codes);
-      at += 17 + codes;
+    const size_t len = byte(j + 1) << 8 | byte(j + 2);
+    if (m == 0xC4) {
+      // As stb reads it: tables of (class/id, 16 counts, the values) while any length is left.
+      int64_t left = static_cast<int64_t>(len) - 2;
+      for (size_t at = j + 3; left > 0 && at < n;) {
+        unsigned codes = 0;
+        for (size_t k = 0; k < 16; ++k) codes += byte(at + 1 + k);
+        MV_CHECK(codes <= 256, "cannot decode image ", what, ": corrupt JPEG (a Huffman table of ",
+                 codes, " codes, at most 256 exist)");
+        left -= 17 + static_cast<int64_t>(codes);
+        at += 17 + codes;
+      }
     }
+    i = j + 1 + std::max<size_t>(len, 2);
   }
 }
 

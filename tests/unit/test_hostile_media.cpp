@@ -223,6 +223,10 @@ TEST(HostileImage, JpegHuffmanTablesOfTooManyCodesAreRefused) {
     return decode_rgb_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "x");
   };
   EXPECT_EQ(decode(with_app2).pixels, decode(jpeg).pixels);
+  // Nor are they inside a quantisation table (an unused table 3 of values 255, 196, 240, ...).
+  std::string dqt("\xFF\xDB\x00\x43\x03\xFF\xC4", 7);
+  dqt += std::string(62, '\xF0');
+  EXPECT_EQ(decode(jpeg.substr(0, 2) + dqt + jpeg.substr(2)).pixels, decode(jpeg).pixels);
 }
 
 TEST(HostileVideo, FrameSizeIsCheckedFromTheMetadata) {
