@@ -24,6 +24,13 @@ nlohmann::json parse_json_limited(std::string_view text,
   };
   try {
     return json::parse(text.begin(), text.end(), limited);
+  } catch (const json::out_of_range& e) {
+    // A number beyond double ("1e999") is out_of_range to nlohmann, and escaped callers that catch
+    // parse_error: it is a syntax error of the text like any other.
+    const std::string what = e.what();
+    const size_t tag = what.find("] ");
+    throw json::parse_error::create(101, 0, tag == std::string::npos ? what : what.substr(tag + 2),
+                                    nullptr);
   } catch (const TooDeep&) {
     throw json::parse_error::create(101, 0,
                                     "syntax error: arrays and objects nested more than " +

@@ -101,6 +101,19 @@ TEST(HostileJson, DeepNestingIsASyntaxErrorNotAStackOverflow) {
   EXPECT_THAT(error_of([] { parse_json(nested(200), "x"); }), HasSubstr("nested more than 128"));
 }
 
+TEST(HostileJson, NumberOverflowIsAParseError) {
+  // nlohmann throws out_of_range for it, which escaped the dataset's parse_error handler (found by
+  // fuzz_jsonl_record).
+  for (const char* text : {"1e999", "[-888e8888888]", R"({"a": 1E400})"}) {
+    SCOPED_TRACE(text);
+    EXPECT_THROW(parse_json_limited(text), json::parse_error);
+    EXPECT_THAT(error_of([&] { parse_json(text, "n.json"); }),
+                HasSubstr("n.json: not valid JSON: [json.exception.parse_error.101] parse error: "
+                          "number overflow parsing"));
+  }
+  EXPECT_EQ(parse_json_limited("1e308").get<double>(), 1e308);
+}
+
 TEST(HostileJson, ParseCallbackStillRuns) {
   int keys = 0;
   parse_json_limited(R"({"a": {"b": 1}, "c": 2})", [&](int, json::parse_event_t e, json&) {
@@ -425,14 +438,15 @@ TEST(HostileTrainerState, WhatResumeReadsIsChecked) {
 // ---- JSONL records
 // --------------------------------------------------------------------------------
 
-TEST(HostileDataset, DeeplyNestedRecordIsASkipNotACrash) {
+TEST(HostileDataset, DeeplyNestedOrOverflowingRecordIsASkipNotACrash) {
   ScratchDir dir;
   write_file(dir.file("d.jsonl"), testing_data::record("hi", "there") + "\n" +
                                       R"({"conversations": )" + nested(1000000) + "}\n" +
-                                      R"({"c": )" + std::string(500000, '[') + "\n");
+                                      R"({"c": )" + std::string(500000, '[') + "\n" +
+                                      R"({"conversations": 888e8888888})" + "\n");
   const JsonlDataset ds(dir.file("d.jsonl"), "", testing_data::minimind(),
                         testing_data::small_format());
-  ASSERT_EQ(ds.size(), 3u);
+  ASSERT_EQ(ds.size(), 4u);
   EXPECT_TRUE(ds.load(0).sample.has_value());
   for (size_t i : {1, 2}) {
     const SampleResult r = ds.load(i);
@@ -440,6 +454,10 @@ TEST(HostileDataset, DeeplyNestedRecordIsASkipNotACrash) {
     EXPECT_THAT(r.skip_reason, HasSubstr("malformed JSON"));
     EXPECT_THAT(r.skip_reason, HasSubstr("nested more than"));
   }
+  // A number beyond double: an exception the dataset did not catch (found by fuzz_jsonl_record).
+  const SampleResult r = ds.load(3);
+  EXPECT_FALSE(r.sample.has_value());
+  EXPECT_THAT(r.skip_reason, HasSubstr("malformed JSON: parse error: number overflow parsing"));
 }
 
 }  // namespace
