@@ -460,5 +460,23 @@ TEST(HostileDataset, DeeplyNestedOrOverflowingRecordIsASkipNotACrash) {
   EXPECT_THAT(r.skip_reason, HasSubstr("malformed JSON: parse error: number overflow parsing"));
 }
 
+TEST(HostileDataset, FifoImageIsASkipWithoutBlocking) {
+  ScratchDir dir;
+  const std::string fifo = dir.image("pipe.png");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  write_file(dir.file("d.jsonl"),
+             testing_data::record("<image>\\nWhat is it?", "A pipe.", "\"pipe.png\"") + "\n");
+  const JsonlDataset ds(dir.file("d.jsonl"), dir.images(), testing_data::minimind(),
+                        testing_data::small_format());
+  expect_refused_without_blocking(
+      fifo,
+      [&] {
+        const SampleResult r = ds.load(0);
+        EXPECT_FALSE(r.sample.has_value());
+        MV_FAIL(r.skip_reason);
+      },
+      "is a FIFO");
+}
+
 }  // namespace
 }  // namespace minivlm
