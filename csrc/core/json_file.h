@@ -21,7 +21,8 @@ inline constexpr uint64_t kMaxJsonFileBytes = uint64_t{256} << 20;
 // nlohmann::json::parse of `text` with the nesting limited to kMaxJsonDepth: deeper input throws
 // nlohmann::json::parse_error, as any other syntax error does, and so does a number too large for
 // a double (nlohmann's own parse throws out_of_range for it), so a caller's handling of
-// parse_error covers every bad text. `callback` (nlohmann's parser callback, optional) runs after the depth check.
+// parse_error covers every bad text. `callback` (nlohmann's parser callback, optional) runs after
+// the depth check.
 nlohmann::json parse_json_limited(std::string_view text,
                                   const nlohmann::json::parser_callback_t& callback = nullptr);
 
