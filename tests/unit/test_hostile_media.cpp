@@ -205,8 +205,7 @@ TEST(HostileImage, JpegHuffmanTablesOfTooManyCodesAreRefused) {
   // JPEG start).
   std::string dht("\xFF\xC4\x00\x13\x00", 5);
   dht += std::string(16, '\x11');  // 272 codes
-  for (const std::string& start :
-       {std::string("\xFF\xD8", 2), std::string("\xFF\xFF\xD8", 3)}) {
+  for (const std::string& start : {std::string("\xFF\xD8", 2), std::string("\xFF\xFF\xD8", 3)}) {
     EXPECT_THAT(decode_error(start + dht + std::string(300, '\x01')),
                 HasSubstr("Huffman table of 272 codes"));
   }
@@ -217,7 +216,8 @@ TEST(HostileImage, JpegHuffmanTablesOfTooManyCodesAreRefused) {
   ASSERT_GT(jpeg.size(), 2u);
   std::string app2("\xFF\xE2", 2);
   const std::string payload = "ICC_PROFILE" + dht + std::string(40, '\x7F');
-  app2 += static_cast<char>((payload.size() + 2) >> 8), app2 += static_cast<char>(payload.size() + 2);
+  app2 += static_cast<char>((payload.size() + 2) >> 8),
+      app2 += static_cast<char>(payload.size() + 2);
   const std::string with_app2 = jpeg.substr(0, 2) + app2 + payload + jpeg.substr(2);
   const auto decode = [](const std::string& bytes) {
     return decode_rgb_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "x");
