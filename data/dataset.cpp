@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/json_file.h"
 #include "nn/config.h"
 
 namespace minivlm {
@@ -253,7 +254,7 @@ std::optional<std::string> Dataset::parse_record(const Record& rec, std::vector<
   if (!rec.error.empty()) return rec.error;
   json record;
   try {
-    record = json::parse(rec.text);
+    record = parse_json_limited(rec.text);
   } catch (const json::parse_error& e) {
     return std::string(rec.text_is_conversations ? "malformed 'conversations' JSON: "
                                                  : "malformed JSON: ") +

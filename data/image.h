@@ -13,11 +13,23 @@ struct RgbImage {
   std::vector<uint8_t> pixels;
 };
 
+// Images of more pixels than the limit (width × height, read from the file's header) are refused
+// before they are decoded. The default is 2 × Pillow's MAX_IMAGE_PIXELS (89,478,485), the size at
+// which Pillow raises DecompressionBombError; the environment variable MINIVLM_MAX_IMAGE_PIXELS
+// sets another (a positive integer).
+inline constexpr int64_t kDefaultMaxImagePixels = 2 * int64_t{89'478'485};
+// The limit in force (the variable is read at each call; a value that is not a positive integer is
+// an error naming it).
+int64_t max_image_pixels();
+// Image files larger than this are refused before they are read.
+inline constexpr int64_t kMaxImageFileBytes = int64_t{1} << 30;
+
 // Decodes JPEG/PNG/BMP/GIF (first frame) to RGB as Pillow + transformers' convert_to_rgb do: alpha
 // (or a transparency key) is composited over white with Image.alpha_composite's arithmetic, which
 // for every (c, a) equals round((c·a + 255·(255 − a)) / 255); JPEG pixels are identical to
-// libjpeg's. Throws minivlm::Error naming the path and the reason (missing file, corrupt or unknown
-// data).
+// libjpeg's. Throws minivlm::Error naming the path and the reason (missing file, not a regular
+// file, corrupt or unknown data, more pixels than max_image_pixels()). The decoder's memory is
+// bounded by the size the header gives: data that would decode to more is an error too.
 RgbImage load_rgb_image(const std::string& path);
 RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& what);
 

@@ -1,17 +1,36 @@
 // Image decoding (SPEC §2): stb_image for PNG/BMP/GIF and for parsing JPEG, libjpeg-compatible
 // pixel arithmetic for JPEG (data/image_jpeg.h), alpha composited over white.
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
+#include "core/file_check.h"
 #include "data/image.h"
 #include "data/image_jpeg.h"
+
+// stb_image allocates through these: each decode caps a single allocation at what the image's
+// header size can need (StbAllocLimit), so a stream whose data inflates far beyond its
+// stated size (a zlib bomb in a small PNG) fails cleanly instead of taking gigabytes.
+namespace minivlm {
+namespace {
+thread_local size_t stb_alloc_limit = 0;  // 0: no cap (outside a decode)
+void* stb_malloc(size_t n) {
+  return stb_alloc_limit != 0 && n > stb_alloc_limit ? nullptr : std::malloc(n);
+}
+void* stb_realloc(void* p, size_t n) {
+  return stb_alloc_limit != 0 && n > stb_alloc_limit ? nullptr : std::realloc(p, n);
+}
+}  // namespace
+}  // namespace minivlm
+#define STBI_MALLOC(sz) ::minivlm::stb_malloc(sz)
+#define STBI_REALLOC(p, newsz) ::minivlm::stb_realloc(p, newsz)
+#define STBI_FREE(p) std::free(p)
 
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_PNG
@@ -127,7 +146,70 @@ RgbImage decode_jpeg(const uint8_t* bytes, int n, const std::string& what) {
   return img;
 }
 
+// stb_image 2.27 (Debian 12's) builds a JPEG Huffman table without checking that the 16 code
+// counts of its DHT segment sum to at most 256, and writes past the table when they do (fixed
+// upstream in 2.28). So the file's segments are walked first as stb reads them — markers after
+// fill bytes, lengths, entropy-coded data after each start of scan up to the next marker that is
+// not a restart, the end at EOI — and every table of every DHT segment is checked. Where stb would
+// part from this walk it stops with an error of its own.
+void check_jpeg_huffman_tables(const uint8_t* b, size_t n, const std::string& what) {
+  // stb takes anything starting with FF...FF D8 for a JPEG.
+  size_t soi = 0;
+  while (soi < n && b[soi] == 0xFF) ++soi;
+  if (soi == 0 || soi >= n || b[soi] != 0xD8) return;
+  const auto byte = [&](size_t k) -> unsigned { return k < n ? b[k] : 0; };  // stb reads 0 at EOF
+  for (size_t i = soi + 1; i < n;) {
+    if (b[i] != 0xFF) {  // entropy-coded data, or padding stb scans past
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < n && b[j] == 0xFF) ++j;
+    if (j >= n) return;
+    const uint8_t m = b[j];
+    if (m == 0xD9) return;  // end of image
+    if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) {
+      i = j + 1;  // a stuffed byte, or a marker without a length
+      continue;
+    }
+    const size_t len = byte(j + 1) << 8 | byte(j + 2);
+    if (m == 0xC4) {
+      // As stb reads it: tables of (class/id, 16 counts, the values) while any length is left.
+      int64_t left = static_cast<int64_t>(len) - 2;
+      for (size_t at = j + 3; left > 0 && at < n;) {
+        unsigned codes = 0;
+        for (size_t k = 0; k < 16; ++k) codes += byte(at + 1 + k);
+        MV_CHECK(codes <= 256, "cannot decode image ", what, ": corrupt JPEG (a Huffman table of ",
+                 codes, " codes, at most 256 exist)");
+        left -= 17 + static_cast<int64_t>(codes);
+        at += 17 + codes;
+      }
+    }
+    i = j + 1 + std::max<size_t>(len, 2);
+  }
+}
+
+// Sets the allocation cap of stb_image for one decode.
+class StbAllocLimit {
+ public:
+  explicit StbAllocLimit(size_t limit) { stb_alloc_limit = limit; }
+  ~StbAllocLimit() { stb_alloc_limit = 0; }
+  StbAllocLimit(const StbAllocLimit&) = delete;
+  StbAllocLimit& operator=(const StbAllocLimit&) = delete;
+};
+
 }  // namespace
+
+int64_t max_image_pixels() {
+  const char* v = std::getenv("MINIVLM_MAX_IMAGE_PIXELS");
+  if (v == nullptr || *v == '\0') return kDefaultMaxImagePixels;
+  errno = 0;
+  char* end = nullptr;
+  const long long n = std::strtoll(v, &end, 10);
+  MV_CHECK(errno == 0 && end != v && *end == '\0' && n > 0, "MINIVLM_MAX_IMAGE_PIXELS='", v,
+           "' is not a positive integer");
+  return n;
+}
 
 RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& what) {
   MV_CHECK(n > 0, "cannot decode image ", what, ": the file is empty");
@@ -135,19 +217,34 @@ RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& wha
            ": ", n, " bytes is too large");
   const int len = static_cast<int>(n);
   const bool is_jpeg = n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
+  check_jpeg_huffman_tables(bytes, n, what);
+  // The size from the header, before anything is decoded.
+  int width = 0, height = 0, channels = 0;
+  {
+    StbAllocLimit limit(size_t{1} << 20);
+    MV_CHECK(stbi_info_from_memory(bytes, len, &width, &height, &channels) == 1,
+             "cannot decode image ", what, kCorrupt, stbi_failure_reason(), ")");
+  }
+  MV_CHECK(width > 0 && height > 0, "cannot decode image ", what, ": its header gives the size ",
+           width, "x", height);
+  const int64_t pixels = static_cast<int64_t>(width) * height;
+  const int64_t limit = max_image_pixels();
+  MV_CHECK(pixels <= limit, "image ", what, " is ", width, "x", height, " = ", pixels,
+           " pixels, more than the limit of ", limit,
+           " (a decompression bomb?). HINT: set MINIVLM_MAX_IMAGE_PIXELS to allow larger images");
+  // The most one buffer of a decode needs: 16-bit RGBA samples of every pixel, JPEG components
+  // padded to whole MCUs (up to 4x4 blocks of 8 pixels beyond each edge), and a PNG row filter
+  // byte per row; twice that for the zlib output buffer, which grows by doubling.
+  const size_t cap =
+      2 * (static_cast<size_t>(width) + 64) * (static_cast<size_t>(height) + 64) * 8 +
+      (size_t{1} << 20);
+  StbAllocLimit alloc_limit(cap);
   return is_jpeg ? decode_jpeg(bytes, len, what) : decode_with_stb(bytes, len, what);
 }
 
 RgbImage load_rgb_image(const std::string& path) {
-  std::error_code ec;
-  MV_CHECK(!std::filesystem::is_directory(path, ec), "cannot open image ", path,
-           ": is a directory");
-  std::ifstream file(path, std::ios::binary);
-  MV_CHECK(file.is_open(), "cannot open image ", path, ": ", std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(file)),
-                             std::istreambuf_iterator<char>());
-  MV_CHECK(!file.bad(), "cannot read image ", path, ": ", std::strerror(errno));
-  return decode_rgb_image(bytes.data(), bytes.size(), path);
+  const std::string bytes = read_regular_file(path, "image", kMaxImageFileBytes);
+  return decode_rgb_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path);
 }
 
 }  // namespace minivlm

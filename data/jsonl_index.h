@@ -11,9 +11,15 @@
 
 namespace minivlm {
 
+// Lines longer than this are never read: record() gives the reason instead, and the dataset skips
+// that sample (a record is read whole, then parsed into a JSON value several times its size).
+inline constexpr uint64_t kMaxJsonlLineBytes = uint64_t{64} << 20;
+
 class JsonlIndex : public RecordSource {
  public:
-  // Throws minivlm::Error naming the path when the file cannot be opened or read.
+  // Throws minivlm::Error naming the path when it is not a regular file (checked before it is
+  // opened: a FIFO would block) or cannot be opened or read. A line longer than
+  // kMaxJsonlLineBytes is indexed but never read (record() gives the reason).
   explicit JsonlIndex(std::string path);
   ~JsonlIndex() override;
   JsonlIndex(const JsonlIndex&) = delete;

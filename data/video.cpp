@@ -7,12 +7,15 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/file_check.h"
 #include "nn/config.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/avstring.h>
 #include <libavutil/error.h>
+#include <libavutil/mem.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 }
@@ -43,6 +46,49 @@ struct SwsFreer {
   void operator()(SwsContext* s) const { sws_freeContext(s); }
 };
 
+// AVFormatContext::io_open that opens the context's own file (its opaque, a std::string path),
+// read-only and through the file protocol, and nothing else.
+int open_only_this_file(AVFormatContext* s, AVIOContext** pb, const char* url, int flags,
+                        AVDictionary** options) {
+  const std::string& path = *static_cast<const std::string*>(s->opaque);
+  if (url == nullptr || path != url || (flags & AVIO_FLAG_WRITE) != 0) return AVERROR(EPERM);
+  return avio_open2(pb, ("file:" + path).c_str(), flags, &s->interrupt_callback, options);
+}
+
+// Demuxers that open resources named inside the file (playlists, concatenation lists, image
+// sequences, session descriptions, scripts) or the network: refused, so that a video file cannot
+// make the reader open a FIFO, a device or another host.
+constexpr const char* kRefusedDemuxers[] = {"concat",
+                                            "hls",
+                                            "applehttp",
+                                            "dash",
+                                            "imf",
+                                            "image2",
+                                            "sdp",
+                                            "rtsp",
+                                            "rtp",
+                                            "sap",
+                                            "avisynth",
+                                            "vapoursynth",
+                                            "webm_dash_manifest"};
+
+// Every other demuxer this FFmpeg has, as a format_whitelist.
+const std::string& allowed_demuxers() {
+  static const std::string list = [] {
+    std::string out;
+    void* it = nullptr;
+    while (const AVInputFormat* f = av_demuxer_iterate(&it)) {
+      const std::string names = f->name;
+      bool refused = false;
+      for (const char* r : kRefusedDemuxers)
+        refused = refused || av_match_list(r, names.c_str(), ',') > 0;
+      if (!refused) out += (out.empty() ? "" : ",") + names;
+    }
+    return out;
+  }();
+  return list;
+}
+
 // An open video file: its container, best video stream and a decoder for it.
 class VideoFile {
  public:
@@ -50,9 +96,21 @@ class VideoFile {
     // FFmpeg's own log lines on stderr would repeat what the errors below say.
     static const bool quiet = (av_log_set_level(AV_LOG_FATAL), true);
     (void)quiet;
-    std::error_code ec;
-    MV_CHECK(std::filesystem::is_regular_file(path, ec), "video ", path, ": no such file");
-    AVFormatContext* raw = nullptr;
+    // By name first: opening a FIFO would wait for a writer.
+    require_regular_file(path, "video");
+    AVFormatContext* raw = avformat_alloc_context();
+    MV_CHECK(raw != nullptr, "video ", path, ": out of memory");
+    // The demuxer may open only this file: playlist and concat formats would otherwise follow the
+    // names inside it to other files, FIFOs and devices included, or to the network.
+    raw->opaque = &path_;
+    raw->io_open = open_only_this_file;
+    // Inner contexts that a demuxer opens copy these lists (not io_open).
+    raw->format_whitelist = av_strdup(allowed_demuxers().c_str());
+    raw->protocol_whitelist = av_strdup("file");
+    if (raw->format_whitelist == nullptr || raw->protocol_whitelist == nullptr) {
+      avformat_free_context(raw);
+      MV_FAIL("video ", path, ": out of memory");
+    }
     const int open = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
     MV_CHECK(open >= 0, "video ", path, ": not a video FFmpeg can read (", av_error(open), ")");
     format_.reset(raw);
@@ -129,8 +187,17 @@ std::string pix_fmt_name(int format) {
   return name ? name : "#" + std::to_string(format);
 }
 
+// Frame sizes within the image pixel limit (data/image.h).
+void check_frame_size(int64_t width, int64_t height, const std::string& path) {
+  MV_CHECK(width > 0 && height > 0, "video ", path, ": frames of ", width, "x", height, " pixels");
+  const int64_t limit = max_image_pixels();
+  MV_CHECK(width <= limit && height <= limit && width * height <= limit, "video ", path,
+           ": frames of ", width, "x", height, " pixels, more than the limit of ", limit,
+           ". HINT: set MINIVLM_MAX_IMAGE_PIXELS to allow larger frames");
+}
+
 RgbImage to_rgb(const AVFrame& f, const std::string& path) {
-  MV_CHECK(f.width > 0 && f.height > 0, "video ", path, ": a frame without pixels");
+  check_frame_size(f.width, f.height, path);
   std::unique_ptr<SwsContext, SwsFreer> sws(
       sws_getContext(f.width, f.height, static_cast<AVPixelFormat>(f.format), f.width, f.height,
                      AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr));
@@ -200,13 +267,22 @@ VideoInfo probe_video(const std::string& path) {
   VideoInfo info;
   info.width = s.codecpar->width;
   info.height = s.codecpar->height;
+  check_frame_size(info.width, info.height, path);
   AVRational rate = s.avg_frame_rate;
   if (rate.num <= 0 || rate.den <= 0) rate = s.r_frame_rate;
   MV_CHECK(rate.num > 0 && rate.den > 0, "video ", path, ": no frame rate");
   info.fps = av_q2d(rate);
+  MV_CHECK(info.fps <= kMaxVideoFps, "video ", path, ": frame rate ", info.fps,
+           " is more than the limit of ", kMaxVideoFps);
   info.total_frames = s.nb_frames;
-  if (info.total_frames <= 0)
-    info.total_frames = file.decode([](int64_t, const AVFrame&) { return true; });
+  MV_CHECK(info.total_frames <= kMaxVideoFrames, "video ", path, ": ", info.total_frames,
+           " frames, more than the limit of ", kMaxVideoFrames);
+  if (info.total_frames <= 0) {
+    info.total_frames =
+        file.decode([](int64_t index, const AVFrame&) { return index + 1 <= kMaxVideoFrames; });
+    MV_CHECK(info.total_frames <= kMaxVideoFrames, "video ", path, ": more than the limit of ",
+             kMaxVideoFrames, " frames");
+  }
   MV_CHECK(info.total_frames > 0, "video ", path, ": no frames");
   info.duration = static_cast<double>(info.total_frames) / info.fps;
   return info;
@@ -237,8 +313,11 @@ std::vector<int64_t> sample_frame_indices(const VideoInfo& info, const VideoSamp
   const int64_t total = info.total_frames;
   MV_CHECK(total > 0, "video sampling: the video has no frames");
   // Python's round() rounds half to even, as nearbyint does in the default rounding mode.
-  const int64_t estimated = static_cast<int64_t>(std::nearbyint(sampling.fps * info.duration));
-  const int64_t desired = std::max<int64_t>(1, std::min(estimated, sampling.max_frames));
+  // In double first: a huge (or NaN) estimate must not be converted to an integer.
+  const double estimated = std::nearbyint(sampling.fps * info.duration);
+  const int64_t desired = std::max<int64_t>(1, estimated < static_cast<double>(sampling.max_frames)
+                                                   ? static_cast<int64_t>(estimated)
+                                                   : sampling.max_frames);
   int64_t start = 0, end = total - 1;
   if (sampling.skip_secs > 0 && (info.duration - 2 * sampling.skip_secs) >
                                     static_cast<double>(sampling.max_frames) * sampling.fps) {

@@ -38,8 +38,15 @@ struct VideoInfo {
   int width = 0, height = 0;
 };
 
-// The metadata of a video file. Throws minivlm::Error naming the file and the reason (missing, not
-// a format FFmpeg reads, no video stream, no decoder, no frame rate, no frames).
+// Limits checked from a video's metadata before any frame is decoded: frames of more pixels than
+// max_image_pixels() (data/image.h), more than kMaxVideoFrames frames, a frame rate above
+// kMaxVideoFps. A container that stores no frame count is counted by decoding, up to the limit.
+inline constexpr int64_t kMaxVideoFrames = int64_t{1} << 24;
+inline constexpr double kMaxVideoFps = 1e6;
+
+// The metadata of a video file. Throws minivlm::Error naming the file and the reason (missing or
+// not a regular file, not a format FFmpeg reads, no video stream, no decoder, no frame rate, no
+// frames, a limit above passed). The demuxer opens no file but this one.
 VideoInfo probe_video(const std::string& path);
 
 // The RGB frames at `indices` (ascending, distinct), in that order. Throws minivlm::Error naming

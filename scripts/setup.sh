@@ -15,6 +15,7 @@ packages=(
   libopenmpi-dev openmpi-bin # MPI for data-parallel training
   libboost-context-dev      # fibers for the SIMT emulator
   clang-format
+  clang-14 libclang-rt-14-dev # libFuzzer and the sanitizers of the fuzz targets (scripts/fuzz.sh)
   python3 python3-venv      # python3-venv: the .venv holding pyarrow (below)
 )
 

@@ -25,4 +25,6 @@ if [ -f "$root/kernels/CMakeLists.txt" ]; then
     MINIVLM_SMALL_SHAPES=1 ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 1200
   done
 fi
+# The file parsers under libFuzzer (clang, ASan + UBSan), a bounded time each.
+./scripts/fuzz.sh
 echo "== all tests passed"

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/file_check.h"
 #include "text/tokenizer.h"
 #include "tools/command.h"
 
@@ -20,6 +21,7 @@ MINIVLM_COMMAND("bench-tokenizer", "tokenizer encoding speed (MB/s, tokens/s) on
   const int runs = a.get_int("runs", 5);
   MV_CHECK(runs > 0, "bench-tokenizer: --runs must be positive, got ", runs);
   const Tokenizer tok = Tokenizer::from_file(a.get("tokenizer"));
+  require_regular_file(a.get("file"), "text file");
   std::ifstream in(a.get("file"), std::ios::binary);
   MV_CHECK(in, "bench-tokenizer: cannot open ", a.get("file"));
   std::stringstream ss;

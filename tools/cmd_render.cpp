@@ -7,6 +7,8 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/file_check.h"
+#include "core/json_file.h"
 #include "text/chat.h"
 #include "tools/command.h"
 
@@ -48,6 +50,7 @@ MINIVLM_COMMAND("render", "chat-format a JSONL data file: token ids and label ma
   const std::string image_token = "<|image_pad|>";
   const ImagePrompt image = image_run(image_token, a.get_int("tokens-per-image", 49));
   const std::string path = a.get("data");
+  require_regular_file(path, "data file");
   std::ifstream in(path);
   MV_CHECK(in, "cannot open ", path);
   std::string line;
@@ -55,7 +58,7 @@ MINIVLM_COMMAND("render", "chat-format a JSONL data file: token ids and label ma
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     EncodedChat chat;
     try {
-      const json sample = json::parse(line);
+      const json sample = parse_json_limited(line);
       const std::vector<ImagePrompt> images(count_images(sample.value("image", json())), image);
       chat = encode_chat(tok, parse_messages(sample), images, image_token);
     } catch (const std::exception& e) {

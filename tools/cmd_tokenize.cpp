@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "text/tokenizer.h"
 #include "tools/command.h"
 
@@ -19,7 +20,7 @@ MINIVLM_COMMAND("tokenize", "encode JSON strings from stdin (one per line) into 
     if (line.empty()) continue;
     nlohmann::json text;
     try {
-      text = nlohmann::json::parse(line);
+      text = parse_json_limited(line);
     } catch (const nlohmann::json::exception& e) {
       MV_FAIL("stdin line ", lineno, ": not JSON: ", e.what());
     }

@@ -8,6 +8,9 @@
 #include <limits>
 #include <map>
 
+#include "core/file_check.h"
+#include "core/json_file.h"
+#include "data/loader.h"
 #include "io/atomic_file.h"
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -192,14 +195,62 @@ LoadedCheckpoint load_checkpoint(const std::string& dir) {
   c.model_path = (d / "model.safetensors").string();
   const SafeTensorsFile opt = SafeTensorsFile::open((d / "optimizer.safetensors").string());
   for (const std::string& n : opt.names()) c.optimizer.emplace(n, opt.get(n));
-  std::ifstream f(d / "trainer_state.json");
-  MV_CHECK(f.good(), "checkpoint ", dir, " has no trainer_state.json");
-  try {
-    c.state = nlohmann::json::parse(f);
-  } catch (const nlohmann::json::exception& e) {
-    MV_FAIL(dir, "/trainer_state.json: ", e.what());
-  }
+  const std::string state_path = (d / "trainer_state.json").string();
+  MV_CHECK(fs::exists(state_path), "checkpoint ", dir, " has no trainer_state.json");
+  c.state = read_json_file(state_path, "trainer state");
+  MV_CHECK(c.state.is_object(), state_path, ": the trainer state is not a JSON object but a JSON ",
+           c.state.type_name());
   return c;
+}
+
+nlohmann::json parse_trainer_state(std::string_view text, const std::string& origin) {
+  nlohmann::json j = parse_json(text, origin);
+  check_trainer_state(j, origin);
+  return j;
+}
+
+void check_trainer_state(const nlohmann::json& j, const std::string& origin) {
+  MV_CHECK(j.is_object(), origin, ": the trainer state is not a JSON object but a JSON ",
+           j.type_name());
+  const auto integer = [&](const nlohmann::json& o, const char* key, int64_t lo, int64_t hi,
+                           const std::string& where) {
+    const auto it = o.find(key);
+    MV_CHECK(it != o.end(), origin, ": ", where, "has no \"", key, "\"");
+    MV_CHECK(it->is_number_integer(), origin, ": ", where, "\"", key,
+             "\" is not an integer but a JSON ", it->type_name());
+    // The parser stores every non-negative integer as unsigned.
+    const bool fits = it->is_number_unsigned()
+                          ? it->get<uint64_t>() <= static_cast<uint64_t>(hi) &&
+                                static_cast<int64_t>(it->get<uint64_t>()) >= lo
+                          : it->get<int64_t>() >= lo && it->get<int64_t>() <= hi;
+    MV_CHECK(fits, origin, ": ", where, "\"", key, "\" must be in [", lo, ", ", hi, "], got ",
+             it->dump());
+    return it->get<int64_t>();
+  };
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  for (const char* key : {"step", "optimizer_steps", "nonfinite_steps", "tokens"})
+    integer(j, key, 0, kMax, "");
+  const int64_t global_batch = integer(j, "global_batch", 1, kMax, "");
+  const int64_t world = integer(j, "world_size", 1, kMaxTrainerWorldSize, "");
+  const auto ranks = j.find("ranks");
+  MV_CHECK(ranks != j.end() && ranks->is_array() && ranks->size() == static_cast<size_t>(world),
+           origin, ": \"ranks\" must be an array of world_size (", world, ") entries");
+  for (size_t r = 0; r < ranks->size(); ++r) {
+    const nlohmann::json& e = (*ranks)[r];
+    const std::string where = "ranks[" + std::to_string(r) + "] ";
+    MV_CHECK(e.is_object() && e.contains("loader") && e.contains("rng") && e["rng"].is_string(),
+             origin, ": ", where, "must be an object with \"loader\" and a string \"rng\"");
+    LoaderState s;
+    try {
+      s = LoaderState::from_json(e["loader"]);
+    } catch (const Error& err) {
+      MV_FAIL(origin, ": ", where, err.what());
+    }
+    int64_t samples = 0;
+    MV_CHECK(!__builtin_mul_overflow(s.step_in_epoch, global_batch, &samples), origin, ": ", where,
+             "loader step_in_epoch ", s.step_in_epoch, " times global_batch ", global_batch,
+             " overflows");
+  }
 }
 
 }  // namespace minivlm

@@ -19,6 +19,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/tensor.h"
@@ -69,5 +70,19 @@ std::string final_tmp_dir(const std::string& run_dir);
 // replaced (.old_*) is put back when its replacement is missing, else removed. Call it only while
 // holding the run's lock (train/run_lock.h). Returns one line per thing done.
 std::vector<std::string> clean_run_leftovers(const std::string& run_dir);
+
+// (load_checkpoint reads trainer_state.json as a regular file of limited size and nesting and
+// requires a JSON object; whether it holds what resuming reads is check_trainer_state's to say.)
+
+// Saved world sizes above this are refused when a trainer state is checked.
+inline constexpr int64_t kMaxTrainerWorldSize = int64_t{1} << 20;
+// Checks that a trainer state holds what resuming reads: non-negative integer step,
+// optimizer_steps, nonfinite_steps and tokens, global_batch >= 1, world_size in
+// [1, kMaxTrainerWorldSize], and world_size "ranks" entries, each a loader state
+// (LoaderState::from_json) and an "rng" string, with step_in_epoch × global_batch within int64.
+// Throws minivlm::Error naming `origin` and the key.
+void check_trainer_state(const nlohmann::json& state, const std::string& origin);
+// trainer_state.json's text parsed (core/json_file.h) and checked (check_trainer_state).
+nlohmann::json parse_trainer_state(std::string_view text, const std::string& origin);
 
 }  // namespace minivlm

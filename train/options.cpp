@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "data/record_source.h"
+#include "core/json_file.h"
 
 namespace minivlm {
 
@@ -246,15 +247,7 @@ TrainOptions parse_train_options(Stage stage, const std::vector<std::string>& ar
   // The config file first, then the flags on top of it.
   if (flags.contains("config")) {
     const std::string path = flags.at("config").get<std::string>();
-    std::ifstream f(path);
-    MV_CHECK(f.good(), "cannot open config ", path);
-    json j;
-    try {
-      j = json::parse(f);
-    } catch (const json::exception& e) {
-      MV_FAIL(path, ": not valid JSON: ", e.what());
-    }
-    apply_options(opts, j, path);
+    apply_options(opts, read_json_file(path, "config"), path);
   }
   apply_options(opts, flags, "command line");
   for (const char* required : {"model", "data", "images", "out"})

@@ -62,18 +62,11 @@ class WeightFiles {
 };
 
 WeightFiles WeightFiles::sharded(const std::string& index_path) {
-  std::ifstream f(index_path);
-  MV_CHECK(f.good(), "cannot open ", index_path);
-  nlohmann::json index;
-  try {
-    index = nlohmann::json::parse(f);
-  } catch (const nlohmann::json::exception& e) {
-    MV_FAIL(index_path, ": not valid JSON: ", e.what());
-  }
+  const nlohmann::json index = read_json_file(index_path, "weight index");
   MV_CHECK(index.is_object() && index.contains("weight_map") && index["weight_map"].is_object(),
            index_path, ": no weight_map object");
   std::map<std::string, std::set<std::string>> shards;  // file → the tensors the index puts there
-  for (const auto& [name, file] : index["weight_map"].items()) {
+  for (const auto& [name, file] : index.at("weight_map").items()) {
     MV_CHECK(file.is_string(), index_path, ": weight_map[", name, "] is not a file name");
     const std::string shard = file.get<std::string>();
     MV_CHECK(shard.find('/') == std::string::npos && shard != ".." && !shard.empty(), index_path,
@@ -200,7 +193,7 @@ void import_weights(const MiniMindVLM& model, const std::string& path, const Imp
 namespace {
 
 // The differences between a Hugging Face vision folder and the model's vision config.
-void check_hf_vision_folder(const VisionConfig& v, const std::string& dir) {
+void check_hf_vision_folder_values(const VisionConfig& v, const std::string& dir) {
   std::vector<std::string> diffs;
   nlohmann::json cfg = read_json_file(dir + "/config.json");
   if (cfg.contains("vision_config")) cfg = cfg["vision_config"];
@@ -255,6 +248,16 @@ void check_hf_vision_folder(const VisionConfig& v, const std::string& dir) {
     }
   }
   MV_CHECK(diffs.empty(), dir, " does not match the model's vision config:", join_lines(diffs));
+}
+
+// A value of the wrong type in the folder's files is an error naming the folder.
+void check_hf_vision_folder(const VisionConfig& v, const std::string& dir) {
+  try {
+    check_hf_vision_folder_values(v, dir);
+  } catch (const nlohmann::json::exception& e) {
+    MV_FAIL(dir, ": config.json or preprocessor_config.json holds a value of the wrong type (",
+            e.what(), ")");
+  }
 }
 
 }  // namespace

@@ -11,6 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/file_check.h"
+#include "core/json_file.h"
+
 namespace minivlm {
 
 namespace {
@@ -57,9 +60,9 @@ struct Entry {
 };
 
 // The header and its top-level keys in file order. Plain (map-based) json: ordered_json copies
-// values recursively when it grows, which a hostile deeply nested header turns into a stack
-// overflow. The callback also catches duplicated keys, of which the JSON library would silently
-// keep only the last (hiding a tensor).
+// values recursively when it grows; and the parse limits the nesting (core/json_file.h), so no
+// recursive code meets a hostile deeply nested header. The callback also catches duplicated keys,
+// of which the JSON library would silently keep only the last (hiding a tensor).
 struct HeaderParse {
   nlohmann::json json;
   std::vector<std::string> keys;
@@ -89,7 +92,8 @@ HeaderParse parse_header_json(const std::string& path, const char* begin, const 
     return true;
   };
   try {
-    out.json = nlohmann::json::parse(begin, end, callback);
+    out.json =
+        parse_json_limited(std::string_view(begin, static_cast<size_t>(end - begin)), callback);
   } catch (const nlohmann::json::exception& e) {
     MV_FAIL("safetensors file '", path, "': header is not valid JSON (", e.what(), ")");
   }
@@ -234,7 +238,9 @@ struct SafeTensorsFile::State {
 SafeTensorsFile SafeTensorsFile::open(const std::string& path) {
   auto st = std::make_shared<State>();
   st->path = path;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // By name first: opening a FIFO would wait for a writer.
+  require_regular_file(path, "safetensors file");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   MV_CHECK(fd >= 0, "cannot open safetensors file '", path, "': ", std::strerror(errno));
   struct stat sb {};
   const int stat_rc = fstat(fd, &sb);

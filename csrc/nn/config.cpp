@@ -1,10 +1,13 @@
 #include "nn/config.h"
 
-#include <fstream>
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <type_traits>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "nn/projector.h"
 #include "nn/vision_tower.h"
 
@@ -13,6 +16,13 @@ namespace minivlm {
 using nlohmann::json;
 
 namespace {
+
+// A JSON value for an error message: short, and never a dump of a whole nested value.
+std::string describe(const json& v) {
+  if (!v.is_primitive()) return std::string("a JSON ") + v.type_name();
+  std::string s = v.dump();
+  return s.size() <= 80 ? s : s.substr(0, 77) + "...";
+}
 
 // Reads known keys of one JSON object into fields; any other key is an error naming it and the
 // valid keys.
@@ -25,10 +35,21 @@ class Reader {
   void get(const char* key, T& field) {
     known_.insert(key);
     if (!j_.contains(key)) return;
+    const json& v = j_.at(key);
+    // nlohmann converts 3.7 to 3 and 2^64 - 1 to -1 without a word: sizes must be integers that
+    // fit, as written.
+    if constexpr (std::is_same_v<T, int64_t>) {
+      MV_CHECK(v.is_number_integer(), where_, ".", key, ": must be an integer, got ", describe(v));
+      MV_CHECK(!v.is_number_unsigned() ||
+                   v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
+               where_, ".", key, ": ", describe(v), " is out of range");
+    }
+    if constexpr (std::is_same_v<T, double>)
+      MV_CHECK(v.is_number(), where_, ".", key, ": must be a number, got ", describe(v));
     try {
-      field = j_.at(key).get<T>();
+      field = v.get<T>();
     } catch (const json::exception& e) {
-      MV_FAIL(where_, ".", key, ": wrong type (", j_.at(key).dump(), "): ", e.what());
+      MV_FAIL(where_, ".", key, ": wrong type (", describe(v), "): ", e.what());
     }
   }
   void finish() const {
@@ -48,6 +69,76 @@ class Reader {
   std::string where_;
   std::set<std::string> known_;
 };
+
+// Every size within a range a model can have, before anything divides by it, multiplies it or
+// allocates from it: zero or negative sizes and head counts, and sizes whose products overflow,
+// are refused by name.
+void check_ranges(const ModelConfig& c, const std::string& origin) {
+  const auto in = [&](const char* name, int64_t v, int64_t lo, int64_t hi) {
+    MV_CHECK(v >= lo && v <= hi, origin, ": ", name, " must be in [", lo, ", ", hi, "], got ", v);
+  };
+  const auto real = [&](const char* name, double v, bool positive) {
+    MV_CHECK(std::isfinite(v) && (positive ? v > 0 : v >= 0), origin, ": ", name, " must be ",
+             positive ? "positive" : "non-negative", " and finite, got ", v);
+  };
+  const LlmConfig& L = c.llm;
+  in("llm.vocab_size", L.vocab_size, 1, kMaxConfigVocab);
+  in("llm.hidden_size", L.hidden_size, 1, kMaxConfigDim);
+  in("llm.num_hidden_layers", L.num_hidden_layers, 0, kMaxConfigLayers);
+  in("llm.num_attention_heads", L.num_attention_heads, 1, kMaxConfigHeads);
+  in("llm.num_key_value_heads", L.num_key_value_heads, 1, kMaxConfigHeads);
+  in("llm.head_dim", L.head_dim, 0, kMaxConfigDim);
+  in("llm.intermediate_size", L.intermediate_size, 0, kMaxConfigDim);
+  in("llm.max_position_embeddings", L.max_position_embeddings, 1, kMaxConfigPositions);
+  in("llm.num_experts", L.num_experts, 1, kMaxConfigHeads);
+  in("llm.num_experts_per_tok", L.num_experts_per_tok, 1, kMaxConfigHeads);
+  in("llm.moe_intermediate_size", L.moe_intermediate_size, 0, kMaxConfigDim);
+  real("llm.rope_theta", L.rope_theta, true);
+  real("llm.rms_norm_eps", L.rms_norm_eps, false);
+  real("llm.router_aux_loss_coef", L.router_aux_loss_coef, false);
+  const VisionConfig& V = c.vision;
+  in("vision.image_size", V.image_size, 1, kMaxConfigImageSize);
+  in("vision.patch_size", V.patch_size, 1, kMaxConfigImageSize);
+  in("vision.num_channels", V.num_channels, 1, 4);
+  in("vision.hidden_size", V.hidden_size, 1, kMaxConfigDim);
+  in("vision.num_hidden_layers", V.num_hidden_layers, 0, kMaxConfigLayers);
+  in("vision.num_attention_heads", V.num_attention_heads, 1, kMaxConfigHeads);
+  in("vision.intermediate_size", V.intermediate_size, 1, kMaxConfigDim);
+  in("vision.longest_edge", V.longest_edge, 0, kMaxConfigImageSize);
+  in("vision.video_longest_edge", V.video_longest_edge, 0, kMaxConfigImageSize);
+  in("vision.video_max_frames", V.video_max_frames, 1, kMaxConfigVideoFrames);
+  real("vision.layer_norm_eps", V.layer_norm_eps, false);
+  real("vision.video_fps", V.video_fps, true);
+  MV_CHECK(V.video_fps <= 1e6, origin, ": vision.video_fps must be at most 1e6, got ", V.video_fps);
+  for (int k = 0; k < 3; ++k) {
+    MV_CHECK(std::isfinite(V.image_mean[k]), origin, ": vision.image_mean must be finite");
+    real("vision.image_std", V.image_std[k], true);
+  }
+  in("projector.pixel_shuffle", c.projector.pixel_shuffle, 1, kMaxConfigImageSize);
+  real("projector.layer_norm_eps", c.projector.layer_norm_eps, false);
+
+  // The parameter count, overflow-checked (head_dim and intermediate sizes at their largest).
+  const int64_t hd = std::max<int64_t>(L.head_dim, L.hidden_size);
+  const int64_t ffn = std::max({L.intermediate_size, L.moe_intermediate_size, 4 * L.hidden_size});
+  int64_t total = 0;
+  bool overflow = false;
+  const auto add_product = [&](std::initializer_list<int64_t> factors) {
+    int64_t p = 1;
+    for (int64_t f : factors) overflow |= __builtin_mul_overflow(p, f, &p);
+    overflow |= __builtin_add_overflow(total, p, &total);
+  };
+  add_product({2, L.vocab_size, L.hidden_size});
+  add_product({L.num_hidden_layers, 2 * L.num_attention_heads + 2 * L.num_key_value_heads, hd,
+               L.hidden_size});
+  add_product({L.num_hidden_layers, L.use_moe ? L.num_experts : 1, 3, ffn, L.hidden_size});
+  add_product({V.num_hidden_layers, 4 * V.hidden_size + 2 * V.intermediate_size, V.hidden_size});
+  add_product({V.image_size / V.patch_size + 1, V.image_size / V.patch_size + 1, V.hidden_size});
+  add_product({V.patch_size, V.patch_size, V.num_channels, V.hidden_size});
+  add_product(
+      {V.hidden_size, c.projector.pixel_shuffle, c.projector.pixel_shuffle, 2, L.hidden_size});
+  MV_CHECK(!overflow && total <= kMaxConfigParams, origin, ": the sizes make a model of more than ",
+           kMaxConfigParams, " parameters (or overflow); not a model this program can hold");
+}
 
 }  // namespace
 
@@ -123,11 +214,10 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   p.get("layer_norm_eps", c.projector.layer_norm_eps);
   p.finish();
 
+  check_ranges(c, origin);
+
   // Derived defaults and consistency.
   auto& L = c.llm;
-  MV_CHECK(L.hidden_size > 0 && L.num_attention_heads > 0 && L.num_key_value_heads > 0 &&
-               L.vocab_size > 0 && L.num_hidden_layers >= 0,
-           origin, ": llm sizes must be positive");
   if (L.head_dim == 0) {
     MV_CHECK(L.hidden_size % L.num_attention_heads == 0, origin, ": llm.hidden_size ",
              L.hidden_size, " is not divisible by num_attention_heads ", L.num_attention_heads,
@@ -176,15 +266,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
 }
 
 ModelConfig ModelConfig::from_file(const std::string& path) {
-  std::ifstream f(path);
-  MV_CHECK(f.good(), "cannot open model config ", path);
-  json j;
-  try {
-    j = json::parse(f);
-  } catch (const json::exception& e) {
-    MV_FAIL(path, ": not valid JSON: ", e.what());
-  }
-  return from_json(j, path);
+  return from_json(read_json_file(path, "model config"), path);
 }
 
 json ModelConfig::to_json() const {

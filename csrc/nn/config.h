@@ -9,6 +9,17 @@
 
 namespace minivlm {
 
+// The ranges ModelConfig::from_json accepts (SPEC §1.1): a size outside them, or sizes whose
+// parameter count passes kMaxConfigParams, is an error naming the key.
+inline constexpr int64_t kMaxConfigDim = int64_t{1} << 20;  // hidden, intermediate, head_dim
+inline constexpr int64_t kMaxConfigVocab = int64_t{1} << 24;
+inline constexpr int64_t kMaxConfigLayers = 1024;
+inline constexpr int64_t kMaxConfigHeads = 4096;  // attention heads, experts
+inline constexpr int64_t kMaxConfigPositions = int64_t{1} << 24;
+inline constexpr int64_t kMaxConfigImageSize = int64_t{1} << 16;  // pixels per edge
+inline constexpr int64_t kMaxConfigVideoFrames = int64_t{1} << 14;
+inline constexpr int64_t kMaxConfigParams = int64_t{1} << 40;
+
 struct LlmConfig {
   int64_t vocab_size = 6400;
   int64_t hidden_size = 512;

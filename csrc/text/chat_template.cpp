@@ -1,11 +1,10 @@
 #include "text/chat_template.h"
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/error.h"
+#include "core/file_check.h"
 #include "core/json_file.h"
 
 namespace minivlm {
@@ -22,17 +21,9 @@ std::string without_whitespace(std::string_view s) {
   return out;
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  MV_CHECK(in, "cannot open ", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The "chat_template" value of a JSON file (null when it has none).
 nlohmann::json template_of(const std::string& path) {
-  const nlohmann::json j = read_json_file(path);
+  const nlohmann::json j = read_json_file(path, "chat template file");
   MV_CHECK(j.is_object(), path, ": not a JSON object");
   return j.value("chat_template", nlohmann::json());
 }
@@ -117,7 +108,9 @@ ChatTemplate chat_template_beside(const std::string& tokenizer_json_path) {
   const fs::path dir = fs::path(tokenizer_json_path).parent_path();
   // Newer Hugging Face tokenizers keep the template in its own file, which then takes precedence.
   const std::string jinja = (dir / "chat_template.jinja").string();
-  if (fs::exists(jinja)) return recognize_chat_template(read_text(jinja), jinja);
+  if (fs::exists(jinja))
+    return recognize_chat_template(
+        read_regular_file(jinja, "chat template file", kMaxJsonFileBytes), jinja);
   // Processors (SmolVLM's) keep it in chat_template.json.
   const std::string processor = (dir / "chat_template.json").string();
   if (fs::exists(processor)) {

@@ -1,11 +1,11 @@
 #include "text/tokenizer.h"
 
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/error.h"
+#include "core/file_check.h"
+#include "core/json_file.h"
 #include "text/bpe.h"
 #include "text/pretokenize.h"
 #include "text/unicode.h"
@@ -81,6 +81,26 @@ bool flag(const json& j, const char* key, bool fallback) {
   return it == j.end() || it->is_null() ? fallback : it->get<bool>();
 }
 
+// A JSON value for an error message: short, and never a dump of a whole nested value.
+std::string describe(const json& v) {
+  if (!v.is_primitive()) return std::string("a JSON ") + v.type_name();
+  std::string s = v.dump();
+  return s.size() <= 80 ? s : s.substr(0, 77) + "...";
+}
+
+// A token id as the file writes it: an integer in [0, kMaxTokenId] (tables of the largest id's
+// size are allocated from it, so a huge id would take unbounded memory, and one past 32 bits would
+// wrap).
+int32_t token_id(const json& id, const std::string& what) {
+  MV_CHECK(id.is_number_integer(), what, " has an id that is not an integer: ", describe(id));
+  MV_CHECK(id.is_number_unsigned() || id.get<int64_t>() >= 0, what, " has a negative id ",
+           describe(id));
+  const uint64_t v = id.get<uint64_t>();
+  MV_CHECK(v <= static_cast<uint64_t>(Tokenizer::kMaxTokenId), what, " has the id ", v,
+           ", above the limit of ", Tokenizer::kMaxTokenId);
+  return static_cast<int32_t>(v);
+}
+
 std::string component_type(const json& j) {
   return j.is_object() && j.contains("type") ? j["type"].get<std::string>() : "(untyped)";
 }
@@ -123,22 +143,13 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
 Tokenizer Tokenizer::from_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  MV_CHECK(in, "tokenizer: cannot open ", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  Tokenizer t = from_json(ss.str(), path);
+  Tokenizer t = from_json(read_regular_file(path, "tokenizer", kMaxJsonFileBytes), path);
   t.chat_template_ = chat_template_beside(path);
   return t;
 }
 
 Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    MV_FAIL("tokenizer ", origin, ": not valid JSON: ", e.what());
-  }
+  const json j = parse_json(text, "tokenizer " + origin);
   const std::string where = "tokenizer " + origin + ": ";
   Tokenizer t;
   try {
@@ -194,13 +205,14 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin)
       MV_CHECK(v.is_null() || v.get<std::string>().empty(), where, "BPE option ", key,
                " is not supported in a byte-level tokenizer");
     }
-    for (const auto& [token, id] : model.at("vocab").items()) {
-      MV_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0, where, "vocab entry '", token,
-               "' has a bad id ", id.dump());
-      t.vocab_[token] = id.get<int32_t>();
-    }
+    const json& vocab = model.at("vocab");
+    MV_CHECK(vocab.is_object(), where, "model.vocab is not an object but a JSON ",
+             vocab.type_name());
+    for (const auto& [token, id] : vocab.items())
+      t.vocab_[token] = token_id(id, where + "vocab entry '" + token + "'");
     text::Bpe::Merges merges;
     const json& jm = model.at("merges");
+    MV_CHECK(jm.is_array(), where, "model.merges is not an array but a JSON ", jm.type_name());
     merges.reserve(jm.size());
     for (size_t k = 0; k < jm.size(); ++k) {
       const json& m = jm[k];
@@ -212,7 +224,7 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin)
         merges.emplace_back(s.substr(0, space), s.substr(space + 1));
       } else {
         MV_CHECK(m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string(), where,
-                 "merge ", k, " ", m.dump(), " is neither \"a b\" nor [\"a\", \"b\"]");
+                 "merge ", k, " ", describe(m), " is neither \"a b\" nor [\"a\", \"b\"]");
         merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
       }
     }
@@ -220,11 +232,13 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& origin)
         std::make_unique<text::Bpe>(t.vocab_, merges, flag(model, "ignore_merges", false), origin);
 
     std::unordered_map<std::string, size_t> index;
-    for (const json& a : j.value("added_tokens", json::array())) {
+    const json added = j.value("added_tokens", json::array());
+    MV_CHECK(added.is_array(), where, "added_tokens is not an array but a JSON ",
+             added.type_name());
+    for (const json& a : added) {
       AddedToken tok;
       tok.content = a.at("content").get<std::string>();
-      tok.id = a.at("id").get<int32_t>();
-      MV_CHECK(tok.id >= 0, where, "added token '", tok.content, "' has a negative id");
+      tok.id = token_id(a.at("id"), where + "added token '" + tok.content + "'");
       if (tok.content.empty()) continue;
       tok.special = flag(a, "special", false);
       tok.single_word = flag(a, "single_word", false);

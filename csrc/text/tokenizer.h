@@ -38,6 +38,9 @@ class Tokenizer {
     std::vector<uint32_t> starts;  // [T] byte offset in the text where each token starts
   };
 
+  // Ids above this are refused at load (per-id tables are sized by the largest id).
+  static constexpr int32_t kMaxTokenId = (1 << 24) - 1;
+
   ~Tokenizer();
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;

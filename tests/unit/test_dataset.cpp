@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "data/dataset.h"
@@ -35,6 +36,28 @@ TEST(JsonlIndex, SkipsBlankLinesAndStripsLineEndings) {
   EXPECT_EQ(index.line_number(2), 6);
   EXPECT_EQ(index.read(3), "last without newline");
   EXPECT_EQ(index.line_number(3), 7);
+}
+
+// A line beyond the limit costs its own record, not the dataset: reading it gives the reason.
+TEST(JsonlIndex, ALineBeyondTheLimitIsAnUnreadableRecordNotAnError) {
+  ScratchDir dir;
+  {
+    std::ofstream f(dir.file("long.jsonl"), std::ios::binary);
+    f << "{\"a\": 1}\n{\"s\": \"";
+    const std::string block(1 << 20, 'x');
+    for (uint64_t k = 0; k <= (kMaxJsonlLineBytes >> 20); ++k) f << block;
+    f << "\"}\n{\"b\": 2}\n";
+  }
+  const JsonlIndex index(dir.file("long.jsonl"));
+  ASSERT_EQ(index.size(), 3u);
+  EXPECT_EQ(index.record(0).text, "{\"a\": 1}");
+  const Record big = index.record(1);
+  EXPECT_TRUE(big.text.empty());
+  EXPECT_NE(big.error.find("longer than the limit of 67108864 bytes"), std::string::npos)
+      << big.error;
+  EXPECT_EQ(index.location(1), dir.file("long.jsonl") + ":2");
+  EXPECT_EQ(index.record(2).text, "{\"b\": 2}");
+  EXPECT_THROW(index.read(1), Error);
 }
 
 TEST(JsonlIndex, LinesLongerThanTheReadChunk) {

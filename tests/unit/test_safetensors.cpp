@@ -383,8 +383,8 @@ TEST(SafeTensorsRead, DeeplyNestedHeaderIsAnErrorNotAStackOverflow) {
   const std::string header = R"({"a":{"dtype":"F32","shape":)" + std::string(depth, '[') +
                              std::string(depth, ']') + R"(,"data_offsets":[0,0]}})";
   write_bytes(path, file_bytes(header));
-  EXPECT_NE(open_error(path).find("tensor 'a' shape[0] is not an integer: a JSON array"),
-            std::string::npos);
+  EXPECT_NE(open_error(path).find("header is not valid JSON"), std::string::npos);
+  EXPECT_NE(open_error(path).find("nested more than 128 deep"), std::string::npos);
 }
 
 TEST(SafeTensorsRead, EveryTruncationIsACleanError) {

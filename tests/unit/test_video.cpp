@@ -129,7 +129,7 @@ TEST(Video, NumberWordsMatchNum2Words) {
 TEST(Video, UnreadableFilesAreNamedErrors) {
   const std::string missing = MINIVLM_SOURCE_DIR "/tests/fixtures/video/missing.mp4";
   EXPECT_THAT([&] { probe_video(missing); },
-              ThrowsMessage<Error>(AllOf(HasSubstr(missing), HasSubstr("no such file"))));
+              ThrowsMessage<Error>(AllOf(HasSubstr(missing), HasSubstr("No such file"))));
   const std::string garbage = temp_file("garbage.mp4", std::string(4096, '\x5a'));
   EXPECT_THAT([&] { probe_video(garbage); },
               ThrowsMessage<Error>(AllOf(HasSubstr(garbage), HasSubstr("not a video"))));
