@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/file_check.h"
 
 #if MINIVLM_HAVE_PARQUET
 #include <sys/mman.h>
@@ -261,6 +262,7 @@ std::string what(const std::exception& e) {
 }
 
 ParquetSource::ParquetSource(std::string path) : path_(std::move(path)) {
+  require_regular_file(path_, "dataset");  // before opening: a FIFO would block
   arrow::Result<std::shared_ptr<arrow::io::ReadableFile> > file =
       arrow::io::ReadableFile::Open(path_, pool());
   MV_CHECK(file.ok(), "cannot open dataset ", path_, ": ", file.status().message());

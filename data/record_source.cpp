@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "core/file_check.h"
 #include "data/jsonl_index.h"
 #include "data/parquet_source.h"
 
@@ -17,6 +18,7 @@ bool is_parquet_path(const std::string& path) {
 }
 
 std::unique_ptr<RecordSource> open_record_source(const std::string& path) {
+  require_regular_file(path, "dataset");  // before any reader opens it: a FIFO would block
   if (is_parquet_path(path)) return open_parquet_source(path);
   return std::make_unique<JsonlIndex>(path);
 }

@@ -126,6 +126,8 @@ void save(Run& r) {
 
 void resume(Run& r, const std::string& dir) {
   const LoadedCheckpoint c = load_checkpoint(dir);
+  // Every value read below is present and in range, or the error names the key.
+  check_trainer_state(c.state, dir + "/trainer_state.json");
   load_weights_in_source_layout(*r.m.model, r.m.source, c.model_path);
   r.optim->load_state(c.optimizer, c.state.at("optimizer_steps").get<int64_t>());
   r.step = c.state.at("step").get<int64_t>();

@@ -23,6 +23,7 @@
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/jsonl_index.h"
+#include "data/record_source.h"
 #include "data/video.h"
 #include "io/safetensors.h"
 #include "nn/config.h"
@@ -162,6 +163,9 @@ TEST(HostileFiles, FifoIsRefusedByNameWithoutBlocking) {
       fifo, [&] { probe_video(fifo); }, what);
   expect_refused_without_blocking(
       fifo, [&] { JsonlIndex index(fifo); }, what);
+  const std::string parquet_fifo = make_fifo(dir, "pipe.parquet");
+  expect_refused_without_blocking(
+      parquet_fifo, [&] { open_record_source(parquet_fifo); }, what);
   expect_refused_without_blocking(
       fifo,
       [&] {
@@ -444,8 +448,7 @@ TEST(HostileDataset, DeeplyNestedOrOverflowingRecordIsASkipNotACrash) {
                                       R"({"conversations": )" + nested(1000000) + "}\n" +
                                       R"({"c": )" + std::string(500000, '[') + "\n" +
                                       R"({"conversations": 888e8888888})" + "\n");
-  const Dataset ds(dir.file("d.jsonl"), "", testing_data::minimind(),
-                        testing_data::small_format());
+  const Dataset ds(dir.file("d.jsonl"), "", testing_data::minimind(), testing_data::small_format());
   ASSERT_EQ(ds.size(), 4u);
   EXPECT_TRUE(ds.load(0).sample.has_value());
   for (size_t i : {1, 2}) {
@@ -467,7 +470,7 @@ TEST(HostileDataset, FifoImageIsASkipWithoutBlocking) {
   write_file(dir.file("d.jsonl"),
              testing_data::record("<image>\\nWhat is it?", "A pipe.", "\"pipe.png\"") + "\n");
   const Dataset ds(dir.file("d.jsonl"), dir.images(), testing_data::minimind(),
-                        testing_data::small_format());
+                   testing_data::small_format());
   expect_refused_without_blocking(
       fifo,
       [&] {
