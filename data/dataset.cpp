@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "core/args.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/json_file.h"
@@ -199,6 +200,15 @@ SampleFormat SampleFormat::for_model(const ModelConfig& config, int64_t max_seq_
   f.images = ImageProcessor::for_model(config);
   f.videos = std::make_shared<const VideoProcessor>(VideoProcessor::for_model(config, f.images));
   return f;
+}
+
+void apply_data_flags(const cli::Args& args, const std::string& prog, SampleFormat& format) {
+  const std::string over_long = args.get("over-long", "skip");
+  MV_CHECK(over_long == "skip" || over_long == "truncate", prog,
+           ": --over-long must be skip or truncate, got '", over_long, "'");
+  format.truncate_over_long = over_long == "truncate";
+  format.allow_images_outside = args.has("allow-images-outside");
+  format.ignore_unreferenced_images = args.has("ignore-unreferenced-images");
 }
 
 int64_t Sample::supervised_tokens() const {

@@ -84,6 +84,14 @@ struct SampleFormat {
   static SampleFormat for_model(const ModelConfig& config, int64_t max_seq_len);
 };
 
+namespace cli {
+class Args;
+}
+
+// The data flags `eval` and `check-data` share (--over-long skip|truncate, --allow-images-outside,
+// --ignore-unreferenced-images) onto `format`. Throws minivlm::Error naming `prog` on a bad value.
+void apply_data_flags(const cli::Args& args, const std::string& prog, SampleFormat& format);
+
 struct Sample {
   std::vector<int32_t> ids;     // [T], T ≤ max_seq_len
   std::vector<uint8_t> labels;  // [T] 1 where token t is a supervised target (predicted by t−1)

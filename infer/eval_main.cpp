@@ -44,12 +44,7 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
   const LoadedModel m = load_model_dir(a.get("model"));
   place_for_inference(*m.model, a.get("device", "auto"));
   SampleFormat fmt = SampleFormat::for_model(m.config, a.get_int("max-seq-len", 2048));
-  const std::string over_long = a.get("over-long", "skip");
-  MV_CHECK(over_long == "skip" || over_long == "truncate",
-           "eval: --over-long must be skip or truncate, got '", over_long, "'");
-  fmt.truncate_over_long = over_long == "truncate";
-  fmt.allow_images_outside = a.has("allow-images-outside");
-  fmt.ignore_unreferenced_images = a.has("ignore-unreferenced-images");
+  apply_data_flags(a, "eval", fmt);
   // A parquet file carries its images, so --images is needed only for JSONL.
   const std::string images = is_parquet_path(a.get("data")) ? a.get("images", "") : a.get("images");
   const Dataset data(a.get("data"), images, *m.tokenizer, fmt);

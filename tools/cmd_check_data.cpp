@@ -30,12 +30,7 @@ MINIVLM_COMMAND("check-data",
   const LoadedModel m = load_model_dir(a.get("model"));
   const int64_t max_seq_len = a.get_int("max-seq-len", 2048);
   SampleFormat fmt = SampleFormat::for_model(m.config, max_seq_len);
-  const std::string over_long = a.get("over-long", "skip");
-  MV_CHECK(over_long == "skip" || over_long == "truncate",
-           "minivlm check-data: --over-long must be skip or truncate, got '", over_long, "'");
-  fmt.truncate_over_long = over_long == "truncate";
-  fmt.allow_images_outside = a.has("allow-images-outside");
-  fmt.ignore_unreferenced_images = a.has("ignore-unreferenced-images");
+  apply_data_flags(a, "minivlm check-data", fmt);
   const double max_bad_fraction = a.get_double("max-bad-fraction", 0.01);
   MV_CHECK(max_bad_fraction >= 0 && max_bad_fraction <= 1,
            "minivlm check-data: --max-bad-fraction must be in [0, 1], got ", max_bad_fraction);

@@ -6,12 +6,14 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "data/dataset.h"
 #include "data/image.h"
 #include "nn/config.h"
@@ -65,6 +67,17 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
+
+// The message of the minivlm::Error `f` throws; "" when it throws nothing. Any other exception
+// escapes and fails the test.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 inline void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);

@@ -25,14 +25,7 @@ using testing_data::write_file;
 
 const std::string kVideo = MINIVLM_SOURCE_DIR "/tests/fixtures/video/tiny.mp4";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing_data::error_of;
 
 std::string decode_error(const std::string& bytes) {
   return error_of([&] {
