@@ -24,6 +24,10 @@ Files (the same records in each file of a layout, in every row-group / page / co
   bad.parquet                   rows a dataset must skip (see BAD below), with good rows between
   no_conversations.parquet      a file without the conversations column
   wrong_type.parquet            conversations as int64
+  placeholder.parquet           MiniMind-V's text-only rows: no <image> in the text, an 8x8 black
+                                JPEG in image_bytes; then a row with a real image
+  placeholder.jsonl             the same conversations without any image (what the text-only rows
+                                are when their placeholder is ignored)
 """
 import io
 import json
@@ -195,6 +199,18 @@ def main():
           compression="snappy", row_group_size=4)
     write("no_conversations.parquet", pa.table({"conversation": ["[]"], "image_bytes": [b""]}))
     write("wrong_type.parquet", pa.table({"conversations": pa.array([1, 2], type=pa.int64())}))
+
+    # MiniMind-V's sft data: text-only rows carry a black 8x8 placeholder their text never names.
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="JPEG")
+    black = buf.getvalue()
+    text_rows = [[{"role": "user", "content": "Say hello %d." % k},
+                  {"role": "assistant", "content": "Hello %d!" % k}] for k in range(2)]
+    write_jsonl(os.path.join(OUT, "placeholder.jsonl"), [(m, []) for m in text_rows])
+    write("placeholder.parquet",
+          pa.table({"conversations": pa.array([json.dumps(m) for m in text_rows], type=pa.string()),
+                    "image_bytes": pa.array([black, black], type=pa.binary())}),
+          compression="snappy")
 
     total = 0
     for root, _, files in os.walk(OUT):

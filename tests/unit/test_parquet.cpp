@@ -92,6 +92,29 @@ INSTANTIATE_TEST_SUITE_P(Files, ParquetTwin,
                            return name;
                          });
 
+// MiniMind-V's text-only rows carry an 8x8 placeholder image their text never names: with
+// ignore_unreferenced_images they are the text-only samples of their JSONL twin; without it the
+// image is put before the first user message (SPEC §3).
+TEST(Parquet, PlaceholderImagesOfTextRowsAreIgnoredWhenAsked) {
+  SKIP_WITHOUT_PARQUET();
+  SampleFormat ignoring = small_format();
+  ignoring.ignore_unreferenced_images = true;
+  const Dataset jsonl(kDir + "placeholder.jsonl", "", minimind(), small_format());
+  const Dataset ignored(kDir + "placeholder.parquet", "", minimind(), ignoring);
+  const Dataset kept(kDir + "placeholder.parquet", "", minimind(), small_format());
+  ASSERT_EQ(ignored.size(), 2u);
+  for (size_t i = 0; i < ignored.size(); ++i) {
+    const SampleResult want = jsonl.load(i);
+    ASSERT_TRUE(want.sample) << want.skip_reason;
+    EXPECT_EQ(want.sample->num_images, 0);
+    expect_same(ignored.load(i), want, i);
+    const SampleResult with_image = kept.load(i);
+    ASSERT_TRUE(with_image.sample) << with_image.skip_reason;
+    EXPECT_EQ(with_image.sample->num_images, 1);
+    EXPECT_GT(with_image.sample->ids.size(), want.sample->ids.size());
+  }
+}
+
 TEST(Parquet, ShuffledConcurrentAccessEqualsSequential) {
   SKIP_WITHOUT_PARQUET();
   for (const char* file : {"list_none_nodict.parquet", "single_zstd_rg7.parquet"}) {
