@@ -20,7 +20,21 @@ using nlohmann::json;
 
 namespace {
 
-SampleResult skip(std::string reason) { return {std::nullopt, std::move(reason)}; }
+// A reason quoting a huge value (a 100 KB role, a long line in a parse error) keeps its head and
+// tail: one warning line stays readable. Cuts fall on UTF-8 character boundaries.
+std::string shortened(std::string reason) {
+  constexpr size_t kHead = 240, kTail = 60;
+  if (reason.size() <= kHead + kTail + 40) return reason;
+  const auto boundary = [&](size_t k) {
+    while (k > 0 && (static_cast<unsigned char>(reason[k]) & 0xC0) == 0x80) --k;
+    return k;
+  };
+  const size_t head = boundary(kHead), tail = boundary(reason.size() - kTail);
+  return reason.substr(0, head) + " … [" + std::to_string(tail - head) + " bytes omitted] … " +
+         reason.substr(tail);
+}
+
+SampleResult skip(std::string reason) { return {std::nullopt, shortened(std::move(reason))}; }
 
 // minivlm::Error messages start with the throwing source's "file.cpp:123: "; a data warning
 // already names its own file and line, so that part is noise there.
@@ -332,7 +346,7 @@ PromptResult Dataset::load_prompt(size_t i) const {
   std::vector<std::string> images, videos;
   const Record raw = source_->record(i);
   if (std::optional<std::string> bad = parse_record(raw, messages, images, videos)) {
-    r.skip_reason = *bad;
+    r.skip_reason = shortened(*bad);
     return r;
   }
   size_t last = messages.size();
@@ -351,7 +365,7 @@ PromptResult Dataset::load_prompt(size_t i) const {
   if (std::optional<std::string> bad =
           raw.image_bytes.empty() ? load_media(images, videos, rec.context, rec.images)
                                   : load_image_bytes(raw.image_bytes, rec.context, rec.images)) {
-    r.skip_reason = *bad;
+    r.skip_reason = shortened(*bad);
     return r;
   }
   r.record = std::move(rec);

@@ -119,6 +119,24 @@ TEST(SampleFormat, TakesTheModelsImageSettings) {
             49);
 }
 
+// A reason quoting a huge value is shortened to its head and tail in the one warning line.
+TEST(Dataset, LongValuesAreShortenedInSkipReasons) {
+  ScratchDir dir;
+  const std::string role(100000, 'r');
+  write_file(dir.file("d.jsonl"),
+             R"({"conversations": [{"role": ")" + role +
+                 R"(", "content": "hi"}, {"role": "assistant", "content": "x"}]})"
+                 "\n");
+  const Dataset ds(dir.file("d.jsonl"), "", minimind(), small_format());
+  const SampleResult r = ds.load(0);
+  ASSERT_FALSE(r.sample);
+  EXPECT_LT(r.skip_reason.size(), 400u) << r.skip_reason.size();
+  EXPECT_THAT(r.skip_reason, testing::StartsWith("unknown role 'rrrr"));
+  EXPECT_THAT(r.skip_reason, HasSubstr(" bytes omitted] "));
+  EXPECT_THAT(r.skip_reason, testing::EndsWith("(valid roles: system, user, assistant)"));
+  EXPECT_LT(ds.skip_warning(0, r.skip_reason).size(), 500u);
+}
+
 TEST(Dataset, TextSampleIdsAndLabels) {
   ScratchDir dir;
   write_file(dir.file("d.jsonl"),
