@@ -51,22 +51,14 @@ namespace {
 // "model tensor 'x': 3 of 64 values non-finite (first nan at index 5)", or "" when it is fine.
 std::string tensor_problem(const std::string& kind, const std::string& name, const Tensor& t,
                            double limit) {
-  if (!is_floating(t.dtype()) || t.numel() == 0) return "";
-  const Tensor f = t.detach().to(kCPU).to(DType::f32).contiguous();
-  const float* d = f.data<float>();
-  const int64_t n = f.numel();
-  int64_t bad = 0, first = -1;
-  for (int64_t i = 0; i < n; ++i) {
-    const double x = d[i];
-    if (std::isfinite(x) && std::abs(x) <= limit) continue;
-    if (bad++ == 0) first = i;
-  }
-  if (bad == 0) return "";
+  const Tensor::OutOfRange bad = t.out_of_range(limit);
+  const int64_t n = t.numel();
+  if (bad.count == 0) return "";
   const char* what = limit < std::numeric_limits<double>::infinity()
                          ? " values non-finite or beyond ±1e30"
                          : " values non-finite";
-  return detail::str_cat(kind, " tensor '", name, "': ", bad, " of ", n, what, " (first ", d[first],
-                         " at index ", first, ")");
+  return detail::str_cat(kind, " tensor '", name, "': ", bad.count, " of ", n, what, " (first ",
+                         bad.first_value, " at index ", bad.first_index, ")");
 }
 
 // Opens what was written and checks it holds what was meant to be written.

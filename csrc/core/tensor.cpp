@@ -1,6 +1,7 @@
 #include "core/tensor.h"
 
 #include <array>
+#include <cmath>
 #include <cstring>
 
 #include "core/strided.h"
@@ -152,6 +153,26 @@ void register_device_copy(DeviceType type, DeviceCopyFn fn) {
 
 std::vector<float> Tensor::to_float_vector() const { return host_values<float>(*this); }
 std::vector<double> Tensor::to_double_vector() const { return host_values<double>(*this); }
+
+Tensor::OutOfRange Tensor::out_of_range(double limit) const {
+  OutOfRange r;
+  if (!is_floating(dtype()) || numel() == 0) return r;
+  const auto visit = [&](int64_t i, double x) {
+    if (std::isfinite(x) && std::abs(x) <= limit) return;
+    if (r.count++ == 0) {
+      r.first_index = i;
+      r.first_value = x;
+    }
+  };
+  if (dtype() == DType::f32 && device().is_cpu() && is_contiguous()) {
+    const float* v = data<float>();
+    for (int64_t i = 0; i < numel(); ++i) visit(i, v[i]);
+  } else {
+    const std::vector<float> v = to_float_vector();
+    for (size_t i = 0; i < v.size(); ++i) visit(static_cast<int64_t>(i), v[i]);
+  }
+  return r;
+}
 std::vector<int64_t> Tensor::to_int_vector() const { return host_values<int64_t>(*this); }
 
 double Tensor::item() const {

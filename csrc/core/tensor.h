@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <limits>
 #include <vector>
 
 #include "core/device.h"
@@ -97,6 +98,14 @@ class Tensor {
   std::vector<double> to_double_vector() const;
   std::vector<int64_t> to_int_vector() const;
   double item() const;  // a one-element tensor's value
+  // Values that are NaN, infinite or beyond ±limit (floating dtypes; others have none): their
+  // count and the first one in row-major order.
+  struct OutOfRange {
+    int64_t count = 0;
+    int64_t first_index = -1;
+    double first_value = 0;
+  };
+  OutOfRange out_of_range(double limit = std::numeric_limits<double>::infinity()) const;
 
   // --- views and copies (autograd-aware) ---
   Tensor reshape(const Shape& shape) const;  // a view when possible; -1 infers one dimension

@@ -93,17 +93,6 @@ bool tensors_equal(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.to_float_vector() == b.to_float_vector();
 }
 
-int64_t count_nonfinite(const Tensor& t) {
-  int64_t bad = 0;
-  if (t.dtype() == DType::f32 && t.device().is_cpu() && t.is_contiguous()) {
-    const float* v = t.data<float>();
-    for (int64_t i = 0; i < t.numel(); ++i) bad += !std::isfinite(v[i]);
-    return bad;
-  }
-  for (double v : t.to_double_vector()) bad += !std::isfinite(v);
-  return bad;
-}
-
 // Shared by strict loading and importers: matches file tensors to model tensors, reports every
 // problem at once, then copies.
 void copy_matched(const MiniMindVLM& model, const WeightFiles& file, const ImportRule& rule) {
@@ -157,7 +146,7 @@ void copy_matched(const MiniMindVLM& model, const WeightFiles& file, const Impor
   for (const auto& [mname, fname] : matched) {
     Tensor p = params.at(mname).detach();
     p.copy_(file.get(fname));
-    const int64_t bad = count_nonfinite(p);
+    const int64_t bad = p.out_of_range().count;
     if (bad > 0)
       nonfinite.push_back(fname + ": " + std::to_string(bad) + " of " + std::to_string(p.numel()) +
                           " values are NaN or infinite");
