@@ -47,7 +47,7 @@ StepResult TrainStep::forward_backward_and_reduce(std::span<const MicroInput> mi
   double loss_sum = 0, aux_sum = 0;
   for (const MicroInput& m : micro) {
     if (m.batch == nullptr || denom <= 0) continue;
-    const VlmOutput out = model_.forward(*m.batch, denom);
+    const VlmOutput out = model_.forward(*m.batch, denom, MiniMindVLM::Logits::none);
     loss_sum += out.loss.item();
     Tensor total = out.loss;
     if (out.aux_loss.defined()) {

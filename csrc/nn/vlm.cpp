@@ -125,7 +125,7 @@ Tensor shifted_targets(const Tensor& ids, const Tensor& label_mask) {
   return Tensor::from_vector(targets, {B * T});
 }
 
-VlmOutput MiniMindVLM::forward(const VlmBatch& batch, double denominator) const {
+VlmOutput MiniMindVLM::forward(const VlmBatch& batch, double denominator, Logits logits) const {
   const int64_t B = batch.ids.size(0), T = batch.ids.size(1), V = c_.llm.vocab_size;
   MV_CHECK(T <= c_.llm.max_position_embeddings, "sequence of ", T,
            " tokens exceeds max_position_embeddings ", c_.llm.max_position_embeddings);
@@ -133,9 +133,30 @@ VlmOutput MiniMindVLM::forward(const VlmBatch& batch, double denominator) const 
   const bool with_aux = c_.llm.use_moe && c_.llm.router_aux_loss_coef > 0 && grad_enabled();
   const Tensor hidden =
       llm.forward_hidden(embed(batch), 0, nullptr, with_aux ? &out.aux_loss : nullptr);
-  out.logits = llm.logits(hidden);
-  out.loss = ops::cross_entropy(out.logits.reshape({B * T, V}),
-                                shifted_targets(batch.ids, batch.label_mask), ops::kIgnoreIndex,
+  const Tensor targets = shifted_targets(batch.ids, batch.label_mask);
+  // Without logits, only rows with a target reach the head: an ignored row adds nothing to the
+  // loss or to any gradient, so leaving it out changes neither. (A batch without targets keeps
+  // the full path, so that its zero loss still reaches every input.)
+  std::vector<int64_t> rows, kept;
+  if (logits == Logits::none) {
+    const std::vector<int64_t> tv = targets.to_int_vector();
+    for (int64_t r = 0; r < B * T; ++r)
+      if (tv[static_cast<size_t>(r)] != ops::kIgnoreIndex) {
+        rows.push_back(r);
+        kept.push_back(tv[static_cast<size_t>(r)]);
+      }
+  }
+  if (rows.empty()) {
+    out.logits = llm.logits(hidden);
+    out.loss =
+        ops::cross_entropy(out.logits.reshape({B * T, V}), targets, ops::kIgnoreIndex, denominator);
+    if (logits == Logits::none) out.logits = Tensor();
+    return out;
+  }
+  const int64_t M = static_cast<int64_t>(rows.size()), H = hidden.size(2);
+  const Tensor flat = hidden.reshape({B * T, H});
+  const Tensor h = M == B * T ? flat : ops::gather_rows(flat, Tensor::from_vector(rows, {M}));
+  out.loss = ops::cross_entropy(llm.logits(h), Tensor::from_vector(kept, {M}), ops::kIgnoreIndex,
                                 denominator);
   return out;
 }

@@ -26,7 +26,7 @@ struct VlmBatch {
 };
 
 struct VlmOutput {
-  Tensor logits;    // [B, T, V]
+  Tensor logits;    // [B, T, V]; undefined from forward(..., Logits::none)
   Tensor loss;      // scalar: Σ token losses / denominator
   Tensor aux_loss;  // scalar: the MoE router loss over the batch's tokens, computed only where
                     // grad mode is on (training); undefined for a dense model and without grad
@@ -48,9 +48,13 @@ class MiniMindVLM {
   Tensor embed(const VlmBatch& batch) const;
   // The projected image rows: tiles [n, 3, S, S] → [n·N, H] (vision tower without autograd).
   Tensor image_rows(const Tensor& pixels) const;
+  // Which logits forward() keeps: all of them, or none (training: the LM head and the
+  // cross-entropy then run on the supervised rows only, the same loss for fewer FLOPs).
+  enum class Logits : uint8_t { all, none };
   // Logits and the masked loss. denominator > 0 divides the summed token loss by it (a global
   // supervised-token count, SPEC §4.2); 0 divides by this batch's count.
-  VlmOutput forward(const VlmBatch& batch, double denominator = 0.0) const;
+  VlmOutput forward(const VlmBatch& batch, double denominator = 0.0,
+                    Logits logits = Logits::all) const;
   // From now on image features come through `cache` (nullptr: computed every time).
   void set_vision_cache(std::shared_ptr<VisionFeatureCache> cache) {
     vision_cache_ = std::move(cache);

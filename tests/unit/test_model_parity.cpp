@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <tuple>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -33,10 +34,14 @@ bool is_weight(const std::string& n) {
   return n.rfind("input.", 0) != 0 && n.rfind("output.", 0) != 0 && n.rfind("grad.", 0) != 0;
 }
 
-class ModelParity : public ::testing::TestWithParam<std::string> {};
+// The golden case, and whether the forward keeps every logit (Logits::all) or, as training does,
+// runs the LM head and the loss on the supervised rows only (Logits::none): the loss and every
+// gradient must match the reference either way.
+class ModelParity : public ::testing::TestWithParam<std::tuple<std::string, MiniMindVLM::Logits>> {
+};
 
 TEST_P(ModelParity, LogitsLossAndGradientsMatchTheReference) {
-  const std::string c = GetParam();
+  const auto [c, logits] = GetParam();
   std::ifstream jf(kGoldens + c + ".json");
   ASSERT_TRUE(jf.good()) << "missing golden " << c;
   const nlohmann::json meta = nlohmann::json::parse(jf);
@@ -67,8 +72,11 @@ TEST_P(ModelParity, LogitsLossAndGradientsMatchTheReference) {
                            g.get("output.image_embeds")),
               1e-4);
   }
-  const VlmOutput out = model.forward(batch);
-  EXPECT_LT(scaled_error(out.logits, g.get("output.logits")), 1e-4) << c;
+  const VlmOutput out = model.forward(batch, 0.0, logits);
+  if (logits == MiniMindVLM::Logits::all)
+    EXPECT_LT(scaled_error(out.logits, g.get("output.logits")), 1e-4) << c;
+  else
+    EXPECT_FALSE(out.logits.defined());
   const double golden_loss = g.get("output.loss").item();
   EXPECT_LT(std::abs(out.loss.item() - golden_loss) / std::abs(golden_loss), 1e-4) << c;
 
@@ -88,9 +96,16 @@ TEST_P(ModelParity, LogitsLossAndGradientsMatchTheReference) {
   EXPECT_GT(checked, 10);
 }
 
-INSTANTIATE_TEST_SUITE_P(Goldens, ModelParity,
-                         ::testing::Values("gqa_r2_tied", "mqa_qknorm_r1_bias_two_images",
-                                           "mha_qknorm_r4_untied_mixed", "text_only_batch"));
+INSTANTIATE_TEST_SUITE_P(
+    Goldens, ModelParity,
+    ::testing::Combine(::testing::Values("gqa_r2_tied", "mqa_qknorm_r1_bias_two_images",
+                                         "mha_qknorm_r4_untied_mixed", "text_only_batch"),
+                       ::testing::Values(MiniMindVLM::Logits::all, MiniMindVLM::Logits::none)),
+    [](const auto& info) {
+      return std::get<0>(info.param) + (std::get<1>(info.param) == MiniMindVLM::Logits::all
+                                            ? "_all_logits"
+                                            : "_supervised_rows");
+    });
 
 TEST(ModelLoading, StrictLoadNamesEveryMismatch) {
   const std::string c = "gqa_r2_tied";
