@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 #include "core/dtype.h"
+#include "core/error.h"
 
 namespace minivlm::cpu {
 
@@ -148,6 +151,92 @@ void i8_tile_portable(const I8Rows* w, int64_t k, const U8Rows* x, int64_t m, fl
   }
 }
 
+// AVX2 + FMA: 16 products per row and step in two independent sums, so that a tile of four rows
+// keeps eight FMA chains in flight (one sum per row is bound by the FMA latency, not by memory).
+#define MV_AVX2 __attribute__((target("avx2,fma")))
+
+MV_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+MV_AVX2 inline __m256 load8(const uint16_t* p) {
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+inline float widen(float v) { return v; }
+inline float widen(uint16_t v) { return bf16_to_f32(v); }
+
+MV_AVX2 inline float sum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+MV_AVX2 inline int32_t sum8(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+}
+
+// f32 or bf16 weights and inputs (bf16 widened exactly to fp32; the products are exact in fp32).
+template <int R, typename T>
+MV_AVX2 void float_tile_avx2(const T* w, int64_t k, const T* x, int64_t m, float* y, int64_t ldy,
+                             int64_t n, bool accumulate) {
+  const int64_t kv = k / 16 * 16;
+  for (int64_t r = 0; r < m; ++r) {
+    const T* xr = x + r * k;
+    __m256 acc[R][2];
+    for (int j = 0; j < R; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < kv; i += 16) {
+      const __m256 x0 = load8(xr + i), x1 = load8(xr + i + 8);
+      for (int j = 0; j < R; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(w + (n + j + kPrefetchRows) * k + i),
+                     _MM_HINT_T0);
+      for (int j = 0; j < R; ++j) {
+        const T* wj = w + (n + j) * k + i;
+        acc[j][0] = _mm256_fmadd_ps(load8(wj), x0, acc[j][0]);
+        acc[j][1] = _mm256_fmadd_ps(load8(wj + 8), x1, acc[j][1]);
+      }
+    }
+    float* yr = y + r * ldy + n;
+    for (int j = 0; j < R; ++j) {
+      float s = sum8(_mm256_add_ps(acc[j][0], acc[j][1]));
+      for (int64_t i = kv; i < k; ++i) s += widen(w[(n + j) * k + i]) * widen(xr[i]);
+      yr[j] = accumulate ? yr[j] + s : s;
+    }
+  }
+}
+
+// int8 weights and the inputs' bytes minus 128, both widened to int16: vpmaddwd sums pairs of
+// products exactly in int32, so the dot product equals the portable loop's.
+template <int R>
+MV_AVX2 void i8_tile_avx2(const I8Rows* w, int64_t k, const U8Rows* x, int64_t m, float* y,
+                          int64_t ldy, int64_t n, bool accumulate) {
+  const int64_t kv = k / 16 * 16;
+  const __m256i bias = _mm256_set1_epi16(128);
+  for (int64_t r = 0; r < m; ++r) {
+    const uint8_t* xr = x->q + r * k;
+    __m256i acc[R];
+    for (int j = 0; j < R; ++j) acc[j] = _mm256_setzero_si256();
+    for (int64_t i = 0; i < kv; i += 16) {
+      const __m256i xv = _mm256_sub_epi16(
+          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xr + i))), bias);
+      for (int j = 0; j < R; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(w->q + (n + j + kPrefetchRows) * k + i),
+                     _MM_HINT_T0);
+      for (int j = 0; j < R; ++j) {
+        const __m256i wv = _mm256_cvtepi8_epi16(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w->q + (n + j) * k + i)));
+        acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(wv, xv));
+      }
+    }
+    float* yr = y + r * ldy + n;
+    for (int j = 0; j < R; ++j) {
+      int32_t dot = sum8(acc[j]);
+      for (int64_t i = kv; i < k; ++i)
+        dot += (static_cast<int32_t>(xr[i]) - 128) * w->q[(n + j) * k + i];
+      const float s = w->scale[n + j] * x->scale[r] * static_cast<float>(dot);
+      yr[j] = accumulate ? yr[j] + s : s;
+    }
+  }
+}
+
 template <typename W, typename X, typename Tile4, typename Tile1>
 void row_tiles(const W* w, int64_t k, const X* x, int64_t m, float* y, int64_t ldy, int64_t n0,
                int64_t n1, bool accumulate, Tile4 tile4, Tile1 tile1) {
@@ -158,32 +247,87 @@ void row_tiles(const W* w, int64_t k, const X* x, int64_t m, float* y, int64_t l
 
 }  // namespace
 
-bool has_avx512_bf16() {
-  static const bool yes = __builtin_cpu_supports("avx512bf16");
-  return yes;
+bool gemv_kernel_runs(GemvKernel kernel, GemvWeights weights) {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
+                    avx512_bf16 = __builtin_cpu_supports("avx512bf16"),
+                    avx512_vnni = __builtin_cpu_supports("avx512vnni");
+  switch (kernel) {
+    case GemvKernel::portable:
+      return true;
+    case GemvKernel::avx2:
+      return avx2;
+    case GemvKernel::avx512:
+      return weights == GemvWeights::bf16 ? avx512_bf16 : weights == GemvWeights::i8 && avx512_vnni;
+  }
+  return false;
+}
+
+GemvKernel gemv_kernel(GemvWeights weights) {
+  // MINIVLM_GEMV_KERNEL caps the choice (to compare the loops on one machine).
+  static const GemvKernel cap = [] {
+    const char* env = std::getenv("MINIVLM_GEMV_KERNEL");
+    if (env == nullptr || *env == 0) return GemvKernel::avx512;
+    for (const GemvKernel k : {GemvKernel::portable, GemvKernel::avx2, GemvKernel::avx512})
+      if (std::string_view(env) == gemv_kernel_name(k)) return k;
+    MV_FAIL("MINIVLM_GEMV_KERNEL=", env, ": valid: portable, avx2, avx512");
+  }();
+  for (const GemvKernel k : {GemvKernel::avx512, GemvKernel::avx2})
+    if (k <= cap && gemv_kernel_runs(k, weights)) return k;
+  return GemvKernel::portable;
+}
+
+const char* gemv_kernel_name(GemvKernel kernel) {
+  switch (kernel) {
+    case GemvKernel::portable:
+      return "portable";
+    case GemvKernel::avx2:
+      return "avx2";
+    case GemvKernel::avx512:
+      return "avx512";
+  }
+  return "?";
 }
 
 void gemv_rows(const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy,
-               int64_t n0, int64_t n1, bool accumulate) {
-  row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, f32_tile<4>, f32_tile<1>);
+               int64_t n0, int64_t n1, bool accumulate, std::optional<GemvKernel> kernel) {
+  switch (kernel.value_or(gemv_kernel(GemvWeights::f32))) {
+    case GemvKernel::avx2:
+      row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, float_tile_avx2<4, float>,
+                float_tile_avx2<1, float>);
+      break;
+    default:
+      row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, f32_tile<4>, f32_tile<1>);
+  }
 }
 
-bool has_avx512_vnni() {
-  static const bool yes = __builtin_cpu_supports("avx512vnni");
-  return yes;
-}
-
-void gemv_rows_portable(const I8Rows& w, int64_t k, const U8Rows& x, int64_t m, float* y,
-                        int64_t ldy, int64_t n0, int64_t n1, bool accumulate) {
-  row_tiles(&w, k, &x, m, y, ldy, n0, n1, accumulate, i8_tile_portable<4>, i8_tile_portable<1>);
+void gemv_rows(const uint16_t* w, int64_t k, const uint16_t* x, int64_t m, float* y, int64_t ldy,
+               int64_t n0, int64_t n1, bool accumulate, std::optional<GemvKernel> kernel) {
+  switch (kernel.value_or(gemv_kernel(GemvWeights::bf16))) {
+    case GemvKernel::avx512:
+      row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, bf16_tile_avx512<4>, bf16_tile_avx512<1>);
+      break;
+    case GemvKernel::avx2:
+      row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, float_tile_avx2<4, uint16_t>,
+                float_tile_avx2<1, uint16_t>);
+      break;
+    case GemvKernel::portable:
+      row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, bf16_tile_portable<4>,
+                bf16_tile_portable<1>);
+  }
 }
 
 void gemv_rows(const I8Rows& w, int64_t k, const U8Rows& x, int64_t m, float* y, int64_t ldy,
-               int64_t n0, int64_t n1, bool accumulate) {
-  if (has_avx512_vnni())
-    row_tiles(&w, k, &x, m, y, ldy, n0, n1, accumulate, i8_tile_avx512<4>, i8_tile_avx512<1>);
-  else
-    gemv_rows_portable(w, k, x, m, y, ldy, n0, n1, accumulate);
+               int64_t n0, int64_t n1, bool accumulate, std::optional<GemvKernel> kernel) {
+  switch (kernel.value_or(gemv_kernel(GemvWeights::i8))) {
+    case GemvKernel::avx512:
+      row_tiles(&w, k, &x, m, y, ldy, n0, n1, accumulate, i8_tile_avx512<4>, i8_tile_avx512<1>);
+      break;
+    case GemvKernel::avx2:
+      row_tiles(&w, k, &x, m, y, ldy, n0, n1, accumulate, i8_tile_avx2<4>, i8_tile_avx2<1>);
+      break;
+    case GemvKernel::portable:
+      row_tiles(&w, k, &x, m, y, ldy, n0, n1, accumulate, i8_tile_portable<4>, i8_tile_portable<1>);
+  }
 }
 
 void quantize_rows_i8(const float* w, int64_t n, int64_t k, int8_t* q, float* scale,
@@ -210,19 +354,6 @@ float quantize_u8(const float* x, int64_t k, uint8_t* q) {
   for (int64_t i = 0; i < k; ++i)
     q[i] = static_cast<uint8_t>(std::clamp(std::nearbyint(x[i] * inv), -127.0f, 127.0f) + 128.0f);
   return s;
-}
-
-void gemv_rows_portable(const uint16_t* w, int64_t k, const uint16_t* x, int64_t m, float* y,
-                        int64_t ldy, int64_t n0, int64_t n1, bool accumulate) {
-  row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, bf16_tile_portable<4>, bf16_tile_portable<1>);
-}
-
-void gemv_rows(const uint16_t* w, int64_t k, const uint16_t* x, int64_t m, float* y, int64_t ldy,
-               int64_t n0, int64_t n1, bool accumulate) {
-  if (has_avx512_bf16())
-    row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, bf16_tile_avx512<4>, bf16_tile_avx512<1>);
-  else
-    gemv_rows_portable(w, k, x, m, y, ldy, n0, n1, accumulate);
 }
 
 void to_bf16(const float* x, uint16_t* y, int64_t n) {

@@ -130,6 +130,11 @@ std::vector<float> normal_values(Rng& rng, int64_t n) {
   return v;
 }
 
+// Every gemv loop; the ones this CPU lacks are skipped (portable and, on x86-64 of the last decade,
+// avx2 always run).
+constexpr cpu::GemvKernel kKernels[] = {cpu::GemvKernel::portable, cpu::GemvKernel::avx2,
+                                        cpu::GemvKernel::avx512};
+
 // y [M, N] after a gemv_rows over output rows [n0, n1) of a y that was 0.5 everywhere: dot(m, n)
 // inside the range (plus the 0.5 when accumulating), 0.5 untouched outside it; within
 // abs_tol + rel_tol · |expected|.
@@ -172,15 +177,13 @@ TEST(Decoder, Int8QuantizationAndGemvMatchTheirDefinitions) {
   for (int64_t m = 0; m < M; ++m)
     for (int64_t k = 0; k < K; ++k)
       EXPECT_NEAR(xs[m] * (xq[m * K + k] - 128), x[m * K + k], xs[m] * 0.5001) << m << "," << k;
-  for (const bool portable : {false, true})
+  for (const cpu::GemvKernel kernel : kKernels)
     for (const bool accumulate : {false, true}) {
+      if (!cpu::gemv_kernel_runs(kernel, cpu::GemvWeights::i8)) continue;
       std::vector<float> y(M * N, 0.5f);
       const cpu::I8Rows wr{q.data(), ws.data(), qsum.data()};
       const cpu::U8Rows xr{xq.data(), xs.data()};
-      if (portable)
-        cpu::gemv_rows_portable(wr, K, xr, M, y.data(), N, n0, n1, accumulate);
-      else
-        cpu::gemv_rows(wr, K, xr, M, y.data(), N, n0, n1, accumulate);
+      cpu::gemv_rows(wr, K, xr, M, y.data(), N, n0, n1, accumulate, kernel);
       const auto dot = [&](int64_t m, int64_t n) {
         double d = 0;
         for (int64_t k = 0; k < K; ++k)
@@ -188,7 +191,7 @@ TEST(Decoder, Int8QuantizationAndGemvMatchTheirDefinitions) {
         return d;
       };
       expect_gemv_rows(y, M, N, n0, n1, accumulate, dot, 1e-4, 1e-4,
-                       "portable " + std::to_string(portable));
+                       std::string("kernel ") + cpu::gemv_kernel_name(kernel));
     }
 }
 
@@ -201,27 +204,27 @@ TEST(Decoder, GemvRowsMatchADoubleReference) {
   std::vector<uint16_t> wb(w.size()), xb(x.size());
   cpu::to_bf16(w.data(), wb.data(), N * K);
   cpu::to_bf16(x.data(), xb.data(), M * K);
-  // kernel 0: f32, 1: bf16 (AVX512-BF16 where the CPU has it), 2: the portable bf16 loop.
-  for (const int kernel : {0, 1, 2})
-    for (const bool accumulate : {false, true}) {
-      const bool bf16 = kernel > 0;
-      std::vector<float> y(M * N, 0.5f);
-      if (kernel == 0)
-        cpu::gemv_rows(w.data(), K, x.data(), M, y.data(), N, n0, n1, accumulate);
-      else if (kernel == 1)
-        cpu::gemv_rows(wb.data(), K, xb.data(), M, y.data(), N, n0, n1, accumulate);
-      else
-        cpu::gemv_rows_portable(wb.data(), K, xb.data(), M, y.data(), N, n0, n1, accumulate);
-      const auto dot = [&](int64_t m, int64_t n) {
-        double d = 0;
-        for (int64_t k = 0; k < K; ++k)
-          d += bf16 ? static_cast<double>(bf16_to_f32(wb[n * K + k])) * bf16_to_f32(xb[m * K + k])
-                    : static_cast<double>(w[n * K + k]) * x[m * K + k];
-        return d;
-      };
-      expect_gemv_rows(y, M, N, n0, n1, accumulate, dot, 1e-4, 0.0,
-                       "kernel " + std::to_string(kernel));
-    }
+  for (const bool bf16 : {false, true})
+    for (const cpu::GemvKernel kernel : kKernels)
+      for (const bool accumulate : {false, true}) {
+        if (!cpu::gemv_kernel_runs(kernel, bf16 ? cpu::GemvWeights::bf16 : cpu::GemvWeights::f32))
+          continue;
+        std::vector<float> y(M * N, 0.5f);
+        if (bf16)
+          cpu::gemv_rows(wb.data(), K, xb.data(), M, y.data(), N, n0, n1, accumulate, kernel);
+        else
+          cpu::gemv_rows(w.data(), K, x.data(), M, y.data(), N, n0, n1, accumulate, kernel);
+        const auto dot = [&](int64_t m, int64_t n) {
+          double d = 0;
+          for (int64_t k = 0; k < K; ++k)
+            d += bf16 ? static_cast<double>(bf16_to_f32(wb[n * K + k])) * bf16_to_f32(xb[m * K + k])
+                      : static_cast<double>(w[n * K + k]) * x[m * K + k];
+          return d;
+        };
+        expect_gemv_rows(
+            y, M, N, n0, n1, accumulate, dot, 1e-4, 0.0,
+            std::string(bf16 ? "bf16" : "f32") + " kernel " + cpu::gemv_kernel_name(kernel));
+      }
 }
 
 TEST(Decoder, RejectsAnUnknownDtypeAndAForeignCache) {
