@@ -51,11 +51,23 @@ DecodeMatrix decode_matrix(const Tensor& w, DecodeDtype dtype) {
 std::shared_ptr<const DecodeWeights> DecodeWeights::build(const MiniMindLM& lm, DecodeDtype dtype) {
   auto w = std::make_shared<DecodeWeights>();
   w->dtype = dtype;
-  for (const DecoderLayer& l : lm.layers)
-    w->layers.push_back({decode_matrix(l.q_proj, dtype), decode_matrix(l.k_proj, dtype),
-                         decode_matrix(l.v_proj, dtype), decode_matrix(l.o_proj, dtype),
-                         decode_matrix(l.gate_proj, dtype), decode_matrix(l.up_proj, dtype),
-                         decode_matrix(l.down_proj, dtype)});
+  for (const DecoderLayer& l : lm.layers) {
+    DecodeWeights::Layer& d = w->layers.emplace_back();
+    d.q = decode_matrix(l.q_proj, dtype);
+    d.k = decode_matrix(l.k_proj, dtype);
+    d.v = decode_matrix(l.v_proj, dtype);
+    d.o = decode_matrix(l.o_proj, dtype);
+    if (l.experts.empty()) {
+      d.gate = decode_matrix(l.gate_proj, dtype);
+      d.up = decode_matrix(l.up_proj, dtype);
+      d.down = decode_matrix(l.down_proj, dtype);
+      continue;
+    }
+    d.router = decode_matrix(l.router, DecodeDtype::f32);
+    for (const SwigluMlp& e : l.experts)
+      d.experts.push_back({decode_matrix(e.gate_proj, dtype), decode_matrix(e.up_proj, dtype),
+                           decode_matrix(e.down_proj, dtype)});
+  }
   w->lm_head = decode_matrix(lm.lm_head.defined() ? lm.lm_head : lm.embed_tokens, dtype);
   return w;
 }
@@ -67,7 +79,9 @@ Decoder::Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weig
   MV_CHECK(w_ && w_->layers.size() == lm.layers.size(),
            "decoder: the decode weights do not belong to this model");
   const int64_t H = c.hidden_size, qd = c.num_attention_heads * c.head_dim,
-                kd = c.num_key_value_heads * c.head_dim, I = c.intermediate_size;
+                kd = c.num_key_value_heads * c.head_dim,
+                I = c.use_moe ? c.moe_intermediate_size : c.intermediate_size,
+                E = c.use_moe ? c.num_experts : 0;
   const auto rows = [&](int64_t n) { return std::vector<float>(static_cast<size_t>(batch * n)); };
   h_ = rows(H);
   q_ = rows(qd);
@@ -76,6 +90,7 @@ Decoder::Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weig
   att_ = rows(qd);
   gate_ = rows(I);
   up_ = rows(I);
+  router_ = rows(E);
   logits_ = rows(c.vocab_size);
   cos_.resize(static_cast<size_t>(c.head_dim / 2));
   sin_.resize(cos_.size());
@@ -89,6 +104,9 @@ Decoder::Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weig
       s.xs.resize(static_cast<size_t>(batch));
     }
     s.scores.resize(static_cast<size_t>(max_len));
+    s.route.resize(static_cast<size_t>(batch * E));
+    s.order.resize(static_cast<size_t>(E));
+    s.expert_weight.resize(static_cast<size_t>(batch));
   }
 }
 
@@ -103,7 +121,10 @@ void Decoder::product(const DecodeMatrix& w, const float* in, float* y, bool acc
                       int nt, ThreadScratch& s, bool input_ready) {
   const auto [n0, n1] = share(w.rows, t, nt);
   const int64_t k = w.cols, ldy = w.rows;
-  switch (w_->dtype) {
+  const DecodeDtype dtype = !w.q.empty()                 ? DecodeDtype::i8
+                            : w.w.dtype() == DType::bf16 ? DecodeDtype::bf16
+                                                         : DecodeDtype::f32;
+  switch (dtype) {
     case DecodeDtype::f32:
       cpu::gemv_rows(w.w.data<float>(), k, in, batch_, y, ldy, n0, n1, accumulate);
       break;
@@ -178,7 +199,7 @@ void Decoder::run_layer(size_t l, int64_t pos, KVCache& cache, int t, int nt) {
   const LlmConfig& c = lm_.config();
   const DecoderLayer& ml = lm_.layers[l];
   const DecodeWeights::Layer& w = w_->layers[l];
-  const int64_t nkv = c.num_key_value_heads, I = c.intermediate_size;
+  const int64_t nkv = c.num_key_value_heads;
   ThreadScratch& s = scratch_[static_cast<size_t>(t)];
 
   normalize(h_.data(), ml.input_norm, s);
@@ -192,18 +213,65 @@ void Decoder::run_layer(size_t l, int64_t pos, KVCache& cache, int t, int nt) {
   product(w.o, att_.data(), h_.data(), true, t, nt, s);  // h += attention output
 #pragma omp barrier
   normalize(h_.data(), ml.post_norm, s);
-  product(w.gate, s.x.data(), gate_.data(), false, t, nt, s);
-  product(w.up, s.x.data(), up_.data(), false, t, nt, s, true);
+  if (w.experts.empty())
+    mlp(w.gate, w.up, w.down, nullptr, t, nt, s);
+  else
+    moe(w, t, nt, s);
+}
+
+void Decoder::mlp(const DecodeMatrix& gate, const DecodeMatrix& up, const DecodeMatrix& down,
+                  const float* row_weights, int t, int nt, ThreadScratch& s) {
+  const int64_t I = gate.rows;
+  product(gate, s.x.data(), gate_.data(), false, t, nt, s);
+  product(up, s.x.data(), up_.data(), false, t, nt, s, true);
   const auto [i0, i1] = share(I, t, nt);  // the rows gate and up just computed
   for (int64_t b = 0; b < batch_; ++b) {
     float* g = gate_.data() + b * I;
     const float* u = up_.data() + b * I;
+    const float rw = row_weights != nullptr ? row_weights[b] : 1.0f;
 #pragma omp simd
-    for (int64_t i = i0; i < i1; ++i) g[i] = g[i] / (1.0f + cpu::exp_vec(-g[i])) * u[i];
+    for (int64_t i = i0; i < i1; ++i) g[i] = g[i] / (1.0f + cpu::exp_vec(-g[i])) * u[i] * rw;
   }
 #pragma omp barrier
-  product(w.down, gate_.data(), h_.data(), true, t, nt, s);  // h += MLP output
+  product(down, gate_.data(), h_.data(), true, t, nt, s);  // h += MLP output
 #pragma omp barrier
+}
+
+// Routing as moe_forward does it: softmax over the router's logits, each row's k largest
+// probabilities (the larger first, ties to the lower expert), renormalised when norm_topk_prob.
+// Every thread routes for itself (E is small), so no thread waits for another's choice.
+void Decoder::moe(const DecodeWeights::Layer& w, int t, int nt, ThreadScratch& s) {
+  const LlmConfig& c = lm_.config();
+  const int64_t E = c.num_experts, k = c.num_experts_per_tok;
+  product(w.router, s.x.data(), router_.data(), false, t, nt, s);
+#pragma omp barrier
+  std::fill(s.route.begin(), s.route.end(), 0.0f);
+  for (int64_t b = 0; b < batch_; ++b) {
+    const float* logit = router_.data() + b * E;
+    const float mx = *std::max_element(logit, logit + E);
+    double total = 0;
+    for (int64_t e = 0; e < E; ++e) total += std::exp(static_cast<double>(logit[e] - mx));
+    for (int64_t e = 0; e < E; ++e) {  // a stable insertion sort, larger logits first
+      int64_t i = e;
+      for (; i > 0 && logit[s.order[i - 1]] < logit[e]; --i) s.order[i] = s.order[i - 1];
+      s.order[i] = e;
+    }
+    double chosen = 0;
+    for (int64_t j = 0; j < k; ++j) chosen += std::exp(static_cast<double>(logit[s.order[j]] - mx));
+    const double denom = c.norm_topk_prob ? chosen : total;
+    for (int64_t j = 0; j < k; ++j)
+      s.route[b * E + s.order[j]] =
+          static_cast<float>(std::exp(static_cast<double>(logit[s.order[j]] - mx)) / denom);
+  }
+  std::vector<float>& weights = s.expert_weight;
+  for (int64_t e = 0; e < E; ++e) {
+    bool used = false;
+    for (int64_t b = 0; b < batch_; ++b) {
+      weights[b] = s.route[b * E + e];
+      used = used || weights[b] != 0;
+    }
+    if (used) mlp(w.experts[e].gate, w.experts[e].up, w.experts[e].down, weights.data(), t, nt, s);
+  }
 }
 
 const float* Decoder::step(const int64_t* ids, KVCache& cache) {

@@ -8,7 +8,10 @@
 // The small one-row work is fused around the products: RMSNorm into each thread's own input copy,
 // RoPE at one position and the cache write inside attention, the residual adds into o_proj and
 // down_proj, SwiGLU into gate/up; the row kernels are the CPU back-end's (cpu/row_kernels.h).
-// Buffers are sized once per Decoder; a step allocates nothing.
+// A mixture-of-experts layer (nn/llm.h moe_forward) computes the router's logits, then every
+// expert that some row chose, once for all rows (each expert's weights are read once per token;
+// a row that did not choose it weighs its output by 0). Buffers are sized once per Decoder; a
+// step allocates nothing.
 #pragma once
 #include <memory>
 #include <string>
@@ -35,8 +38,13 @@ struct DecodeMatrix {
 // The LLM's matrices as the decode step reads them. Build once per model and element type; a copy
 // does not follow later changes of the model's weights.
 struct DecodeWeights {
+  struct Expert {
+    DecodeMatrix gate, up, down;
+  };
   struct Layer {
-    DecodeMatrix q, k, v, o, gate, up, down;
+    DecodeMatrix q, k, v, o, gate, up, down;  // gate, up, down: dense layers only
+    DecodeMatrix router;                      // MoE: [E, H], always f32 (the routing is exact)
+    std::vector<Expert> experts;              // MoE: E experts; dense: empty
   };
   DecodeDtype dtype = DecodeDtype::f32;
   std::vector<Layer> layers;
@@ -58,13 +66,20 @@ class Decoder final : public DecodeStep {
 
  private:
   struct ThreadScratch {
-    std::vector<float> x;       // [batch, max(H, nq·hd, I)]: this thread's normalized input
-    std::vector<uint16_t> xb;   // the same rounded to bf16
-    std::vector<uint8_t> xq;    // or quantized to 8 bits
-    std::vector<float> xs;      // with one scale per row, [batch]
-    std::vector<float> scores;  // [max_len]
+    std::vector<float> x;        // [batch, max(H, nq·hd, I)]: this thread's normalized input
+    std::vector<uint16_t> xb;    // the same rounded to bf16
+    std::vector<uint8_t> xq;     // or quantized to 8 bits
+    std::vector<float> xs;       // with one scale per row, [batch]
+    std::vector<float> scores;   // [max_len]
+    std::vector<float> route;    // MoE: [batch, E] each row's weight of each expert (0: not chosen)
+    std::vector<int64_t> order;  // MoE: [E] experts by decreasing logit
+    std::vector<float> expert_weight;  // MoE: [batch] one expert's weight per row
   };
   void run_layer(size_t l, int64_t pos, KVCache& cache, int t, int nt);
+  // h += the layer's MLP (dense or mixture of experts) of s.x, the normalized h.
+  void mlp(const DecodeMatrix& gate, const DecodeMatrix& up, const DecodeMatrix& down,
+           const float* row_weights, int t, int nt, ThreadScratch& s);
+  void moe(const DecodeWeights::Layer& w, int t, int nt, ThreadScratch& s);
   void attend(size_t l, int64_t b, int64_t g, int64_t pos, KVCache& cache, ThreadScratch& s);
   // y[:, n0:n1] (+)= input · w[n0:n1]ᵀ for this thread's share of w's rows; input is
   // [batch, w.cols], y [batch, w.rows].
@@ -75,7 +90,7 @@ class Decoder final : public DecodeStep {
   const MiniMindLM& lm_;
   std::shared_ptr<const DecodeWeights> w_;
   int64_t batch_, max_len_;
-  std::vector<float> h_, q_, k_, v_, att_, gate_, up_, logits_;
+  std::vector<float> h_, q_, k_, v_, att_, gate_, up_, router_, logits_;
   std::vector<float> cos_, sin_;  // RoPE at the step's position, [hd/2]
   std::vector<ThreadScratch> scratch_;
 };

@@ -15,8 +15,6 @@ std::array<DecodeFastPath, 3>& fast_paths() {
 }
 
 const DecodeFastPath& fast_path_of(const MiniMindLM& lm) {
-  static const DecodeFastPath none{};
-  if (lm.config().use_moe) return none;  // the fused decoders compute dense MLPs only
   return fast_paths()[static_cast<size_t>(lm.embed_tokens.device().type)];
 }
 

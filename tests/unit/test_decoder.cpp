@@ -21,10 +21,19 @@ namespace {
 
 // The test model (vocab 6400, hidden 64, 2 layers, GQA 4/2) with its matrices scaled up so that
 // the logits spread far from ties. qk_norm on exercises the per-head norms too.
-std::unique_ptr<MiniMindLM> test_lm(bool qk_norm) {
+// With `experts` > 0 the MLPs are a mixture of that many experts, `top_k` per token.
+std::unique_ptr<MiniMindLM> test_lm(bool qk_norm, int64_t experts = 0, int64_t top_k = 1,
+                                    bool norm_topk = true) {
   std::ifstream f(std::string(MINIVLM_SOURCE_DIR) + "/tests/fixtures/test-model.json");
   ModelConfig c = ModelConfig::from_json(nlohmann::json::parse(f), "test-model.json");
   c.llm.qk_norm = qk_norm;
+  if (experts > 0) {
+    c.llm.use_moe = true;
+    c.llm.num_experts = experts;
+    c.llm.num_experts_per_tok = top_k;
+    c.llm.moe_intermediate_size = 96;
+    c.llm.norm_topk_prob = norm_topk;
+  }
   auto lm = std::make_unique<MiniMindLM>(c.llm);
   Rng rng(3);
   lm->init(rng);
@@ -89,6 +98,26 @@ TEST(Decoder, F32StepEqualsTheOpGraph) {
     const Steps ref = decode(*lm, nullptr, 2, 6);
     const Steps got = decode(*lm, w.get(), 2, 6);
     EXPECT_LT(max_rel_diff(got, ref), 2e-6) << "qk_norm " << qk_norm;
+  }
+}
+
+// Mixture-of-experts layers: batch rows that choose different experts, top-1 and top-2, with and
+// without renormalised weights; the op graph's moe_forward is checked against MiniMind-3's own
+// code in test_moe.
+TEST(Decoder, F32MoeStepEqualsTheOpGraph) {
+  struct Case {
+    int64_t experts, top_k;
+    bool norm;
+  };
+  for (const Case k : {Case{4, 1, true}, Case{4, 2, true}, Case{6, 2, false}}) {
+    const auto lm = test_lm(false, k.experts, k.top_k, k.norm);
+    for (const int64_t B : {1, 3}) {
+      const auto w = DecodeWeights::build(*lm, DecodeDtype::f32);
+      const Steps ref = decode(*lm, nullptr, B, 6);
+      const Steps got = decode(*lm, w.get(), B, 6);
+      EXPECT_LT(max_rel_diff(got, ref), 2e-6)
+          << k.experts << " experts, top " << k.top_k << ", batch " << B;
+    }
   }
 }
 
