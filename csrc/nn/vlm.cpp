@@ -131,8 +131,11 @@ VlmOutput MiniMindVLM::forward(const VlmBatch& batch, double denominator) const 
            " tokens exceeds max_position_embeddings ", c_.llm.max_position_embeddings);
   VlmOutput out;
   const bool with_aux = c_.llm.use_moe && c_.llm.router_aux_loss_coef > 0 && grad_enabled();
+  const PackedRows packed =
+      batch.seq_bounds.empty() ? PackedRows{} : PackedRows::from_bounds(batch.seq_bounds, T);
   const Tensor hidden =
-      llm.forward_hidden(embed(batch), 0, nullptr, with_aux ? &out.aux_loss : nullptr);
+      llm.forward_hidden(embed(batch), 0, nullptr, with_aux ? &out.aux_loss : nullptr,
+                         batch.seq_bounds.empty() ? nullptr : &packed);
   out.logits = llm.logits(hidden);
   out.loss = ops::cross_entropy(out.logits.reshape({B * T, V}),
                                 shifted_targets(batch.ids, batch.label_mask), ops::kIgnoreIndex,
