@@ -89,6 +89,7 @@ Loader::Loader(const Dataset& dataset, LoaderOptions options)
            " is outside world size ", opt_.world_size);
   MV_CHECK(opt_.prefetch_depth >= 1, "loader: prefetch_depth must be at least 1, got ",
            opt_.prefetch_depth);
+  MV_CHECK(opt_.pack_len >= 0, "loader: pack_len must not be negative, got ", opt_.pack_len);
   MV_CHECK(opt_.workers >= 1, "loader: workers must be at least 1, got ", opt_.workers);
   MV_CHECK(opt_.max_bad_fraction >= 0.0 && opt_.max_bad_fraction <= 1.0,
            "loader: max_bad_fraction must be in [0, 1], got ", opt_.max_bad_fraction);
@@ -142,7 +143,8 @@ Loader::Produced Loader::produce(int64_t k, const LoaderState& start) const {
       out.warnings.push_back(dataset_.skip_warning(static_cast<size_t>(i), r.skip_reason));
     }
   }
-  out.batch = collate(samples, std::move(kept), dataset_.pad_id(), dataset_.images().tile_size());
+  out.batch = collate(samples, std::move(kept), dataset_.pad_id(), dataset_.images().tile_size(),
+                      opt_.pack_len);
   out.batch.skipped = static_cast<int64_t>(out.warnings.size());
   return out;
 }

@@ -30,6 +30,10 @@
 //
 // Resume. state() is the position of the next step plus the counters; seek(state) on a fresh or
 // used loader continues there, so N steps in one go and N/2 + seek + N/2 give the same batches.
+//
+// Packing (pack_len > 0) changes only how a micro-batch's samples are laid out in rows: a
+// micro-batch is still micro_batch samples of the permutation (fewer when some are bad), so the
+// slices, the step count, the counters and the resume position are those of the unpacked run.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -66,6 +70,9 @@ struct LoaderOptions {
   int prefetch_depth = 4;  // micro-batches loaded ahead of the consumer
   int workers = 1;         // threads loading them
   double max_bad_fraction = 0.01;
+  // > 0: pack each micro-batch's samples into rows of at most this many tokens (collate's
+  // pack_len; --pack gives max_seq_len). The slices, and so the resume position, do not change.
+  int64_t pack_len = 0;
   // Receives each warning line (no newline). Unset: written to stderr.
   std::function<void(const std::string&)> warn;
 };

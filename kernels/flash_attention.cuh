@@ -20,7 +20,7 @@
 //             group and query tile at/below the diagonal: P = exp(S − lse), dP = dO Vᵀ,
 //             dS = P ∘ (dP − D); dV += Pᵀ dO, dK += dSᵀ (scale·Q) in registers, written once
 //             (the group sum happens in-kernel: deterministic, no atomics). Shared:
-//             (4·32·(d+1) + 2·32·33 + 64)·4 B (d = 128: 74.8 KB).
+//             (4·32·(d+1) + 2·32·33 + 96)·4 B (d = 128: 74.9 KB).
 //             K2 grid (⌈Tq/32⌉, Hq, B): recomputes S, P, dP, dS per KV tile; dQ = scale·Σ dS K_j.
 //             Shared: (4·32·(d+1) + 32·33)·4 B (d = 128: 70.3 KB).
 //   decode    Tq = 1 (one query row per (b, h) against a cache of L keys): grid (⌈L/128⌉, Hq, B),
@@ -28,6 +28,12 @@
 //             P·V over the chunk for dim t. One chunk writes out and lse directly; more chunks
 //             write (m, l, acc[d]) partials to scratch and a combine kernel, grid (Hq, B), merges
 //             them in chunk order.
+//
+// Packed rows (s.seq_start, variable-length attention): query i sees keys [seq_start[i], i]. The
+// forward and K2 start at the key tile holding their query tile's first sample start; K1 stops at
+// the first query tile whose first row starts a sample after the key tile. Within a tile the
+// other samples' keys are masked like the causal ones. Without seq_start every bound is the one
+// above, so the unpacked path computes the same bits.
 //
 // Cost. S = visible scores = B·Hq·Tq·Tk (≈ half with causal; diagonal tiles are computed whole),
 // e = sizeof(T). Roofline numbers used: H100 SXM 3.35 TB/s HBM, 67 TFLOP/s fp32 FMA without
@@ -76,7 +82,13 @@ inline constexpr int kFlashPerLane = kFlashTile / kFlashLanes;  // scores per la
 inline constexpr int kDecodeThreads = kFlashDecodeChunk;
 static_assert(kFlashThreads == 128 && kDecodeThreads == 128);
 
-// Keys [0, key_end(s, i)) are visible to query row i; rows outside [0, Tq) see none.
+// Keys [key_begin(s, b, i), key_end(s, i)) are visible to query row i of batch row b; rows
+// outside [0, Tq) see none.
+__device__ __forceinline__ int key_begin(const AttentionShape& s, int b, int i) {
+  if (s.seq_start == nullptr || i < 0 || i >= s.Tq) return 0;
+  return s.seq_start[static_cast<std::size_t>(b) * s.Tq + i];
+}
+
 __device__ __forceinline__ int key_end(const AttentionShape& s, int i) {
   if (i < 0 || i >= s.Tq) return 0;
   if (!s.causal) return s.Tk;
@@ -137,7 +149,13 @@ __device__ __forceinline__ int tile_key_end(const AttentionShape& s, int i0) {
   return key_end(s, last);
 }
 
-template <typename T, int kMaxD>
+// The first key tile any of query rows [i0, i0 + kFlashTile) of batch row b sees (seq_start
+// does not decrease along a row, so row i0's sample starts first).
+__device__ __forceinline__ int tile_key_begin(const AttentionShape& s, int b, int i0) {
+  return key_begin(s, b, i0) / kFlashTile * kFlashTile;
+}
+
+template <typename T, int kMaxD, bool kPacked>
 __global__ void __launch_bounds__(kFlashThreads)
     flash_forward_kernel(T* out, float* lse, const T* q, const T* k, const T* v, AttentionShape s,
                          float scale) {
@@ -150,12 +168,16 @@ __global__ void __launch_bounds__(kFlashThreads)
   const int tid = static_cast<int>(threadIdx.x), row = tid / kFlashLanes, lane = tid % kFlashLanes;
   const int i0 = static_cast<int>(blockIdx.x) * kFlashTile, h = static_cast<int>(blockIdx.y);
   const int b = static_cast<int>(blockIdx.z), kh = h / (s.Hq / s.Hkv);
-  const int qi = i0 + row, end = key_end(s, qi), block_end = tile_key_end(s, i0);
+  const int qi = i0 + row, block_end = tile_key_end(s, i0);
+  // Row qi sees keys [0, end), or packed [begin, qi]: key tiles before the tile's first sample
+  // are skipped, and an earlier sample's keys inside a tile masked.
+  const int end = kPacked ? 0 : key_end(s, qi), begin = kPacked ? key_begin(s, b, qi) : 0;
+  const int block_begin = kPacked ? tile_key_begin(s, b, i0) : 0;
   load_tile(Qs, q, b, s.Tq, s.Hq, h, i0, d, scale);
   float m = -INFINITY, l = 0.0f, acc[kDims];
   MINIVLM_UNROLL
   for (int t = 0; t < kDims; ++t) acc[t] = 0.0f;
-  for (int j0 = 0; j0 < block_end; j0 += kFlashTile) {
+  for (int j0 = block_begin; j0 < block_end; j0 += kFlashTile) {
     __syncthreads();  // Q is in place; the previous tile's K, V are no longer read
     load_tile(Ks, k, b, s.Tk, s.Hkv, kh, j0, d, 1.0f);
     load_tile(Vs, v, b, s.Tk, s.Hkv, kh, j0, d, 1.0f);
@@ -165,7 +187,8 @@ __global__ void __launch_bounds__(kFlashThreads)
     float mx = -INFINITY;
     MINIVLM_UNROLL
     for (int t = 0; t < kFlashPerLane; ++t) {
-      if (j0 + lane + t * kFlashLanes >= end) sc[t] = -INFINITY;
+      const int col = j0 + lane + t * kFlashLanes;
+      if (kPacked ? col > qi || col < begin : col >= end) sc[t] = -INFINITY;
       mx = fmaxf(mx, sc[t]);
     }
     const float m_new = fmaxf(m, row_max(mx));
@@ -226,7 +249,7 @@ __device__ __forceinline__ float prob(float score, float lse, bool visible) {
   return visible && lse != -INFINITY ? expf(score - lse) : 0.0f;
 }
 
-template <typename T, int kMaxD>
+template <typename T, int kMaxD, bool kPacked>
 __global__ void __launch_bounds__(kFlashThreads)
     flash_dkdv_kernel(T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
                       const float* lse, const float* D, AttentionShape s, float scale) {
@@ -240,6 +263,7 @@ __global__ void __launch_bounds__(kFlashThreads)
   float* dSs = Ps + kFlashTile * pld;
   float* Ls = dSs + kFlashTile * pld;
   float* Ds = Ls + kFlashTile;
+  int* Ss = reinterpret_cast<int*>(Ds + kFlashTile);
   const int tid = static_cast<int>(threadIdx.x), c = tid / kFlashLanes, lane = tid % kFlashLanes;
   const int j0 = static_cast<int>(blockIdx.x) * kFlashTile, kh = static_cast<int>(blockIdx.y);
   const int b = static_cast<int>(blockIdx.z), group = s.Hq / s.Hkv;
@@ -252,8 +276,12 @@ __global__ void __launch_bounds__(kFlashThreads)
   float acc_k[kDims], acc_v[kDims];
   MINIVLM_UNROLL
   for (int t = 0; t < kDims; ++t) acc_k[t] = acc_v[t] = 0.0f;
+  // Packed rows: query tiles whose first row belongs to a sample after this key tile's last key
+  // see none of its keys, nor do the later ones.
+  const int last_key = j0 + kFlashTile - 1;
   for (int h = kh * group; h < (kh + 1) * group; ++h) {
-    for (int i0 = first; i0 < s.Tq; i0 += kFlashTile) {
+    for (int i0 = first; i0 < s.Tq && (!kPacked || key_begin(s, b, i0) <= last_key);
+         i0 += kFlashTile) {
       __syncthreads();  // K, V are in place; the previous tile's Q, dO, P, dS are no longer read
       load_tile(Qs, q, b, s.Tq, s.Hq, h, i0, d, scale);
       load_tile(dOs, dout, b, s.Tq, s.Hq, h, i0, d, 1.0f);
@@ -261,6 +289,7 @@ __global__ void __launch_bounds__(kFlashThreads)
         const int qi = i0 + tid;
         Ls[tid] = qi < s.Tq ? lse[stat_offset(s, b, h, qi)] : -INFINITY;
         Ds[tid] = qi < s.Tq ? D[stat_offset(s, b, h, qi)] : 0.0f;
+        if (kPacked) Ss[tid] = key_begin(s, b, qi);
       }
       __syncthreads();
       float sc[kFlashPerLane], dp[kFlashPerLane];
@@ -269,7 +298,8 @@ __global__ void __launch_bounds__(kFlashThreads)
       MINIVLM_UNROLL
       for (int t = 0; t < kFlashPerLane; ++t) {
         const int r = lane + t * kFlashLanes;
-        const float p = prob(sc[t], Ls[r], key < key_end(s, i0 + r));
+        const bool visible = kPacked ? key <= i0 + r && key >= Ss[r] : key < key_end(s, i0 + r);
+        const float p = prob(sc[t], Ls[r], visible);
         Ps[c * pld + r] = p;
         dSs[c * pld + r] = p * (dp[t] - Ds[r]);
       }
@@ -300,7 +330,7 @@ __global__ void __launch_bounds__(kFlashThreads)
   }
 }
 
-template <typename T, int kMaxD>
+template <typename T, int kMaxD, bool kPacked>
 __global__ void __launch_bounds__(kFlashThreads)
     flash_dq_kernel(T* dq, const T* dout, const T* q, const T* k, const T* v, const float* lse,
                     const float* D, AttentionShape s, float scale) {
@@ -314,7 +344,9 @@ __global__ void __launch_bounds__(kFlashThreads)
   const int tid = static_cast<int>(threadIdx.x), row = tid / kFlashLanes, lane = tid % kFlashLanes;
   const int i0 = static_cast<int>(blockIdx.x) * kFlashTile, h = static_cast<int>(blockIdx.y);
   const int b = static_cast<int>(blockIdx.z), kh = h / (s.Hq / s.Hkv);
-  const int qi = i0 + row, end = key_end(s, qi), block_end = tile_key_end(s, i0);
+  const int qi = i0 + row, block_end = tile_key_end(s, i0);
+  const int end = kPacked ? 0 : key_end(s, qi), begin = kPacked ? key_begin(s, b, qi) : 0;
+  const int block_begin = kPacked ? tile_key_begin(s, b, i0) : 0;
   load_tile(Qs, q, b, s.Tq, s.Hq, h, i0, d, scale);
   load_tile(dOs, dout, b, s.Tq, s.Hq, h, i0, d, 1.0f);
   const float row_lse = qi < s.Tq ? lse[stat_offset(s, b, h, qi)] : -INFINITY;
@@ -322,7 +354,7 @@ __global__ void __launch_bounds__(kFlashThreads)
   float acc[kDims];
   MINIVLM_UNROLL
   for (int t = 0; t < kDims; ++t) acc[t] = 0.0f;
-  for (int j0 = 0; j0 < block_end; j0 += kFlashTile) {
+  for (int j0 = block_begin; j0 < block_end; j0 += kFlashTile) {
     __syncthreads();  // Q, dO are in place; the previous tile's K, V are no longer read
     load_tile(Ks, k, b, s.Tk, s.Hkv, kh, j0, d, 1.0f);
     load_tile(Vs, v, b, s.Tk, s.Hkv, kh, j0, d, 1.0f);
@@ -333,7 +365,8 @@ __global__ void __launch_bounds__(kFlashThreads)
     MINIVLM_UNROLL
     for (int t = 0; t < kFlashPerLane; ++t) {
       const int col = lane + t * kFlashLanes;
-      const float p = prob(sc[t], row_lse, j0 + col < end);
+      const int key = j0 + col;
+      const float p = prob(sc[t], row_lse, kPacked ? key <= qi && key >= begin : key < end);
       dSs[row * pld + col] = p * (dp[t] - row_D);
     }
     __syncwarp();  // the row's 4 lanes (one warp) exchange dS
@@ -432,6 +465,9 @@ inline void require_attention(const char* name, const AttentionShape& s) {
           "needs B, Tq, Tk >= 0 and Hq a positive multiple of Hkv, got B = " + std::to_string(s.B) +
               ", Tq = " + std::to_string(s.Tq) + ", Tk = " + std::to_string(s.Tk) +
               ", Hq = " + std::to_string(s.Hq) + ", Hkv = " + std::to_string(s.Hkv));
+  require(s.seq_start == nullptr || (s.causal && s.Tq == s.Tk), name,
+          "seq_start (packed rows) needs causal attention with Tq == Tk, got Tq = " +
+              std::to_string(s.Tq) + ", Tk = " + std::to_string(s.Tk));
   require(s.d >= 8 && s.d <= kFlashMaxHeadDim && s.d % 8 == 0, name,
           "head dim " + std::to_string(s.d) + " is not a multiple of 8 in [8, " +
               std::to_string(kFlashMaxHeadDim) + "]");
@@ -466,7 +502,9 @@ void flash_attention_forward(T* out, float* lse, const T* q, const T* k, const T
   require_attention("flash_attention_forward", s);
   if (s.B == 0 || s.Tq == 0) return;
   with_head_dim_capacity(s.d, [&](auto cap) {
-    const auto kernel = flash_forward_kernel<T, decltype(cap)::value>;
+    const auto kernel = s.seq_start != nullptr
+                            ? flash_forward_kernel<T, decltype(cap)::value, true>
+                            : flash_forward_kernel<T, decltype(cap)::value, false>;
     const std::size_t smem = (3 * tile_floats(s.d) + kScoreTileFloats) * sizeof(float);
     allow_dynamic_smem(kernel, smem);
     simt::launch(kernel, query_tiles(s), kFlashThreads, smem, stream, out, lse, q, k, v, s,
@@ -486,16 +524,18 @@ void flash_attention_backward(T* dq, T* dk, T* dv, float* scratch, const T* dout
     if (s.Tq > 0) {
       simt::launch(flash_rowdot_kernel<T>, query_tiles(s), kFlashThreads, 0, stream, scratch, dout,
                    out, s);
-      const auto dq_kernel = flash_dq_kernel<T, kMaxD>;
+      const auto dq_kernel = s.seq_start != nullptr ? flash_dq_kernel<T, kMaxD, true>
+                                                    : flash_dq_kernel<T, kMaxD, false>;
       const std::size_t smem = (4 * tile_floats(s.d) + kScoreTileFloats) * sizeof(float);
       allow_dynamic_smem(dq_kernel, smem);
       simt::launch(dq_kernel, query_tiles(s), kFlashThreads, smem, stream, dq, dout, q, k, v, lse,
                    static_cast<const float*>(scratch), s, scale);
     }
     if (s.Tk > 0) {
-      const auto kv_kernel = flash_dkdv_kernel<T, kMaxD>;
+      const auto kv_kernel = s.seq_start != nullptr ? flash_dkdv_kernel<T, kMaxD, true>
+                                                    : flash_dkdv_kernel<T, kMaxD, false>;
       const std::size_t smem =
-          (4 * tile_floats(s.d) + 2 * kScoreTileFloats + 2 * kFlashTile) * sizeof(float);
+          (4 * tile_floats(s.d) + 2 * kScoreTileFloats + 3 * kFlashTile) * sizeof(float);
       allow_dynamic_smem(kv_kernel, smem);
       const dim3 grid(static_cast<unsigned>(ceil_div(s.Tk, kFlashTile)), s.Hkv, s.B);
       simt::launch(kv_kernel, grid, kFlashThreads, smem, stream, dk, dv, dout, q, k, v, lse,

@@ -7,10 +7,14 @@
 namespace minivlm::kernels {
 
 // q [B, Tq, Hq, d], k, v [B, Tk, Hkv, d], Hq % Hkv == 0; causal: query row i sees keys
-// j <= i + Tk - Tq.
+// j <= i + Tk - Tq. seq_start (packed rows: causal, Tq == Tk; device memory, [B, Tq]) or null:
+// row b's query i then sees only keys j ≥ seq_start[b·Tq + i], the first token of its sample;
+// each row of it is non-decreasing with seq_start[b·Tq + i] ≤ i (variable-length attention:
+// key tiles before a query tile's sample, and query tiles past a key tile's sample, are skipped).
 struct AttentionShape {
   int B = 0, Tq = 0, Tk = 0, Hq = 0, Hkv = 0, d = 0;
   bool causal = false;
+  const int* seq_start = nullptr;
 };
 inline constexpr int kFlashMaxHeadDim = 128;
 // The decode kernel splits a cache of Tk keys into chunks of kFlashDecodeChunk keys; with more

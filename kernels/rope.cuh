@@ -1,5 +1,5 @@
 // Rotary position embedding, half-split (NeoX / HF-LLaMA "rotate_half", SPEC §1.2): for each head
-// of x [B, T, heads, hd] at position p = start_pos + t and each i < hd/2,
+// of x [B, T, heads, hd] at position p = start_pos + t (or positions[b·T + t]) and each i < hd/2,
 //   angle = p · theta^(−2i/hd)
 //   y[i] = x[i]·cos − x[i + hd/2]·sin,  y[i + hd/2] = x[i + hd/2]·cos + x[i]·sin.
 // The backward is the transposed rotation, i.e. the same kernel with −sin.
@@ -28,15 +28,18 @@ namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
 // out, inp [tokens, heads, head_dim]; tokens = B · seq_len; sign = 1 (forward) or −1 (backward)
 template <typename T>
 __global__ void rope_kernel(T* out, const T* inp, std::size_t pairs, int seq_len, int heads,
-                            int head_dim, double log_theta, int start_pos, float sign) {
+                            int head_dim, double log_theta, int start_pos, const int* positions,
+                            float sign) {
   const int half = head_dim / 2;
   const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
   for (std::size_t e = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < pairs;
        e += stride) {
     const std::size_t token = e / static_cast<std::size_t>(half);
     const int i = static_cast<int>(e % static_cast<std::size_t>(half));
-    const double pos = static_cast<double>(start_pos) +
-                       static_cast<double>(token % static_cast<std::size_t>(seq_len));
+    const double pos = positions != nullptr
+                           ? static_cast<double>(positions[token])
+                           : static_cast<double>(start_pos) +
+                                 static_cast<double>(token % static_cast<std::size_t>(seq_len));
     const double angle = pos * exp(-2.0 * i / head_dim * log_theta);
     const float c = static_cast<float>(cos(angle));
     const float s = sign * static_cast<float>(sin(angle));
@@ -52,8 +55,8 @@ __global__ void rope_kernel(T* out, const T* inp, std::size_t pairs, int seq_len
 
 template <typename T>
 void rope_launch(const char* name, T* out, const T* inp, int B, int seq_len, int heads,
-                 int head_dim, double theta, int start_pos, float sign, cudaStream_t stream,
-                 int block_size) {
+                 int head_dim, double theta, int start_pos, const int* positions, float sign,
+                 cudaStream_t stream, int block_size) {
   require(B >= 0 && seq_len >= 0 && heads >= 1 && head_dim >= 2 && head_dim % 2 == 0, name,
           "needs B, seq_len >= 0, heads >= 1 and an even head_dim, got B = " + std::to_string(B) +
               ", seq_len = " + std::to_string(seq_len) + ", heads = " + std::to_string(heads) +
@@ -65,24 +68,40 @@ void rope_launch(const char* name, T* out, const T* inp, int B, int seq_len, int
   const std::size_t pairs = static_cast<std::size_t>(B) * seq_len * (head_dim / 2);
   if (pairs == 0) return;
   simt::launch(rope_kernel<T>, grid_stride_blocks(pairs, block_size), block_size, 0, stream, out,
-               inp, pairs, seq_len, heads, head_dim, std::log(theta), start_pos, sign);
+               inp, pairs, seq_len, heads, head_dim, std::log(theta), start_pos, positions, sign);
 }
 
 template <typename T>
 void rope_forward(T* out, const T* inp, int B, int seq_len, int heads, int head_dim, double theta,
                   int start_pos, cudaStream_t stream, int block_size) {
-  rope_launch("rope_forward", out, inp, B, seq_len, heads, head_dim, theta, start_pos, 1.0f, stream,
-              block_size);
+  rope_launch("rope_forward", out, inp, B, seq_len, heads, head_dim, theta, start_pos, nullptr,
+              1.0f, stream, block_size);
 }
 
 template <typename T>
 void rope_backward(T* dinp, const T* dout, int B, int seq_len, int heads, int head_dim,
                    double theta, int start_pos, cudaStream_t stream, int block_size) {
-  rope_launch("rope_backward", dinp, dout, B, seq_len, heads, head_dim, theta, start_pos, -1.0f,
+  rope_launch("rope_backward", dinp, dout, B, seq_len, heads, head_dim, theta, start_pos, nullptr,
+              -1.0f, stream, block_size);
+}
+
+template <typename T>
+void rope_forward_at(T* out, const T* inp, const int* positions, int B, int seq_len, int heads,
+                     int head_dim, double theta, cudaStream_t stream, int block_size) {
+  rope_launch("rope_forward_at", out, inp, B, seq_len, heads, head_dim, theta, 0, positions, 1.0f,
               stream, block_size);
+}
+
+template <typename T>
+void rope_backward_at(T* dinp, const T* dout, const int* positions, int B, int seq_len, int heads,
+                      int head_dim, double theta, cudaStream_t stream, int block_size) {
+  rope_launch("rope_backward_at", dinp, dout, B, seq_len, heads, head_dim, theta, 0, positions,
+              -1.0f, stream, block_size);
 }
 
 MINIVLM_INSTANTIATE_STORAGE_TYPES(rope_forward)
 MINIVLM_INSTANTIATE_STORAGE_TYPES(rope_backward)
+MINIVLM_INSTANTIATE_STORAGE_TYPES(rope_forward_at)
+MINIVLM_INSTANTIATE_STORAGE_TYPES(rope_backward_at)
 
 }  // namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND

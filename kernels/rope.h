@@ -13,5 +13,13 @@ void rope_forward(T* out, const T* inp, int B, int seq_len, int heads, int head_
 template <typename T>
 void rope_backward(T* dinp, const T* dout, int B, int seq_len, int heads, int head_dim,
                    double theta, int start_pos, cudaStream_t stream, int block_size = 256);
+// The same with token (b, t) at positions[b·seq_len + t] (≥ 0) instead of start_pos + t: packed
+// rows, whose positions restart at 0 for each sample.
+template <typename T>
+void rope_forward_at(T* out, const T* inp, const int* positions, int B, int seq_len, int heads,
+                     int head_dim, double theta, cudaStream_t stream, int block_size = 256);
+template <typename T>
+void rope_backward_at(T* dinp, const T* dout, const int* positions, int B, int seq_len, int heads,
+                      int head_dim, double theta, cudaStream_t stream, int block_size = 256);
 )
 // clang-format on

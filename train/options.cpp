@@ -49,7 +49,8 @@ json TrainOptions::to_json() const {
               {"allow_images_outside", allow_images_outside},
               {"system_prompt_prob", system_prompt_prob},
               {"keep_empty_think", keep_empty_think},
-              {"ignore_unreferenced_images", ignore_unreferenced_images}};
+              {"ignore_unreferenced_images", ignore_unreferenced_images},
+              {"pack", pack}};
 }
 
 namespace {
@@ -94,6 +95,7 @@ void from_json_checked(TrainOptions& o, const json& j) {
   get("system_prompt_prob", o.system_prompt_prob);
   get("keep_empty_think", o.keep_empty_think);
   get("ignore_unreferenced_images", o.ignore_unreferenced_images);
+  get("pack", o.pack);
 }
 
 std::string valid_list(const json& defaults) {
@@ -161,6 +163,7 @@ void validate(const TrainOptions& o) {
            "allow_images_outside must be 0 or 1, got ", o.allow_images_outside);
   MV_CHECK(o.ignore_unreferenced_images == 0 || o.ignore_unreferenced_images == 1,
            "ignore_unreferenced_images must be 0 or 1, got ", o.ignore_unreferenced_images);
+  MV_CHECK(o.pack == 0 || o.pack == 1, "pack must be 0 or 1, got ", o.pack);
   MV_CHECK(o.system_prompt_prob >= 0 && o.system_prompt_prob <= 1,
            "system_prompt_prob must be in [0, 1], got ", o.system_prompt_prob);
   MV_CHECK(o.keep_empty_think >= 0 && o.keep_empty_think <= 1,
@@ -234,6 +237,8 @@ TrainOptions parse_train_options(Stage stage, const std::vector<std::string>& ar
     if (eq != std::string::npos) {
       value = key.substr(eq + 1);
       key.resize(eq);
+    } else if ((key == "pack") && (i + 1 == argv.size() || argv[i + 1].rfind("--", 0) == 0)) {
+      value = "1";  // a bare --pack turns packing on
     } else {
       MV_CHECK(i + 1 < argv.size(), "option --", key, " needs a value");
       value = argv[++i];

@@ -31,6 +31,8 @@ struct TrainOptions {
   double system_prompt_prob = 0.0;         // MiniMind-V: 0.2
   double keep_empty_think = 1.0;           // MiniMind-V: 0.2
   int64_t ignore_unreferenced_images = 0;  // 1: images of a text without <image> are not read
+  // 1: several samples per row of a micro-batch, up to max_seq_len tokens (SPEC §4.2; --pack)
+  int64_t pack = 0;
 
   nlohmann::json to_json() const;
 };

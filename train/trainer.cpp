@@ -262,6 +262,7 @@ void load_data(Run& r) {
   lo.seed = static_cast<uint64_t>(r.opt.seed);
   lo.workers = static_cast<int>(std::max<int64_t>(1, r.opt.num_workers));
   lo.max_bad_fraction = r.opt.max_bad_fraction;
+  lo.pack_len = r.opt.pack != 0 ? fmt.max_seq_len : 0;
   r.loader = std::make_unique<Loader>(*r.train_set, lo);
   r.total_steps =
       r.opt.max_steps > 0 ? r.opt.max_steps : r.opt.epochs * r.loader->steps_per_epoch();

@@ -89,20 +89,27 @@ class Backend {
                                                    const Tensor& weight, const Norm& saved) = 0;
 
   // ---- transformer pieces ----
-  // Half-split rotary embedding of x [B, T, nh, hd] at positions start_pos..; inverse rotates by
-  // the opposite angle (the backward).
-  virtual Tensor rope(const Tensor& x, double theta, int64_t start_pos, bool inverse) = 0;
+  // Half-split rotary embedding of x [B, T, nh, hd]; inverse rotates by the opposite angle (the
+  // backward). Token t of row b is at position start_pos + t, or, when `positions` is defined (an
+  // index list from indices(): B·T values ≥ 0, row-major), at positions[b·T + t].
+  virtual Tensor rope(const Tensor& x, double theta, int64_t start_pos, const Tensor& positions,
+                      bool inverse) = 0;
   struct Attention {
     Tensor out;  // [B, Tq, nq, hd]
     Tensor lse;  // [B, nq, Tq] log-sum-exp of the scaled scores
   };
   // q [B, Tq, nq, hd], k and v [B, Tk, nkv, hd]; causal: query i sees keys j ≤ i + Tk − Tq.
+  // seq_start: undefined, or (packed rows: causal, Tq = Tk) an index list from indices() of B·Tq
+  // values, row-major, non-decreasing along each row with seq_start[b·Tq + i] ≤ i: query i of row b
+  // then sees only the keys seq_start[b·Tq + i] ≤ j ≤ i (the first token of its sample up to
+  // itself). Key blocks outside that range are skipped, and no [Tq, Tk] mask exists.
   virtual Attention attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                      bool causal) = 0;
+                                      bool causal, const Tensor& seq_start) = 0;
   // → {dq, dk, dv}
   virtual std::array<Tensor, 3> attention_backward(const Tensor& dout, const Tensor& q,
                                                    const Tensor& k, const Tensor& v,
-                                                   const Attention& saved, bool causal) = 0;
+                                                   const Attention& saved, bool causal,
+                                                   const Tensor& seq_start) = 0;
 
   // An index list (token ids, target rows, row numbers) on `device` as this back-end reads it; the
   // values are checked by the caller.

@@ -11,19 +11,28 @@
 namespace minivlm::cpu {
 
 // Rotates every head of x [B, T, nh, hd] by +angle, or −angle for the inverse. The cos/sin table
-// is built once per call for the T positions and shared by every batch row and head.
-Tensor CpuBackend::rope(const Tensor& x, double theta, int64_t start_pos, bool inverse) {
+// is built once per call for the positions in use — start_pos.., or 0..max(positions) — and
+// shared by every batch row and head.
+Tensor CpuBackend::rope(const Tensor& x, double theta, int64_t start_pos, const Tensor& positions,
+                        bool inverse) {
   const int64_t B = x.size(0), T = x.size(1), nh = x.size(2), hd = x.size(3), half = hd / 2;
   const double sign = inverse ? -1.0 : 1.0;
+  const int64_t* pos_of = positions.defined() ? positions.data<int64_t>() : nullptr;
+  int64_t table = T;  // rows of the cos/sin table
+  if (pos_of != nullptr) {
+    table = 0;
+    for (int64_t i = 0; i < B * T; ++i) table = std::max(table, pos_of[i] + 1);
+    start_pos = 0;
+  }
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   dispatch_float("rope", x, [&](auto zero) {
     using T_ = decltype(zero);
-    std::vector<T_> cs(static_cast<size_t>(T * half)), sn(static_cast<size_t>(T * half));
+    std::vector<T_> cs(static_cast<size_t>(table * half)), sn(static_cast<size_t>(table * half));
     std::vector<double> inv_freq(static_cast<size_t>(half));
     for (int64_t i = 0; i < half; ++i)
       inv_freq[i] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
-#pragma omp parallel for if (T * half > 4096) schedule(static)
-    for (int64_t t = 0; t < T; ++t) {
+#pragma omp parallel for if (table * half > 4096) schedule(static)
+    for (int64_t t = 0; t < table; ++t) {
       const double pos = static_cast<double>(start_pos + t);
       for (int64_t i = 0; i < half; ++i) {
         cs[t * half + i] = static_cast<T_>(std::cos(pos * inv_freq[i]));
@@ -34,8 +43,9 @@ Tensor CpuBackend::rope(const Tensor& x, double theta, int64_t start_pos, bool i
     T_* po = out.data<T_>();
 #pragma omp parallel for if (B * T > 4) schedule(static)
     for (int64_t bt = 0; bt < B * T; ++bt) {
-      const T_* c = cs.data() + (bt % T) * half;
-      const T_* s = sn.data() + (bt % T) * half;
+      const int64_t row = pos_of != nullptr ? pos_of[bt] : bt % T;
+      const T_* c = cs.data() + row * half;
+      const T_* s = sn.data() + row * half;
       for (int64_t h = 0; h < nh; ++h)
         rope_row(px + (bt * nh + h) * hd, c, s, half, po + (bt * nh + h) * hd);
     }

@@ -41,12 +41,13 @@ class CudaBackend final : public Backend {
   std::array<Tensor, 3> layernorm_backward(const Tensor& dout, const Tensor& x,
                                            const Tensor& weight, const Norm& saved) override;
 
-  Tensor rope(const Tensor& x, double theta, int64_t start_pos, bool inverse) override;
-  Attention attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
-                              bool causal) override;
+  Tensor rope(const Tensor& x, double theta, int64_t start_pos, const Tensor& positions,
+              bool inverse) override;
+  Attention attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                              const Tensor& seq_start) override;
   std::array<Tensor, 3> attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
-                                           const Tensor& v, const Attention& saved,
-                                           bool causal) override;
+                                           const Tensor& v, const Attention& saved, bool causal,
+                                           const Tensor& seq_start) override;
 
   Tensor indices(const std::vector<int64_t>& values, Device device) override;
   Tensor embedding_forward(const Tensor& weight, const Tensor& ids) override;

@@ -3,7 +3,8 @@
 
 namespace minivlm::cuda {
 
-Tensor CudaBackend::rope(const Tensor& x, double theta, int64_t start_pos, bool inverse) {
+Tensor CudaBackend::rope(const Tensor& x, double theta, int64_t start_pos, const Tensor& positions,
+                         bool inverse) {
   const Device dev = x.device();
   const int B = static_cast<int>(x.size(0)), T = static_cast<int>(x.size(1));
   const int nh = static_cast<int>(x.size(2)), hd = static_cast<int>(x.size(3));
@@ -11,12 +12,20 @@ Tensor CudaBackend::rope(const Tensor& x, double theta, int64_t start_pos, bool 
   Tensor out = Tensor::empty(x.shape(), x.dtype(), dev);
   dispatch_storage("rope", x, [&](auto zero) {
     using S = decltype(zero);
-    if (inverse)
+    if (positions.defined()) {
+      if (inverse)
+        MV_KERNEL(dev, rope_backward_at, ptr<S>(out), ptr<const S>(x), ptr<const int>(positions), B,
+                  T, nh, hd, theta, stream_for(dev));
+      else
+        MV_KERNEL(dev, rope_forward_at, ptr<S>(out), ptr<const S>(x), ptr<const int>(positions), B,
+                  T, nh, hd, theta, stream_for(dev));
+    } else if (inverse) {
       MV_KERNEL(dev, rope_backward, ptr<S>(out), ptr<const S>(x), B, T, nh, hd, theta, start,
                 stream_for(dev));
-    else
+    } else {
       MV_KERNEL(dev, rope_forward, ptr<S>(out), ptr<const S>(x), B, T, nh, hd, theta, start,
                 stream_for(dev));
+    }
   });
   return out;
 }

@@ -119,8 +119,33 @@ void DecoderLayer::params(ParamList& out) const {
     for (const Tensor* t : {&e.gate_proj, &e.up_proj, &e.down_proj}) out.push_back({t->name(), *t});
 }
 
+PackedRows PackedRows::from_bounds(const std::vector<std::vector<int64_t>>& bounds, int64_t T) {
+  const auto B = static_cast<int64_t>(bounds.size());
+  std::vector<int64_t> start(static_cast<size_t>(B * T)), pos(static_cast<size_t>(B * T));
+  for (int64_t b = 0; b < B; ++b) {
+    const std::vector<int64_t>& bd = bounds[static_cast<size_t>(b)];
+    MV_CHECK(!bd.empty() && bd.front() == 0 && bd.back() <= T, "packed row ", b,
+             ": sample bounds must start at 0 and end within its ", T, " tokens");
+    int64_t s = 0;
+    size_t k = 1;
+    for (int64_t t = 0; t < T; ++t) {
+      // The bound at or before t starts t's sample; the end starts the padding.
+      while (k < bd.size() && bd[k] <= t) {
+        MV_CHECK(bd[k] >= bd[k - 1], "packed row ", b, ": sample bounds decrease at ", bd[k]);
+        s = bd[k++];
+      }
+      start[static_cast<size_t>(b * T + t)] = s;
+      pos[static_cast<size_t>(b * T + t)] = t - s;
+    }
+  }
+  return {Tensor::from_vector(start, {B, T}), Tensor::from_vector(pos, {B, T})};
+}
+
 Tensor DecoderLayer::forward(const LlmConfig& c, const Tensor& h, int64_t start_pos,
-                             Tensor* cache_k, Tensor* cache_v, Tensor* aux) const {
+                             Tensor* cache_k, Tensor* cache_v, Tensor* aux,
+                             const PackedRows* packed) const {
+  MV_CHECK(packed == nullptr || (cache_k == nullptr && start_pos == 0),
+           "packed rows are for training: no KV cache, no start position");
   const int64_t B = h.size(0), T = h.size(1);
   const Tensor a = ops::rmsnorm(h, input_norm, c.rms_norm_eps);
   Tensor q = ops::linear(a, q_proj).reshape({B, T, c.num_attention_heads, c.head_dim});
@@ -130,8 +155,13 @@ Tensor DecoderLayer::forward(const LlmConfig& c, const Tensor& h, int64_t start_
     q = ops::rmsnorm(q, q_norm, c.rms_norm_eps);
     k = ops::rmsnorm(k, k_norm, c.rms_norm_eps);
   }
-  q = ops::rope(q, c.rope_theta, start_pos);
-  k = ops::rope(k, c.rope_theta, start_pos);
+  if (packed != nullptr) {
+    q = ops::rope_at(q, c.rope_theta, packed->positions);
+    k = ops::rope_at(k, c.rope_theta, packed->positions);
+  } else {
+    q = ops::rope(q, c.rope_theta, start_pos);
+    k = ops::rope(k, c.rope_theta, start_pos);
+  }
   if (cache_k != nullptr) {
     MV_CHECK(!grad_enabled() || !h.requires_grad(), "the KV cache is for inference only");
     MV_CHECK(start_pos + T <= cache_k->size(1), "KV cache overflow: ", start_pos + T,
@@ -141,8 +171,8 @@ Tensor DecoderLayer::forward(const LlmConfig& c, const Tensor& h, int64_t start_
     k = cache_k->narrow(1, 0, start_pos + T);
     v = cache_v->narrow(1, 0, start_pos + T);
   }
-  const Tensor o =
-      ops::attention(q, k, v, /*causal=*/true).reshape({B, T, c.num_attention_heads * c.head_dim});
+  const Tensor o = ops::attention(q, k, v, /*causal=*/true, packed ? packed->seq_start : Tensor())
+                       .reshape({B, T, c.num_attention_heads * c.head_dim});
   const Tensor h1 = ops::add(h, ops::linear(o, o_proj));
   const Tensor m = ops::rmsnorm(h1, post_norm, c.rms_norm_eps);
   if (router.defined()) {
@@ -184,12 +214,12 @@ void MiniMindLM::init(Rng& rng) {
 
 Tensor MiniMindLM::embed(const Tensor& ids) const { return ops::embedding(embed_tokens, ids); }
 
-Tensor MiniMindLM::forward_hidden(const Tensor& h0, int64_t start_pos, KVCache* cache,
-                                  Tensor* aux) const {
+Tensor MiniMindLM::forward_hidden(const Tensor& h0, int64_t start_pos, KVCache* cache, Tensor* aux,
+                                  const PackedRows* packed) const {
   Tensor h = h0;
   for (size_t i = 0; i < layers.size(); ++i) {
     h = layers[i].forward(c_, h, start_pos, cache ? &cache->k[i] : nullptr,
-                          cache ? &cache->v[i] : nullptr, aux);
+                          cache ? &cache->v[i] : nullptr, aux, packed);
   }
   if (cache != nullptr) cache->length = start_pos + h0.size(1);
   return ops::rmsnorm(h, final_norm, c_.rms_norm_eps);

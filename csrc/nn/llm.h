@@ -18,6 +18,16 @@ struct KVCache {
   static KVCache allocate(const LlmConfig& c, int64_t batch, int64_t max_len, Device device = kCPU);
 };
 
+// Several samples per row (packed training batches, SPEC §4.2), both [B, T] i64 on the host:
+// token t of row b is at position positions[b, t] (counted from its sample's first token) and
+// attends only to keys seq_start[b, t] ≤ j ≤ t (the keys of its own sample).
+struct PackedRows {
+  Tensor seq_start, positions;
+  // bounds[b] = row b's sample starts then its end (ascending, the first 0, the last ≤ T); the
+  // padding after the end is a sample of its own. Throws minivlm::Error on bad bounds.
+  static PackedRows from_bounds(const std::vector<std::vector<int64_t>>& bounds, int64_t T);
+};
+
 // One SwiGLU feed-forward: down(silu(gate(x)) · up(x)).
 struct SwigluMlp {
   Tensor gate_proj, up_proj, down_proj;  // [I, H], [I, H], [H, I]
@@ -46,8 +56,9 @@ struct DecoderLayer {
   // h [B, T, H] at positions start_pos.. → [B, T, H]. With a cache, this step's k/v are written at
   // start_pos and attention reads all cached positions. A MoE layer adds its router loss to *aux
   // when aux is given.
+  // With `packed` (no cache, start_pos 0): RoPE at its positions, attention within its samples.
   Tensor forward(const LlmConfig& c, const Tensor& h, int64_t start_pos, Tensor* cache_k,
-                 Tensor* cache_v, Tensor* aux = nullptr) const;
+                 Tensor* cache_v, Tensor* aux = nullptr, const PackedRows* packed = nullptr) const;
 };
 
 class MiniMindLM {
@@ -59,9 +70,10 @@ class MiniMindLM {
 
   Tensor embed(const Tensor& ids) const;  // [B, T] → [B, T, H]
   // Decoder stack and final norm: h [B, T, H] → [B, T, H]. With `aux`, the MoE layers' router
-  // losses summed (a scalar; undefined for a dense model).
+  // losses summed (a scalar; undefined for a dense model). With `packed`, each row holds several
+  // samples (PackedRows), which then see nothing of each other.
   Tensor forward_hidden(const Tensor& h, int64_t start_pos = 0, KVCache* cache = nullptr,
-                        Tensor* aux = nullptr) const;
+                        Tensor* aux = nullptr, const PackedRows* packed = nullptr) const;
   Tensor logits(const Tensor& hidden) const;  // [..., H] → [..., V]
 
   Tensor embed_tokens, final_norm, lm_head;  // lm_head undefined when tied

@@ -131,8 +131,11 @@ VlmOutput MiniMindVLM::forward(const VlmBatch& batch, double denominator, Logits
            " tokens exceeds max_position_embeddings ", c_.llm.max_position_embeddings);
   VlmOutput out;
   const bool with_aux = c_.llm.use_moe && c_.llm.router_aux_loss_coef > 0 && grad_enabled();
+  const PackedRows packed =
+      batch.seq_bounds.empty() ? PackedRows{} : PackedRows::from_bounds(batch.seq_bounds, T);
   const Tensor hidden =
-      llm.forward_hidden(embed(batch), 0, nullptr, with_aux ? &out.aux_loss : nullptr);
+      llm.forward_hidden(embed(batch), 0, nullptr, with_aux ? &out.aux_loss : nullptr,
+                         batch.seq_bounds.empty() ? nullptr : &packed);
   const Tensor targets = shifted_targets(batch.ids, batch.label_mask);
   // Without logits, only rows with a target reach the head: an ignored row adds nothing to the
   // loss or to any gradient, so leaving it out changes neither. (A batch without targets keeps

@@ -22,7 +22,12 @@ struct VlmBatch {
   Tensor pixels;                           // [n_tiles, 3, S, S] f32, or undefined without images
   std::vector<int64_t> images_per_sample;  // [B]
   std::vector<int64_t> tiles_per_image;    // [n_images]; empty: one tile per image
-  int64_t supervised_tokens() const;       // targets that carry loss (positions 1..T−1)
+  // Packed rows (SPEC §4.2), or empty (one sample per row): row b holds the samples
+  // [seq_bounds[b][k], seq_bounds[b][k + 1]), the first bound 0; tokens past the last bound are
+  // padding. Positions restart at 0 for each sample, and attention stays inside each sample.
+  // images_per_sample then counts a row's images.
+  std::vector<std::vector<int64_t>> seq_bounds;
+  int64_t supervised_tokens() const;  // targets that carry loss (positions 1..T−1)
 };
 
 struct VlmOutput {

@@ -47,10 +47,18 @@ Tensor layernorm(const Tensor& x, const Tensor& weight, const Tensor& bias, doub
 // ---- transformer pieces ----
 // Half-split rotary embedding of x [B, T, nh, hd] at positions start_pos .. start_pos+T-1.
 Tensor rope(const Tensor& x, double theta, int64_t start_pos = 0);
+// The same at per-token positions: token t of row b at positions[b, t] (positions [B, T], i32 or
+// i64 on any device, values in [0, 2³¹)). Packed rows (SPEC §4.2) restart at 0 for each sample.
+Tensor rope_at(const Tensor& x, double theta, const Tensor& positions);
 // Scaled dot-product attention. q [B, Tq, nq, hd], k/v [B, Tk, nkv, hd], nq % nkv == 0 (GQA).
 // causal: query i sees keys j <= i + (Tk - Tq). One fused node; backward recomputes the
 // probabilities from the saved log-sum-exp (never stores [Tq, Tk]).
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal);
+// seq_start (packed rows, SPEC §4.2; needs causal and Tq == Tk): [B, T] i32 or i64 on any device,
+// each row non-decreasing with seq_start[b, i] ≤ i, the first token of query i's sample; query i
+// then sees only keys seq_start[b, i] ≤ j ≤ i (block-diagonal causal attention). Undefined: one
+// sequence per row.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                 const Tensor& seq_start = Tensor());
 // Token embedding: weight [V, H], ids (i32/i64) [...] → [..., H]. Backward is a deterministic
 // scatter-add.
 Tensor embedding(const Tensor& weight, const Tensor& ids);

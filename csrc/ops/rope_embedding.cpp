@@ -1,4 +1,7 @@
 // Rotary position embedding (half-split) and token embedding.
+#include <cstdint>
+#include <limits>
+
 #include "autograd/node.h"
 #include "ops/checks.h"
 #include "ops/ops.h"
@@ -9,10 +12,28 @@ Tensor rope(const Tensor& x, double theta, int64_t start_pos) {
   Backend& be = detail::backend_of("rope", {&x});
   MV_CHECK(x.dim() == 4, "rope: expected [B, T, heads, head_dim], got ", x.desc());
   MV_CHECK(x.size(3) % 2 == 0, "rope: head_dim must be even, got ", x.size(3));
-  Tensor out = be.rope(x.detach().contiguous(), theta, start_pos, false);
+  Tensor out = be.rope(x.detach().contiguous(), theta, start_pos, Tensor(), false);
   // The transpose of a rotation is the rotation by the opposite angle.
   return record(out, "rope", {x}, [theta, start_pos, &be](const Tensor& g) {
-    return std::vector<Tensor>{be.rope(g.contiguous(), theta, start_pos, true)};
+    return std::vector<Tensor>{be.rope(g.contiguous(), theta, start_pos, Tensor(), true)};
+  });
+}
+
+Tensor rope_at(const Tensor& x, double theta, const Tensor& positions) {
+  Backend& be = detail::backend_of("rope", {&x});
+  MV_CHECK(x.dim() == 4, "rope: expected [B, T, heads, head_dim], got ", x.desc());
+  MV_CHECK(x.size(3) % 2 == 0, "rope: head_dim must be even, got ", x.size(3));
+  MV_CHECK(positions.dim() == 2 && positions.size(0) == x.size(0) && positions.size(1) == x.size(1),
+           "rope: positions must be [", x.size(0), ", ", x.size(1), "] for x ", x.desc(), ", got ",
+           positions.desc());
+  const std::vector<int64_t> pv = detail::index_values("rope", "positions", positions);
+  for (size_t i = 0; i < pv.size(); ++i)
+    MV_CHECK(pv[i] >= 0 && pv[i] <= std::numeric_limits<int32_t>::max(), "rope: position ", pv[i],
+             " at index ", i, " is outside [0, 2^31)");
+  const Tensor pos = be.indices(pv, x.device());
+  Tensor out = be.rope(x.detach().contiguous(), theta, 0, pos, false);
+  return record(out, "rope", {x}, [theta, pos, &be](const Tensor& g) {
+    return std::vector<Tensor>{be.rope(g.contiguous(), theta, 0, pos, true)};
   });
 }
 

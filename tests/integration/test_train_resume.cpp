@@ -63,6 +63,33 @@ TEST(TrainResume, HalfThenResumeEqualsStraight) {
   EXPECT_FALSE(wa == read_file(workspace().model + "/model.safetensors"));
 }
 
+// Packed rows (--pack): batch_size still counts samples, so the loader's position is the unpacked
+// one and a packed run resumes bit for bit; its first step, before any update, has the unpacked
+// run's loss.
+TEST(TrainResume, PackedRunResumesExactly) {
+  const std::string a = fresh_dir("packed_straight");
+  auto r =
+      run(train_command("train_sft", workspace().model, "sft.jsonl", a, "--max-steps 6 --pack"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string b = fresh_dir("packed_half");
+  r = run(train_command("train_sft", workspace().model, "sft.jsonl", b,
+                        "--max-steps 6 --save-every 3 --pack 1"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string c = fresh_dir("packed_resumed");
+  r = run(train_command("train_sft", workspace().model, "sft.jsonl", c,
+                        "--max-steps 6 --pack 1 --resume " + b + "/checkpoints/step_00000003"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string wa = read_file(a + "/final/model.safetensors");
+  ASSERT_GT(wa.size(), 1000u);
+  EXPECT_TRUE(wa == read_file(c + "/final/model.safetensors")) << "final weights differ";
+  const auto la = losses(a), lc = losses(c), lu = losses(straight_run());
+  ASSERT_EQ(la.size(), 6u);
+  ASSERT_EQ(lc.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(la[3 + i], lc[i]);
+  ASSERT_EQ(lu.size(), 6u);
+  EXPECT_NEAR(la[0], lu[0], 1e-5 * lu[0]);
+}
+
 TEST(TrainResume, SigtermFinishesTheStepSavesAndResumesExactly) {
   const std::string& a = straight_run();
   const std::string b = fresh_dir("signal");

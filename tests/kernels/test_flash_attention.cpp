@@ -63,9 +63,12 @@ Reference naive_attention(const AttentionShape& s, const std::vector<double>& q,
       const int kh = h / group;
       for (int i = 0; i < s.Tq; ++i) {
         const int end = s.causal ? std::clamp(i + 1 + s.Tk - s.Tq, 0, s.Tk) : s.Tk;
+        // Packed rows: the keys of query i's own sample only.
+        const int begin = s.seq_start != nullptr ? s.seq_start[b * s.Tq + i] : 0;
         const double* qi = &q[at(b, i, s.Hq, h, s.Tq, d)];
         double mx = -kInf;
-        for (int j = 0; j < end; ++j) {
+        for (int j = 0; j < begin; ++j) p[j] = 0;
+        for (int j = begin; j < end; ++j) {
           const double* kj = &k[at(b, j, s.Hkv, kh, s.Tk, d)];
           double dot = 0;
           for (int c = 0; c < d; ++c) dot += qi[c] * kj[c];
@@ -73,11 +76,11 @@ Reference naive_attention(const AttentionShape& s, const std::vector<double>& q,
           mx = std::max(mx, p[j]);
         }
         double sum = 0;
-        for (int j = 0; j < end; ++j) sum += (p[j] = std::exp(p[j] - mx));
+        for (int j = begin; j < end; ++j) sum += (p[j] = std::exp(p[j] - mx));
         const std::size_t stat = (static_cast<std::size_t>(b) * s.Hq + h) * s.Tq + i;
-        r.lse[stat] = end > 0 ? mx + std::log(sum) : -kInf;
+        r.lse[stat] = end > begin ? mx + std::log(sum) : -kInf;
         double* oi = &r.out[at(b, i, s.Hq, h, s.Tq, d)];
-        for (int j = 0; j < end; ++j) {
+        for (int j = begin; j < end; ++j) {
           p[j] /= sum;
           const double* vj = &v[at(b, j, s.Hkv, kh, s.Tk, d)];
           for (int c = 0; c < d; ++c) oi[c] += p[j] * vj[c];
@@ -85,14 +88,14 @@ Reference naive_attention(const AttentionShape& s, const std::vector<double>& q,
         if (dout == nullptr) continue;
         const double* gi = &(*dout)[at(b, i, s.Hq, h, s.Tq, d)];
         double rowdot = 0;
-        for (int j = 0; j < end; ++j) {
+        for (int j = begin; j < end; ++j) {
           const double* vj = &v[at(b, j, s.Hkv, kh, s.Tk, d)];
           dp[j] = 0;
           for (int c = 0; c < d; ++c) dp[j] += gi[c] * vj[c];
           rowdot += p[j] * dp[j];
         }
         double* dqi = &r.dq[at(b, i, s.Hq, h, s.Tq, d)];
-        for (int j = 0; j < end; ++j) {
+        for (int j = begin; j < end; ++j) {
           const double ds = p[j] * (dp[j] - rowdot);
           const double ds_terms = p[j] * (std::abs(dp[j]) + std::abs(rowdot));
           const std::size_t kj = at(b, j, s.Hkv, kh, s.Tk, d);
@@ -252,6 +255,29 @@ TYPED_TEST(FlashAttention, SmallHeadDims) {
   for (int d : {8, 32, 48}) {
     check_case<TypeParam>(shape(2, 37, 37, 4, 1, d, true), !small_shapes() || d == 48);
     check_case<TypeParam>(shape(1, 50, 50, 3, 3, d, false), !small_shapes());
+  }
+}
+
+// Packed rows (seq_start): each query sees only the keys of its own sample; boundaries inside
+// and on the 32-row tiles, a one-token sample, and padding after the last sample.
+TYPED_TEST(FlashAttention, PackedRowsMatchReference) {
+  const std::vector<std::vector<int>> rows = {{20, 45, 30, 1, 34}, {64, 60}};
+  const int T = 130;
+  std::vector<int> starts;
+  for (const std::vector<int>& row : rows) {
+    int at = 0;
+    for (int len : row) {
+      starts.insert(starts.end(), static_cast<std::size_t>(len), at);
+      at += len;
+    }
+    starts.insert(starts.end(), static_cast<std::size_t>(T - at), at);
+  }
+  for (int d : {32, 64}) {
+    for (int group : {1, 2}) {
+      AttentionShape s = shape(2, T, T, 2 * group, 2, d, true);
+      s.seq_start = starts.data();
+      check_case<TypeParam>(s, !small_shapes() || (d == 32 && group == 2));
+    }
   }
 }
 

@@ -224,6 +224,72 @@ Tensor ref_rope(const Tensor& x, double theta, int64_t start) {
   return f64(out, x.shape());
 }
 
+// ref_rope with token (b, t) at pos[b·T + t] instead of start + t.
+Tensor ref_rope_at(const Tensor& x, double theta, const std::vector<int64_t>& pos) {
+  const int64_t T = x.shape()[1], nh = x.shape()[2], hd = x.shape()[3], B = x.shape()[0];
+  const Vals xv = vals(x);
+  Vals out(xv.size());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < nh; ++h)
+        for (int64_t i = 0; i < hd / 2; ++i) {
+          const double ang =
+              static_cast<double>(pos[static_cast<size_t>(b * T + t)]) *
+              std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
+          const size_t base = static_cast<size_t>(((b * T + t) * nh + h) * hd);
+          const double a = xv[base + i], c = xv[base + i + hd / 2];
+          out[base + i] = a * std::cos(ang) - c * std::sin(ang);
+          out[base + i + hd / 2] = c * std::cos(ang) + a * std::sin(ang);
+        }
+  return f64(out, x.shape());
+}
+
+// Packed rows: dense attention of q, k, v [B, T, heads, hd] under an explicit [T, T] mask per
+// row, built here from the samples' lengths: query i and key j are visible to each other when
+// j ≤ i and both lie in the same sample (the tokens after the last sample form one more).
+Tensor ref_packed_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                            const std::vector<std::vector<int64_t>>& lengths) {
+  const int64_t B = q.shape()[0], T = q.shape()[1], nq = q.shape()[2], hd = q.shape()[3];
+  const int64_t nkv = k.shape()[2];
+  const Vals qv = vals(q), kv = vals(k), vv = vals(v);
+  Vals out(qv.size(), 0.0);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<int64_t> sample(static_cast<size_t>(T));  // sample number of each token
+    int64_t t = 0, n = 0;
+    for (int64_t len : lengths[static_cast<size_t>(b)]) {
+      for (int64_t e = 0; e < len; ++e) sample[static_cast<size_t>(t++)] = n;
+      ++n;
+    }
+    for (; t < T; ++t) sample[static_cast<size_t>(t)] = n;
+    for (int64_t h = 0; h < nq; ++h) {
+      const int64_t kh = h / (nq / nkv);
+      for (int64_t i = 0; i < T; ++i) {
+        std::vector<double> w(static_cast<size_t>(T), 0.0);
+        double mx = -INFINITY, z = 0;
+        for (int64_t j = 0; j <= i; ++j) {
+          if (sample[static_cast<size_t>(j)] != sample[static_cast<size_t>(i)]) continue;
+          double d = 0;
+          for (int64_t c = 0; c < hd; ++c)
+            d += qv[((b * T + i) * nq + h) * hd + c] * kv[((b * T + j) * nkv + kh) * hd + c];
+          w[static_cast<size_t>(j)] = d * scale;
+          mx = std::max(mx, d * scale);
+        }
+        for (int64_t j = 0; j <= i; ++j)
+          if (sample[static_cast<size_t>(j)] == sample[static_cast<size_t>(i)])
+            z += std::exp(w[static_cast<size_t>(j)] - mx);
+        for (int64_t j = 0; j <= i; ++j) {
+          if (sample[static_cast<size_t>(j)] != sample[static_cast<size_t>(i)]) continue;
+          const double p = std::exp(w[static_cast<size_t>(j)] - mx) / z;
+          for (int64_t c = 0; c < hd; ++c)
+            out[((b * T + i) * nq + h) * hd + c] += p * vv[((b * T + j) * nkv + kh) * hd + c];
+        }
+      }
+    }
+  }
+  return f64(out, q.shape());
+}
+
 // softmax(q·kᵀ/√hd) v per head; query head h reads kv head h / (nq / nkv); causal: query i sees
 // keys j ≤ i + (Tk − Tq).
 Tensor ref_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
@@ -581,6 +647,51 @@ std::vector<OpCase> build_table() {
                  .inputs = {normal(s)},
                  .op = [start](const In& x) { return ops::rope(x[0], 10000.0, start); },
                  .reference = [start](const In& x) { return ref_rope(x[0], 10000.0, start); }});
+
+  // ---- rope at per-token positions (packed rows restart at 0 per sample) ----
+  {
+    const std::vector<int64_t> pos = {0, 1, 2, 0, 1, 0, 1, 5, 6, 0, 1, 2, 3, 9};
+    t.push_back({.name = "rope_at_positions_2x7x3x8",
+                 .inputs = {normal({2, 7, 3, 8}), index_tensor(pos, {2, 7})},
+                 .op = [](const In& x) { return ops::rope_at(x[0], 10000.0, x[1]); },
+                 .reference = [pos](const In& x) { return ref_rope_at(x[0], 10000.0, pos); }});
+  }
+
+  // ---- packed attention: rows of several samples, each seeing only itself (causal) ----
+  // Sample lengths per row; the rest of the row is padding. Boundaries fall inside and on the
+  // 32-row tiles of the CUDA kernels and the 64-row blocks of the CPU's.
+  const auto packed_attention = [&](const std::string& name,
+                                    const std::vector<std::vector<int64_t>>& lengths, int64_t T,
+                                    int64_t nkv, int64_t group, int64_t hd, bool fd) {
+    const auto B = static_cast<int64_t>(lengths.size());
+    std::vector<int64_t> starts;
+    for (const std::vector<int64_t>& row : lengths) {
+      int64_t at = 0;
+      for (int64_t len : row) {
+        starts.insert(starts.end(), static_cast<size_t>(len), at);
+        at += len;
+      }
+      starts.insert(starts.end(), static_cast<size_t>(T - at), at);
+    }
+    t.push_back(
+        {.name =
+             "attention_packed_" + name + "_g" + std::to_string(group) + "_d" + std::to_string(hd),
+         .inputs = {normal({B, T, nkv * group, hd}), normal({B, T, nkv, hd}),
+                    normal({B, T, nkv, hd}), index_tensor(starts, {B, T})},
+         .op = [](const In& x) { return ops::attention(x[0], x[1], x[2], true, x[3]); },
+         .reference =
+             [lengths](const In& x) { return ref_packed_attention(x[0], x[1], x[2], lengths); },
+         .rtol = 1e-4,
+         .atol = 1e-5,
+         .finite_differences = fd,
+         // Samples of one token: their softmax is constant, dq and dk are rounding.
+         .f32_atol = 1e-6});
+  };
+  packed_attention("t9", {{3, 1, 4}, {9}}, 9, 2, 2, 8, true);
+  packed_attention("t9_pad", {{2, 5}, {1, 1, 1}}, 9, 1, 2, 8, true);
+  for (int64_t group : {1, 4})
+    packed_attention("t130", {{20, 45, 30, 35}, {64, 66}}, 130, 2, group, 16, false);
+  packed_attention("t100_pad", {{31, 33, 1, 10}, {5, 90}}, 100, 1, 2, 32, false);
 
   // ---- attention: q [B, Tq, nkv·group, hd], k and v [B, Tk, nkv, hd] ----
   const auto attention = [&](int64_t B, int64_t Tq, int64_t Tk, int64_t nkv, int64_t group,
