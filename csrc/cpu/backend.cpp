@@ -2,16 +2,7 @@
 
 namespace minivlm::cpu {
 
+// bf16 is the registered subclass's (cpu/bf16_backend.h).
 bool CpuBackend::computes(DType dtype) const { return dtype == DType::f32 || dtype == DType::f64; }
-
-namespace {
-
-const bool registered = [] {
-  static CpuBackend cpu;
-  register_backend(DeviceType::cpu, &cpu);
-  return true;
-}();
-
-}  // namespace
 
 }  // namespace minivlm::cpu

@@ -1,13 +1,15 @@
 // The CPU back-end: every primitive of core/backend.h as OpenMP loops over host memory, in f32 (and
-// f64, the gradient-check path); GEMM through cpu/gemm.h. One file per op family, named as its
-// front-end in ops/ (cpu/norm.cpp ↔ ops/norm.cpp). Reductions that feed the weights add in an order
-// that does not depend on the thread count, so results are the same bits for every run.
+// f64, the gradient-check path); GEMM through cpu/gemm.h. bf16 tensors are the business of the
+// subclass registered for the cpu device (cpu/bf16_backend.h), which computes them in fp32 here.
+// One file per op family, named as its front-end in ops/ (cpu/norm.cpp ↔ ops/norm.cpp). Reductions
+// that feed the weights add in an order that does not depend on the thread count, so results are
+// the same bits for every run.
 #pragma once
 #include "core/backend.h"
 
 namespace minivlm::cpu {
 
-class CpuBackend final : public Backend {
+class CpuBackend : public Backend {
  public:
   const char* name() const override { return "cpu"; }
   bool computes(DType dtype) const override;

@@ -709,7 +709,8 @@ std::vector<OpCase> build_table() {
          .atol = 1e-5,
          .finite_differences = finite_differences,
          // One key: the softmax is constant, dq and dk are 0 up to rounding.
-         .f32_atol = Tk == 1 ? 1e-5 : 0.0});
+         .f32_atol = Tk == 1 ? 1e-5 : 0.0,
+         .bf16_atol = Tk == 1 ? 1e-5 : 0.0});
   };
   // GQA groups 1/2/4, causal and bidirectional, over lengths 1/7/65/130 (65 and 130 span three
   // and five 32-row tiles); finite differences where the shape is small.
@@ -901,6 +902,13 @@ std::vector<size_t> every_case() {
 class OnCpu : public ::testing::TestWithParam<size_t> {};
 TEST_P(OnCpu, MatchesMath) { testing::check_on_cpu(op_table()[GetParam()]); }
 INSTANTIATE_TEST_SUITE_P(OpTable, OnCpu, ::testing::ValuesIn(every_case()),
+                         [](const ::testing::TestParamInfo<size_t>& info) {
+                           return op_table()[info.param].name;
+                         });
+
+class OnCpuBf16 : public ::testing::TestWithParam<size_t> {};
+TEST_P(OnCpuBf16, MatchesF32) { testing::check_bf16_on_cpu(op_table()[GetParam()]); }
+INSTANTIATE_TEST_SUITE_P(OpTable, OnCpuBf16, ::testing::ValuesIn(every_case()),
                          [](const ::testing::TestParamInfo<size_t>& info) {
                            return op_table()[info.param].name;
                          });
