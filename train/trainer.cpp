@@ -288,8 +288,7 @@ void setup(Run& r) {
   r.dtype = r.opt.dtype == "bf16" ? DType::bf16 : DType::f32;
   MV_CHECK(r.dtype == DType::f32 || backend_for(r.device).computes(r.dtype), "--dtype ",
            r.opt.dtype, ": the ", backend_for(r.device).name(),
-           " back-end does not train in it (--device cuda or cuda-emu do); --device ",
-           r.device.str(), " trains in fp32");
+           " back-end does not train in it; --device ", r.device.str(), " trains in fp32");
   // Gradients of device parameters are reduced by the device's collectives.
   use_device_communicator(r.comm, r.device);
   fs::create_directories(r.opt.out);
