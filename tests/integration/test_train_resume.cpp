@@ -28,32 +28,43 @@ using testing::run;
 using testing::train_command;
 using testing::workspace;
 
-// Six SFT steps in one go: the reference the interrupted runs must reproduce bit for bit.
+// Six SFT steps in one go (`extra` added): the reference the interrupted runs must reproduce bit
+// for bit.
+std::string straight_run_with(const std::string& tag, const std::string& extra) {
+  const std::string d = fresh_dir("straight" + tag);
+  const auto r =
+      run(train_command("train_sft", workspace().model, "sft.jsonl", d, "--max-steps 6 " + extra));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return d;
+}
+
 const std::string& straight_run() {
-  static const std::string dir = [] {
-    const std::string d = fresh_dir("straight");
-    const auto r =
-        run(train_command("train_sft", workspace().model, "sft.jsonl", d, "--max-steps 6"));
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    return d;
-  }();
+  static const std::string dir = straight_run_with("", "");
   return dir;
 }
 
-TEST(TrainResume, HalfThenResumeEqualsStraight) {
-  const std::string& a = straight_run();
+// Half the run, then a resume from its checkpoint, in fp32 and in bf16 (fp32 masters and moments
+// in the checkpoint, the bf16 parameters their rounding again): the straight run's bits.
+class TrainResumeDtype : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TrainResumeDtype, HalfThenResumeEqualsStraight) {
+  const std::string dtype = "--dtype " + GetParam() + " ";
+  const std::string a = GetParam() == "fp32" ? straight_run() : straight_run_with("_bf16", dtype);
   const std::string b = fresh_dir("half");
   auto r = run(train_command("train_sft", workspace().model, "sft.jsonl", b,
-                             "--max-steps 6 --save-every 3"));
+                             dtype + "--max-steps 6 --save-every 3"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string c = fresh_dir("resumed");
   r = run(train_command("train_sft", workspace().model, "sft.jsonl", c,
-                        "--max-steps 6 --resume " + b + "/checkpoints/step_00000003"));
+                        dtype + "--max-steps 6 --resume " + b + "/checkpoints/step_00000003"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
   const std::string wa = read_file(a + "/final/model.safetensors");
   ASSERT_GT(wa.size(), 1000u);
   EXPECT_TRUE(wa == read_file(c + "/final/model.safetensors")) << "final weights differ";
+  const std::string last = "/checkpoints/step_00000006/optimizer.safetensors";
+  ASSERT_GT(read_file(a + last).size(), 1000u);
+  EXPECT_TRUE(read_file(a + last) == read_file(c + last)) << "optimizer state differs";
   // The resumed run logs steps 4..6 with the same losses as the straight run.
   const auto la = losses(a), lc = losses(c);
   ASSERT_EQ(la.size(), 6u);
@@ -62,6 +73,11 @@ TEST(TrainResume, HalfThenResumeEqualsStraight) {
   // Training changed the weights.
   EXPECT_FALSE(wa == read_file(workspace().model + "/model.safetensors"));
 }
+
+INSTANTIATE_TEST_SUITE_P(TrainResume, TrainResumeDtype, ::testing::Values("fp32", "bf16"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 // Packed rows (--pack): batch_size still counts samples, so the loader's position is the unpacked
 // one and a packed run resumes bit for bit; its first step, before any update, has the unpacked

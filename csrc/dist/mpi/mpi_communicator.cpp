@@ -26,10 +26,19 @@ MPI_Datatype mpi_type(DType t) {
     case DType::i64:
       return MPI_INT64_T;
     case DType::bf16:
+      return MPI_UINT16_T;  // summed by bf16_sum
     case DType::f16:
       break;
   }
-  MV_FAIL("MPI collectives need f32, f64, i32 or i64 tensors, got ", dtype_name(t));
+  MV_FAIL("MPI collectives need f32, f64, i32, i64 or bf16 tensors, got ", dtype_name(t));
+}
+
+// The sum of bf16 values (MPI has no bf16 type): each addition in fp32, rounded to bf16, as the
+// device collectives add them.
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto* a = static_cast<const uint16_t*>(in);
+  auto* b = static_cast<uint16_t*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(b[i]));
 }
 
 // MPI counts are ints.
@@ -67,11 +76,15 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    MPI_Op_create(&bf16_sum, 1, &bf16_sum_);
   }
   ~MpiCommunicator() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized) MPI_Finalize();
+    if (!finalized) {
+      MPI_Op_free(&bf16_sum_);
+      MPI_Finalize();
+    }
   }
   int rank() const override { return rank_; }
   int world_size() const override { return size_; }
@@ -81,7 +94,7 @@ class MpiCommunicator final : public Communicator {
     for (const Tensor& t : tensors) {
       check_host_tensor(t, "all-reduce");
       check(MPI_Allreduce(MPI_IN_PLACE, t.raw_data(), mpi_count(t.numel(), t), mpi_type(t.dtype()),
-                          MPI_SUM, MPI_COMM_WORLD),
+                          sum_op(t.dtype()), MPI_COMM_WORLD),
             "MPI_Allreduce");
     }
   }
@@ -94,7 +107,7 @@ class MpiCommunicator final : public Communicator {
     check_host_tensor(t, "all-reduce");
     MPI_Request request = MPI_REQUEST_NULL;
     check(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), mpi_count(t.numel(), t), mpi_type(t.dtype()),
-                         MPI_SUM, MPI_COMM_WORLD, &request),
+                         sum_op(t.dtype()), MPI_COMM_WORLD, &request),
           "MPI_Iallreduce");
     return std::make_unique<MpiPending>(*this, request);
   }
@@ -149,7 +162,10 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
+  MPI_Op sum_op(DType t) const { return t == DType::bf16 ? bf16_sum_ : MPI_SUM; }
+
   int rank_ = 0, size_ = 1;
+  MPI_Op bf16_sum_ = MPI_OP_NULL;
 };
 
 bool MpiPending::test() {
