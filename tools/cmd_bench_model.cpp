@@ -2,7 +2,8 @@
 // initialised model, for scripts/bench/run to set beside PyTorch. Prints one JSON line:
 //   train     B×T tokens per step (one image per sample, frozen vision tower, SFT trainables =
 //             LLM + projector; the trainers' step, train/step.h: AdamW with clipping at 1, one
-//             process); seconds of every timed optimizer step.
+//             process); seconds of every timed optimizer step. --dtype bf16: bf16 parameters
+//             (fp32 masters) and activations, as train_sft --dtype bf16.
 //   generate  batch 1: a text prompt of --prompt tokens prefilled into the KV cache, then
 //             --new-tokens greedy decode steps (cpu/decode.h, weights in --decode-dtype, bf16, i8
 //             or f32, on --decode-threads, default 1: see docs/performance.md); seconds of every
@@ -86,12 +87,19 @@ VlmBatch train_batch(const ModelConfig& c, int64_t image_token, int64_t B, int64
   return batch;
 }
 
-json bench_train(MiniMindVLM& model, int64_t B, int64_t T, int warmup, int reps, Rng& rng) {
+json bench_train(MiniMindVLM& model, int64_t B, int64_t T, DType dtype, int warmup, int reps,
+                 Rng& rng) {
   for (NamedTensor& p : model.params()) {
     const bool llm = p.name.rfind("model.", 0) == 0 || p.name == "lm_head.weight";
     p.tensor.set_requires_grad(llm || p.name.rfind("vision_proj.", 0) == 0);
   }
   AdamW optim(model.trainable_params(), AdamWConfig{});
+  // As the trainer converts: trainables through the optimizer (fp32 masters), frozen ones directly.
+  if (dtype != DType::f32) {
+    optim.to(kCPU, dtype);
+    for (NamedTensor& p : model.params())
+      if (!p.tensor.requires_grad()) p.tensor.set_data(p.tensor.detach().to(dtype));
+  }
   const auto comm = make_single_communicator();
   TrainStep step(model, optim, *comm, 1.0);
   const VlmBatch batch = train_batch(model.config(), model.image_token_id(), B, T, rng);
@@ -103,7 +111,7 @@ json bench_train(MiniMindVLM& model, int64_t B, int64_t T, int warmup, int reps,
     loss = step.run(micro, 1e-4).loss;
     if (i >= warmup) secs.push_back(seconds_since(t0));
   }
-  return {{"tokens", B * T}, {"seconds", secs}, {"loss", loss}};
+  return {{"tokens", B * T}, {"seconds", secs}, {"loss", loss}, {"dtype", dtype_name(dtype)}};
 }
 
 json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens,
@@ -208,7 +216,8 @@ MINIVLM_COMMAND("bench-model",
                {"mb", true},
                {"decode-dtype", true},
                {"decode-threads", true},
-               {"vision-cache-mb", true}},
+               {"vision-cache-mb", true},
+               {"dtype", true}},
               "bench-model");
   const std::string what = a.get("what");
   const int warmup = a.get_int("warmup", 1), reps = a.get_int("reps", 5);
@@ -230,8 +239,12 @@ MINIVLM_COMMAND("bench-model",
       model.set_vision_cache(
           std::make_shared<VisionFeatureCache>(static_cast<size_t>(cache_mb) << 20));
     Rng rng(7);
+    const std::string dtype = a.get("dtype", "fp32");
+    MV_CHECK(dtype == "fp32" || dtype == "bf16", "bench-model: --dtype must be fp32 or bf16, got '",
+             dtype, "'");
     if (what == "train")
-      out = bench_train(model, a.get_int("batch", 4), a.get_int("seq", 256), warmup, reps, rng);
+      out = bench_train(model, a.get_int("batch", 4), a.get_int("seq", 256),
+                        dtype == "bf16" ? DType::bf16 : DType::f32, warmup, reps, rng);
     else
       out = bench_generate(model, a.get_int("prompt", 256), a.get_int("new-tokens", 128),
                            parse_decode_dtype(a.get("decode-dtype", "bf16")),

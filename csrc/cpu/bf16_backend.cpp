@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <string>
 
 #include "cpu/activation_math.h"
 #include "cpu/bf16.h"
@@ -339,9 +340,16 @@ void CpuBf16Backend::adamw_update(std::span<const AdamWSlot> slots, const AdamWH
 
 namespace {
 
+// `minivlm info`: which bf16 paths this CPU takes.
+std::string cpu_summary() {
+  return std::string("available; bf16 GEMM: ") + bf16_gemm_description() +
+         "; bf16 conversions: " + bf16_convert_path();
+}
+
 const bool registered = [] {
   static CpuBf16Backend cpu;
   register_backend(DeviceType::cpu, &cpu);
+  register_device_summary(DeviceType::cpu, &cpu_summary);
   return true;
 }();
 
