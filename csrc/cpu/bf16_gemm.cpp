@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <tuple>
 #include <vector>
@@ -54,54 +55,54 @@ struct Matmul {
   dnnl_primitive_t prim = nullptr;  // null: oneDNN has no implementation for this product
   dnnl_memory_desc_t a{}, b{}, c{};
   std::string impl;
+  Matmul() = default;
+  Matmul(const Matmul&) = delete;
+  Matmul& operator=(const Matmul&) = delete;
+  ~Matmul() {
+    if (prim) dnnl_primitive_destroy(prim);
+  }
 };
 
-// The matmul primitive descriptor for a product; null where oneDNN has none.
-Matmul make_matmul(const Key& key) {
+// The matmul primitive for a product; prim null where oneDNN has none.
+std::shared_ptr<const Matmul> make_matmul(const Key& key) {
   const auto [ta, tb, m, n, k, lda, ldb, ldc] = key;
-  Matmul mm;
+  auto mm = std::make_shared<Matmul>();
   const dnnl_dims_t a_dims = {m, k}, b_dims = {k, n}, c_dims = {m, n};
   const dnnl_dims_t a_strides = {ta ? 1 : lda, ta ? lda : 1};
   const dnnl_dims_t b_strides = {tb ? 1 : ldb, tb ? ldb : 1};
   const dnnl_dims_t c_strides = {ldc, 1};
-  dnnl_check(dnnl_memory_desc_init_by_strides(&mm.a, 2, a_dims, dnnl_bf16, a_strides), "memory");
-  dnnl_check(dnnl_memory_desc_init_by_strides(&mm.b, 2, b_dims, dnnl_bf16, b_strides), "memory");
-  dnnl_check(dnnl_memory_desc_init_by_strides(&mm.c, 2, c_dims, dnnl_bf16, c_strides), "memory");
+  dnnl_check(dnnl_memory_desc_init_by_strides(&mm->a, 2, a_dims, dnnl_bf16, a_strides), "memory");
+  dnnl_check(dnnl_memory_desc_init_by_strides(&mm->b, 2, b_dims, dnnl_bf16, b_strides), "memory");
+  dnnl_check(dnnl_memory_desc_init_by_strides(&mm->c, 2, c_dims, dnnl_bf16, c_strides), "memory");
   dnnl_matmul_desc_t desc;
-  dnnl_check(dnnl_matmul_desc_init(&desc, &mm.a, &mm.b, nullptr, &mm.c), "matmul descriptor");
+  dnnl_check(dnnl_matmul_desc_init(&desc, &mm->a, &mm->b, nullptr, &mm->c), "matmul descriptor");
   dnnl_primitive_desc_t pd = nullptr;
   if (dnnl_primitive_desc_create(&pd, &desc, nullptr, engine(), nullptr) != dnnl_success) return mm;
   const char* impl = nullptr;
   if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl)
-    mm.impl = impl;
-  const dnnl_status_t st = dnnl_primitive_create(&mm.prim, pd);
+    mm->impl = impl;
+  if (dnnl_primitive_create(&mm->prim, pd) != dnnl_success) mm->prim = nullptr;
   dnnl_primitive_desc_destroy(pd);
-  if (st != dnnl_success) mm.prim = nullptr;
   return mm;
 }
 
 // Primitives by product, built on first use. Training repeats a few dozen shapes; a run that
-// keeps changing them (varied sequence lengths) starts the cache afresh past kMaxCached.
+// keeps changing them (varied sequence lengths) starts the cache afresh past kMaxCached (a
+// primitive still running elsewhere lives on through its shared_ptr).
 class MatmulCache {
  public:
-  const Matmul& get(const Key& key) {
+  std::shared_ptr<const Matmul> get(const Key& key) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
-    if (cache_.size() >= kMaxCached) clear();
+    if (cache_.size() >= kMaxCached) cache_.clear();
     return cache_.emplace(key, make_matmul(key)).first->second;
   }
-  ~MatmulCache() { clear(); }
 
  private:
   static constexpr size_t kMaxCached = 1024;
-  void clear() {
-    for (auto& [key, mm] : cache_)
-      if (mm.prim) dnnl_primitive_destroy(mm.prim);
-    cache_.clear();
-  }
   std::mutex mu_;
-  std::map<Key, Matmul> cache_;
+  std::map<Key, std::shared_ptr<const Matmul>> cache_;
 };
 
 MatmulCache& matmul_cache() {
@@ -112,19 +113,19 @@ MatmulCache& matmul_cache() {
 // Runs the cached primitive; false where oneDNN has none for this product (or only reference
 // code, unless `any_impl`).
 bool gemm_onednn(const Key& key, const uint16_t* a, const uint16_t* b, uint16_t* c, bool any_impl) {
-  const Matmul& mm = matmul_cache().get(key);
-  if (mm.prim == nullptr || (!any_impl && mm.impl.rfind("ref", 0) == 0)) return false;
+  const std::shared_ptr<const Matmul> mm = matmul_cache().get(key);
+  if (mm->prim == nullptr || (!any_impl && mm->impl.rfind("ref", 0) == 0)) return false;
   thread_local dnnl_stream_t stream = [] {
     dnnl_stream_t s = nullptr;
     dnnl_check(dnnl_stream_create(&s, engine(), dnnl_stream_default_flags), "stream creation");
     return s;
   }();
   dnnl_memory_t ma = nullptr, mb = nullptr, mc = nullptr;
-  dnnl_check(dnnl_memory_create(&ma, &mm.a, engine(), const_cast<uint16_t*>(a)), "memory");
-  dnnl_check(dnnl_memory_create(&mb, &mm.b, engine(), const_cast<uint16_t*>(b)), "memory");
-  dnnl_check(dnnl_memory_create(&mc, &mm.c, engine(), c), "memory");
+  dnnl_check(dnnl_memory_create(&ma, &mm->a, engine(), const_cast<uint16_t*>(a)), "memory");
+  dnnl_check(dnnl_memory_create(&mb, &mm->b, engine(), const_cast<uint16_t*>(b)), "memory");
+  dnnl_check(dnnl_memory_create(&mc, &mm->c, engine(), c), "memory");
   const dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
-  const dnnl_status_t st = dnnl_primitive_execute(mm.prim, stream, 3, args);
+  const dnnl_status_t st = dnnl_primitive_execute(mm->prim, stream, 3, args);
   const dnnl_status_t wt = st == dnnl_success ? dnnl_stream_wait(stream) : st;
   dnnl_memory_destroy(ma);
   dnnl_memory_destroy(mb);
@@ -172,8 +173,7 @@ Choice choose() {
   const bool avx512 = cpu_has_avx512_bf16(), amx = cpu_has_amx_bf16();
   if (!avx512 && !amx)
     return {Bf16GemmPath::widened,
-            "widened to fp32 for the fp32 GEMM (the CPU has neither "
-            "AVX512-BF16 nor AMX-BF16)"};
+            "widened to fp32 for the fp32 GEMM (the CPU has neither AVX512-BF16 nor AMX-BF16)"};
   std::string impl;
   if (!onednn_bf16_matmul_exists(&impl) || impl.rfind("ref", 0) == 0)
     return {Bf16GemmPath::widened,
@@ -196,9 +196,10 @@ std::atomic<Bf16GemmPath>& active() {
 }  // namespace
 
 bool onednn_bf16_matmul_exists(std::string* impl) {
-  const Matmul& mm = matmul_cache().get(Key{false, true, 16, 16, 16, 16, 16, 16});
-  if (impl) *impl = mm.impl;
-  return mm.prim != nullptr;
+  const std::shared_ptr<const Matmul> mm =
+      matmul_cache().get(Key{false, true, 16, 16, 16, 16, 16, 16});
+  if (impl) *impl = mm->impl;
+  return mm->prim != nullptr;
 }
 
 Bf16GemmPath bf16_gemm_path() { return active().load(); }
