@@ -64,13 +64,26 @@ TEST(MpiCollectives, SumsBroadcastsAndGathersAcrossRanks) {
       comm.all_gather(std::string(static_cast<size_t>(3 * r), 'x'));
   EXPECT_EQ(all, (std::vector<std::string>{"", "xxx"}));
 
-  // bf16 has no MPI type: refused on every rank before any message moves.
-  Tensor h = Tensor::zeros({2}, DType::bf16);
+  // bf16 (no MPI type: 16-bit words and a sum of our own): each addition in fp32, rounded to bf16.
+  // 1 + 2⁻⁸ lies halfway between two bf16 values and rounds to even (1); 3 + 1 is exact; blocking
+  // and non-blocking alike.
+  Tensor h = Tensor::from_vector(
+                 std::vector<float>{r == 0 ? 1.0f : 0.00390625f, r == 0 ? 3.0f : 1.0f}, {2})
+                 .to(DType::bf16);
+  Tensor h2 = h.clone();
+  comm.all_reduce_sum({h});
+  EXPECT_EQ(h.dtype(), DType::bf16);
+  EXPECT_EQ(h.to_float_vector(), (std::vector<float>{1.0f, 4.0f}));
+  comm.start_all_reduce_sum(h2)->wait();
+  EXPECT_EQ(h2.to_float_vector(), (std::vector<float>{1.0f, 4.0f}));
+
+  // f16 has no MPI type: refused on every rank before any message moves.
+  Tensor q = Tensor::zeros({2}, DType::f16);
   try {
-    comm.all_reduce_sum({h});
-    ADD_FAILURE() << "bf16 all-reduce was accepted";
+    comm.all_reduce_sum({q});
+    ADD_FAILURE() << "f16 all-reduce was accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("bf16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("f16"), std::string::npos) << e.what();
   }
   comm.barrier();
 }
