@@ -62,6 +62,10 @@ struct ClipNorm {
 // transformers' float32 arithmetic (rescale, then normalize): float(v · (1/255)) with the product
 // in double, then (x − mean) / std in float.
 std::vector<float> normalize_planar(const RgbImage& img, const ClipNorm& norm);
+// The same for the width × height window of `img` at column x0, row y0 (inside the image), written
+// to out[0 .. 3·width·height) as [3, height, width].
+void normalize_planar_window(const RgbImage& img, int x0, int y0, int width, int height,
+                             const ClipNorm& norm, float* out);
 // resize_shortest_edge → center_crop → normalize_planar; returns [3, size, size] planar.
 std::vector<float> clip_preprocess(const RgbImage& img, int size, const ClipNorm& norm = {});
 // SiglipImageProcessor (Pillow backend): resize(img, size, size, resample) of the whole image (no
