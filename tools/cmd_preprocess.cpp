@@ -2,6 +2,7 @@
 // comparison with other implementations; with --bench, the speed of decoding and preprocessing a
 // set of images on the calling thread (scripts/bench/pipeline compares it with Pillow).
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -18,9 +19,28 @@
 namespace minivlm {
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+// Seconds of CPU time the calling thread has used: on a busy machine a pass's wall time counts
+// the time other processes held the core; this counts only the work.
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
+
+// Wall and thread-CPU seconds of the stages of a pass.
+struct Clock {
+  double wall = 0, cpu = 0;
+  std::chrono::steady_clock::time_point wall0;
+  double cpu0 = 0;
+  void start() {
+    wall0 = std::chrono::steady_clock::now();
+    cpu0 = thread_cpu_seconds();
+  }
+  void stop() {
+    wall += std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+    cpu += thread_cpu_seconds() - cpu0;
+  }
+};
 
 std::string json_list(const std::vector<double>& v) {
   std::string s = "[";
@@ -34,43 +54,47 @@ std::string json_list(const std::vector<double>& v) {
 
 // --bench: every image's bytes are read first; each of `reps` passes then decodes every image
 // (decode_rgb_image) and runs the processor on it, timing the two stages separately. Prints one
-// JSON object: the per-pass sums of decode and preprocess seconds, and the tiles produced.
+// JSON object: the per-pass sums of decode and preprocess seconds (wall, and CPU time of the
+// thread), and the tiles produced.
 int bench(const std::vector<std::string>& images, const ImageProcessor& processor, int reps,
           bool decode_only) {
   MV_CHECK(!images.empty(), "preprocess --bench: no images (give --image or --list)");
   std::vector<std::string> bytes;
   for (const std::string& path : images)
     bytes.push_back(read_regular_file(path, "image", kMaxImageFileBytes));
-  std::vector<double> decode_s, process_s;
+  std::vector<double> decode_s, process_s, decode_cpu_s, process_cpu_s;
   int64_t tiles = 0, pixels = 0;
   double checksum = 0;  // keeps the work observable
   for (int r = 0; r < reps; ++r) {
-    double d = 0, p = 0;
+    Clock d, p;
     tiles = pixels = 0;
     for (size_t i = 0; i < bytes.size(); ++i) {
-      auto t0 = std::chrono::steady_clock::now();
+      d.start();
       const RgbImage img = decode_rgb_image(reinterpret_cast<const uint8_t*>(bytes[i].data()),
                                             bytes[i].size(), images[i]);
-      d += seconds_since(t0);
+      d.stop();
       pixels += int64_t{img.width} * img.height;
       if (decode_only) {
         checksum += img.pixels[img.pixels.size() / 2];
         continue;
       }
-      t0 = std::chrono::steady_clock::now();
+      p.start();
       const ProcessedImage out = processor.process(img);
-      p += seconds_since(t0);
+      p.stop();
       tiles += out.tiles;
       checksum += out.pixels[out.pixels.size() / 2];
     }
-    decode_s.push_back(d);
-    process_s.push_back(p);
+    decode_s.push_back(d.wall);
+    process_s.push_back(p.wall);
+    decode_cpu_s.push_back(d.cpu);
+    process_cpu_s.push_back(p.cpu);
   }
   std::printf(
       "{\"images\": %zu, \"reps\": %d, \"pixels\": %lld, \"tiles\": %lld, \"decode_s\": %s, "
-      "\"process_s\": %s, \"checksum\": %.6g}\n",
+      "\"process_s\": %s, \"decode_cpu_s\": %s, \"process_cpu_s\": %s, \"checksum\": %.6g}\n",
       images.size(), reps, static_cast<long long>(pixels), static_cast<long long>(tiles),
-      json_list(decode_s).c_str(), json_list(process_s).c_str(), checksum);
+      json_list(decode_s).c_str(), json_list(process_s).c_str(), json_list(decode_cpu_s).c_str(),
+      json_list(process_cpu_s).c_str(), checksum);
   return 0;
 }
 
