@@ -26,10 +26,12 @@ inline constexpr int64_t kMaxImageFileBytes = int64_t{1} << 30;
 
 // Decodes JPEG/PNG/BMP/GIF (first frame) to RGB as Pillow + transformers' convert_to_rgb do: alpha
 // (or a transparency key) is composited over white with Image.alpha_composite's arithmetic, which
-// for every (c, a) equals round((c·a + 255·(255 − a)) / 255); JPEG pixels are identical to
-// libjpeg's. Throws minivlm::Error naming the path and the reason (missing file, not a regular
-// file, corrupt or unknown data, more pixels than max_image_pixels()). The decoder's memory is
-// bounded by the size the header gives: data that would decode to more is an error too.
+// for every (c, a) equals round((c·a + 255·(255 − a)) / 255); JPEG is decoded by libjpeg-turbo
+// as Pillow decodes it, so its pixels are Pillow's. Throws minivlm::Error naming the path and the
+// reason (missing file, not a regular file, corrupt or unknown data, a JPEG whose data ends before
+// the image, a progressive JPEG of more than 500 scans, more than max_image_pixels() pixels). The
+// decoder's memory is bounded by the size the header gives: data that would decode to more is an
+// error too.
 RgbImage load_rgb_image(const std::string& path);
 RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& what);
 
