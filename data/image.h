@@ -26,10 +26,12 @@ inline constexpr int64_t kMaxImageFileBytes = int64_t{1} << 30;
 
 // Decodes JPEG/PNG/BMP/GIF (first frame) to RGB as Pillow + transformers' convert_to_rgb do: alpha
 // (or a transparency key) is composited over white with Image.alpha_composite's arithmetic, which
-// for every (c, a) equals round((c·a + 255·(255 − a)) / 255); JPEG pixels are identical to
-// libjpeg's. Throws minivlm::Error naming the path and the reason (missing file, not a regular
-// file, corrupt or unknown data, more pixels than max_image_pixels()). The decoder's memory is
-// bounded by the size the header gives: data that would decode to more is an error too.
+// for every (c, a) equals round((c·a + 255·(255 − a)) / 255); JPEG is decoded by libjpeg-turbo
+// as Pillow decodes it, so its pixels are Pillow's. Throws minivlm::Error naming the path and the
+// reason (missing file, not a regular file, corrupt or unknown data, a JPEG whose data ends before
+// the image, a progressive JPEG of more than 500 scans, more than max_image_pixels() pixels). The
+// decoder's memory is bounded by the size the header gives: data that would decode to more is an
+// error too.
 RgbImage load_rgb_image(const std::string& path);
 RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& what);
 
@@ -62,6 +64,10 @@ struct ClipNorm {
 // transformers' float32 arithmetic (rescale, then normalize): float(v · (1/255)) with the product
 // in double, then (x − mean) / std in float.
 std::vector<float> normalize_planar(const RgbImage& img, const ClipNorm& norm);
+// The same for the width × height window of `img` at column x0, row y0 (inside the image), written
+// to out[0 .. 3·width·height) as [3, height, width].
+void normalize_planar_window(const RgbImage& img, int x0, int y0, int width, int height,
+                             const ClipNorm& norm, float* out);
 // resize_shortest_edge → center_crop → normalize_planar; returns [3, size, size] planar.
 std::vector<float> clip_preprocess(const RgbImage& img, int size, const ClipNorm& norm = {});
 // SiglipImageProcessor (Pillow backend): resize(img, size, size, resample) of the whole image (no

@@ -38,17 +38,33 @@ RgbImage center_crop(const RgbImage& img, int size) {
   return out;
 }
 
-std::vector<float> normalize_planar(const RgbImage& img, const ClipNorm& norm) {
+void normalize_planar_window(const RgbImage& img, int x0, int y0, int width, int height,
+                             const ClipNorm& norm, float* out) {
+  MV_CHECK(img.pixels.size() == size_t{3} * img.width * img.height, "normalize_planar: invalid ",
+           img.width, "x", img.height, " image with ", img.pixels.size(), " bytes");
+  MV_CHECK(x0 >= 0 && y0 >= 0 && width >= 0 && height >= 0 && x0 + width <= img.width &&
+               y0 + height <= img.height,
+           "normalize_planar: window ", width, "x", height, " at (", x0, ", ", y0, ") outside the ",
+           img.width, "x", img.height, " image");
   float lut[3][256];
   for (int c = 0; c < 3; ++c)
     for (int v = 0; v < 256; ++v)
       lut[c][v] = (static_cast<float>(v * (1.0 / 255.0)) - norm.mean[c]) / norm.std[c];
-  const size_t plane = static_cast<size_t>(img.width) * img.height;
-  MV_CHECK(img.pixels.size() == 3 * plane, "normalize_planar: invalid ", img.width, "x", img.height,
-           " image with ", img.pixels.size(), " bytes");
-  std::vector<float> out(3 * plane);  // [3, height, width]
-  for (size_t i = 0; i < plane; ++i)
-    for (int c = 0; c < 3; ++c) out[c * plane + i] = lut[c][img.pixels[3 * i + c]];
+  const size_t plane = static_cast<size_t>(width) * height;
+  float *r = out, *g = out + plane, *b = out + 2 * plane;
+  for (int y = 0; y < height; ++y) {
+    const uint8_t* px = &img.pixels[(static_cast<size_t>(y0 + y) * img.width + x0) * 3];
+    for (int x = 0; x < width; ++x, px += 3) {
+      *r++ = lut[0][px[0]];
+      *g++ = lut[1][px[1]];
+      *b++ = lut[2][px[2]];
+    }
+  }
+}
+
+std::vector<float> normalize_planar(const RgbImage& img, const ClipNorm& norm) {
+  std::vector<float> out(size_t{3} * img.width * img.height);  // [3, height, width]
+  normalize_planar_window(img, 0, 0, img.width, img.height, norm, out.data());
   return out;
 }
 

@@ -1,18 +1,20 @@
-// Image decoding (SPEC §2): stb_image for PNG/BMP/GIF and for parsing JPEG, libjpeg-compatible
-// pixel arithmetic for JPEG (data/image_jpeg.h), alpha composited over white.
+// Image decoding (SPEC §2): libjpeg-turbo (TurboJPEG) for JPEG, as Pillow decodes it; stb_image for
+// PNG/BMP/GIF, CMYK JPEG and every header; alpha composited over white.
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
+
+#include <turbojpeg.h>
 
 #include "core/error.h"
 #include "core/file_check.h"
 #include "data/image.h"
-#include "data/image_jpeg.h"
 
 // stb_image allocates through these: each decode caps a single allocation at what the image's
 // header size can need (StbAllocLimit), so a stream whose data inflates far beyond its
@@ -92,56 +94,46 @@ RgbImage decode_with_stb(const uint8_t* bytes, int n, const std::string& what) {
   return rgb_from_rgba(rgba.get(), width, height);
 }
 
-struct JpegFree {
-  void operator()(stbi__jpeg* j) const {
-    stbi__free_jpeg_components(j, 4, 0);
-    std::free(j);
-  }
-};
-
-// libjpeg's choice of color space for 3-component files: JFIF means YCbCr; otherwise an Adobe
-// marker's transform flag decides; otherwise component ids 'R','G','B' mean RGB.
-bool jpeg_is_rgb(const stbi__jpeg& j) {
-  if (j.jfif) return false;
-  if (j.app14_color_transform >= 0) return j.app14_color_transform == 0;
-  return j.rgb == 3;
+// One TurboJPEG decompressor per thread, made on first use (the loader decodes on several).
+tjhandle turbojpeg_decompressor() {
+  struct Handle {
+    tjhandle h = tjInitDecompress();
+    ~Handle() {
+      if (h != nullptr) tjDestroy(h);
+    }
+  };
+  thread_local Handle handle;
+  MV_CHECK(handle.h != nullptr, "cannot start the JPEG decoder: ", tjGetErrorStr2(nullptr));
+  return handle.h;
 }
 
-RgbImage decode_jpeg(const uint8_t* bytes, int n, const std::string& what) {
-  stbi__context ctx;
-  stbi__start_mem(&ctx, bytes, n);
-  // Zeroed: stbi__free_jpeg_components reads buffer pointers stb only sets on some paths.
-  std::unique_ptr<stbi__jpeg, JpegFree> j(
-      static_cast<stbi__jpeg*>(std::calloc(1, sizeof(stbi__jpeg))));
-  MV_CHECK(j != nullptr, "cannot decode image ", what, ": out of memory");
-  j->s = &ctx;
-  stbi__setup_jpeg(j.get());
-  j->idct_block_kernel = jpeg::idct_islow;
-  MV_CHECK(stbi__decode_jpeg_image(j.get()), "cannot decode image ", what, kCorrupt,
-           stbi_failure_reason(), ")");
-  const int components = ctx.img_n;
+// libjpeg-turbo through its TurboJPEG API, with libjpeg's defaults as Pillow uses them: the
+// accurate integer IDCT, fancy upsampling, libjpeg's YCbCr→RGB (gray replicated to RGB; a
+// 3-component file is YCbCr or RGB as its JFIF / Adobe markers say). At most 500 progressive
+// scans (TJFLAG_LIMITSCANS: a few kilobytes of scans could otherwise take minutes). Warnings
+// (corrupt entropy-coded data, which libjpeg conceals) leave a decoded image, as in Pillow, except
+// data ending before the image does, which Pillow refuses as truncated.
+RgbImage decode_jpeg(const uint8_t* bytes, size_t n, int width, int height,
+                     const std::string& what) {
+  tjhandle tj = turbojpeg_decompressor();
+  const auto len = static_cast<unsigned long>(n);
+  int w = 0, h = 0, subsamp = 0, colorspace = 0;
+  MV_CHECK(tjDecompressHeader3(tj, bytes, len, &w, &h, &subsamp, &colorspace) == 0,
+           "cannot decode image ", what, ": corrupt or unsupported JPEG (", tjGetErrorStr2(tj),
+           ")");
+  MV_CHECK(w == width && h == height, "cannot decode image ", what, ": its JPEG header gives ",
+           width, "x", height, " and then ", w, "x", h);
   // CMYK / YCCK: Pillow converts those with its own formulas; stb's are close but not identical.
-  if (components == 4) return decode_with_stb(bytes, n, what);
-  const int width = static_cast<int>(ctx.img_x), height = static_cast<int>(ctx.img_y);
-  std::vector<std::vector<uint8_t>> planes;
-  for (int k = 0; k < components; ++k) {
-    const auto& c = j->img_comp[k];
-    MV_CHECK(j->img_h_max % c.h == 0 && j->img_v_max % c.v == 0, "cannot decode image ", what,
-             ": unsupported JPEG sampling factors ", c.h, "x", c.v, " (max ", j->img_h_max, "x",
-             j->img_v_max, ")");
-    jpeg::Plane plane{c.data, c.x, c.y, c.w2};
-    planes.push_back(jpeg::upsample(plane, j->img_h_max / c.h, j->img_v_max / c.v, width, height));
-  }
-  RgbImage img{width, height, std::vector<uint8_t>(static_cast<size_t>(width) * height * 3)};
-  const int64_t count = static_cast<int64_t>(width) * height;
-  uint8_t* out = img.pixels.data();
-  if (components == 1) {
-    for (int64_t i = 0; i < count; ++i) out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = planes[0][i];
-  } else if (jpeg_is_rgb(*j)) {
-    for (int64_t i = 0; i < count; ++i)
-      for (int ch = 0; ch < 3; ++ch) out[3 * i + ch] = planes[ch][i];
-  } else {
-    jpeg::ycc_to_rgb(planes[0].data(), planes[1].data(), planes[2].data(), count, out);
+  if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK)
+    return decode_with_stb(bytes, static_cast<int>(n), what);
+  RgbImage img{w, h, std::vector<uint8_t>(static_cast<size_t>(w) * h * 3)};
+  if (tjDecompress2(tj, bytes, len, img.pixels.data(), w, 0, h, TJPF_RGB,
+                    TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS) != 0) {
+    const std::string reason = tjGetErrorStr2(tj);
+    MV_CHECK(tjGetErrorCode(tj) == TJERR_WARNING, "cannot decode image ", what,
+             ": corrupt or unsupported JPEG (", reason, ")");
+    MV_CHECK(reason.find("Premature end") == std::string::npos, "cannot decode image ", what,
+             ": truncated JPEG (", reason, ")");
   }
   return img;
 }
@@ -239,7 +231,7 @@ RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& wha
       2 * (static_cast<size_t>(width) + 64) * (static_cast<size_t>(height) + 64) * 8 +
       (size_t{1} << 20);
   StbAllocLimit alloc_limit(cap);
-  return is_jpeg ? decode_jpeg(bytes, len, what) : decode_with_stb(bytes, len, what);
+  return is_jpeg ? decode_jpeg(bytes, n, width, height, what) : decode_with_stb(bytes, len, what);
 }
 
 RgbImage load_rgb_image(const std::string& path) {

@@ -52,17 +52,6 @@ const char* const kGlobalToken = "<global-img>";
 
 int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
-// The [3, M, M] tile at rows [y, y + M) and columns [x, x + M) of `img`.
-RgbImage tile_at(const RgbImage& img, int x, int y, int m) {
-  RgbImage out{m, m, {}};
-  out.pixels.reserve(static_cast<size_t>(m) * m * 3);
-  for (int r = y; r < y + m; ++r) {
-    const uint8_t* row = &img.pixels[(static_cast<size_t>(r) * img.width + x) * 3];
-    out.pixels.insert(out.pixels.end(), row, row + static_cast<size_t>(m) * 3);
-  }
-  return out;
-}
-
 RgbImage resize_longest_edge(const RgbImage& img, int longest_edge, Resample resample) {
   if (longest_edge == 0) return img;
   const auto [w, h] = smolvlm_longest_edge_size(img.width, img.height, longest_edge);
@@ -124,14 +113,14 @@ class SmolvlmProcessor : public ImageProcessor {
     const int rows = h / m, cols = w / m;
     ProcessedImage p;
     p.tiles = int64_t(rows) * cols + 1;
-    p.pixels.reserve(static_cast<size_t>(p.tiles) * 3 * m * m);
-    const auto add = [&](const RgbImage& tile) {
-      const std::vector<float> t = normalize_planar(tile, norm_);
-      p.pixels.insert(p.pixels.end(), t.begin(), t.end());
-    };
+    const size_t tile = size_t{3} * m * m;
+    p.pixels.resize(static_cast<size_t>(p.tiles) * tile);
+    float* out = p.pixels.data();
     for (int r = 0; r < rows; ++r)
-      for (int c = 0; c < cols; ++c) add(tile_at(grid, c * m, r * m, m));
-    add(resize(grid, m, m, resample_));  // the global image, last
+      for (int c = 0; c < cols; ++c, out += tile)
+        normalize_planar_window(grid, c * m, r * m, m, m, norm_, out);
+    const RgbImage global = resize(grid, m, m, resample_);  // the global image, last
+    normalize_planar_window(global, 0, 0, m, m, norm_, out);
     p.prompt = smolvlm_image_prompt(rows, cols, tokens_per_tile_, image_token());
     return p;
   }

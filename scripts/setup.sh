@@ -10,6 +10,7 @@ packages=(
   libomp-dev                # OpenMP runtime headers (gcc uses libgomp; kept for clang builds)
   nlohmann-json3-dev        # JSON (configs, safetensors headers, JSONL)
   libstb-dev                # stb_image / stb_image_write
+  libturbojpeg0-dev         # libjpeg-turbo's TurboJPEG API: JPEG decoding (Pillow's decoder)
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev # FFmpeg: video decoding
   libgtest-dev libgmock-dev # GoogleTest
   libopenmpi-dev openmpi-bin # MPI for data-parallel training

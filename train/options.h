@@ -20,7 +20,7 @@ struct TrainOptions {
   int64_t max_seq_len = 640, seed = 42;
   std::string device = "auto", dtype = "fp32", train = "projector";
   // bookkeeping
-  int64_t log_every = 10, save_every = 0, keep_checkpoints = 3, eval_every = 0, num_workers = 1;
+  int64_t log_every = 10, save_every = 0, keep_checkpoints = 3, eval_every = 0, num_workers = 2;
   double max_bad_fraction = 0.01;
   int64_t max_nonfinite_steps = 5, eval_batch_size = 8;
   // speed

@@ -341,8 +341,14 @@ bool loop(Run& r) {
   Progress progress(r.total_steps, r.step, r.opt.log_every);
   auto t_last = std::chrono::steady_clock::now();
   int64_t tokens_since = 0;
+  // Seconds the steps since the last metrics line waited for their batch (SPEC §6 data_wait_s).
+  double wait_since = 0;
+  int64_t steps_since = 0;
   while (r.step < r.total_steps) {
+    const auto t_wait = std::chrono::steady_clock::now();
     const Step s = r.loader->next_step();
+    wait_since += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_wait).count();
+    ++steps_since;
     const double lr =
         lr_at(r.step, r.total_steps, r.opt.warmup_steps, r.opt.lr, r.opt.min_lr_ratio);
     const StepResult res = r.train_step->run(s, lr);
@@ -364,11 +370,14 @@ bool loop(Run& r) {
                              {"lr", lr},
                              {"grad_norm", res.grad_norm},
                              {"tokens_per_s", tps},
-                             {"skipped", r.loader->state().skipped_total}};
+                             {"skipped", r.loader->state().skipped_total},
+                             {"data_wait_s", wait_since / static_cast<double>(steps_since)}};
       if (moe) line["aux_loss"] = res.aux_loss;
       append_metrics(r, line);
       t_last = std::chrono::steady_clock::now();
       tokens_since = 0;
+      wait_since = 0;
+      steps_since = 0;
     }
     if (s.epoch_end && r.comm->is_main()) progress.message(s.epoch_end->line());
     if (r.opt.eval_every > 0 && r.step % r.opt.eval_every == 0 && r.step < r.total_steps) {

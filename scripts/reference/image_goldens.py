@@ -116,6 +116,17 @@ def make_inputs():
     inputs["photo_progressive_64x48.jpg"] = save(dog.crop((100, 100, 164, 148)),
                                                  "photo_progressive_64x48.jpg", quality=80,
                                                  progressive=True)
+    # Larger photos, as cameras and datasets write them: the crops resized (LANCZOS) to 800x600
+    # with mild seeded noise for the high-frequency detail a photo of that size holds; one baseline
+    # 4:2:0 with a restart marker every MCU row, one progressive 4:4:4 with optimized tables.
+    rng = np.random.default_rng(7)
+    for name, src, kw in [("photo_800x600_restart.jpg", dog.crop((0, 80, 640, 560)),
+                           dict(quality=92, restart_marker_rows=1)),
+                          ("photo_800x600_progressive_444.jpg", photo.crop((0, 0, 640, 480)),
+                           dict(quality=88, subsampling=0, progressive=True, optimize=True))]:
+        a = np.array(src.resize((800, 600), Image.Resampling.LANCZOS)).astype(np.int16)
+        a += rng.normal(0, 3.0, a.shape).round().astype(np.int16)
+        inputs[name] = save(Image.fromarray(a.clip(0, 255).astype(np.uint8)), name, **kw)
     return inputs
 
 

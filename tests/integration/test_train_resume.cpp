@@ -106,6 +106,19 @@ TEST(TrainResume, PackedRunResumesExactly) {
   EXPECT_NEAR(la[0], lu[0], 1e-5 * lu[0]);
 }
 
+// Every training line says how long its steps waited for their batch: a non-negative number of
+// seconds, the mean over the steps since the previous line.
+TEST(TrainMetrics, TrainingLinesReportTheDataWait) {
+  const auto lines = testing::train_lines(straight_run());
+  ASSERT_EQ(lines.size(), 6u);
+  for (const auto& j : lines) {
+    ASSERT_TRUE(j.contains("data_wait_s")) << j.dump();
+    ASSERT_TRUE(j["data_wait_s"].is_number()) << j.dump();
+    EXPECT_GE(j["data_wait_s"].get<double>(), 0.0) << j.dump();
+    EXPECT_LT(j["data_wait_s"].get<double>(), 600.0) << j.dump();
+  }
+}
+
 TEST(TrainResume, SigtermFinishesTheStepSavesAndResumesExactly) {
   const std::string& a = straight_run();
   const std::string b = fresh_dir("signal");

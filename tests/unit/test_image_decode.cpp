@@ -60,7 +60,9 @@ TEST(ImageDecode, JpegIsBitExactWithPillow) {
         << input;
     ++checked;
   }
-  EXPECT_GE(checked, 14);  // 6 eval photos; 4:2:0, 4:2:2, 4:4:4, 4:4:0, 4:1:1, gray, progressive…
+  // 6 eval photos; 4:2:0, 4:2:2, 4:4:4, 4:4:0, 4:1:1, gray, progressive; 800x600 with restart
+  // markers, and progressive 4:4:4 with optimized tables.
+  EXPECT_GE(checked, 16);
 }
 
 TEST(ImageDecode, TransparentPixelsBecomeWhite) {
@@ -100,6 +102,39 @@ TEST(ImageDecode, CorruptDataNamesFileAndReason) {
   auto jpeg = read_bytes(source_path("tests/goldens/image/inputs/photo_45x31_420.jpg"));
   EXPECT_THAT(error_of([&] { decode_rgb_image(jpeg.data(), 100, "cut.jpg"); }),
               HasSubstr("cut.jpg"));
+}
+
+// As Pillow (without LOAD_TRUNCATED_IMAGES): a JPEG whose data ends inside the image is refused
+// ("image file is truncated"), while corrupt entropy-coded data that libjpeg conceals decodes.
+TEST(ImageDecode, TruncatedJpegIsRefusedCorruptScanDecodes) {
+  const std::string path = source_path("tests/fixtures/images/image-04-yellow-car.jpg");
+  const auto bytes = read_bytes(path);
+  const std::string msg =
+      error_of([&] { decode_rgb_image(bytes.data(), bytes.size() * 6 / 10, "cut.jpg"); });
+  EXPECT_THAT(msg, AllOf(HasSubstr("cut.jpg"), HasSubstr("truncated JPEG")));
+  auto corrupt = bytes;
+  for (size_t k = 3000; k < 3050; ++k) corrupt[k] ^= 0x55;  // inside the scan
+  const RgbImage img = decode_rgb_image(corrupt.data(), corrupt.size(), "corrupt.jpg");
+  EXPECT_EQ(img.width, 640);
+  EXPECT_NE(img.pixels, load_rgb_image(path).pixels);
+}
+
+// A progressive JPEG of more than 500 scans (libjpeg-turbo's TJFLAG_LIMITSCANS) is refused: a few
+// kilobytes of scans could otherwise keep the decoder busy for minutes.
+TEST(ImageDecode, JpegOfTooManyScansIsRefused) {
+  const auto bytes =
+      read_bytes(source_path("tests/goldens/image/inputs/photo_progressive_64x48.jpg"));
+  // Repeat the file's last scan (its SOS segment and data, up to EOI) 600 times.
+  size_t last_sos = 0;
+  for (size_t i = 0; i + 1 < bytes.size(); ++i)
+    if (bytes[i] == 0xFF && bytes[i + 1] == 0xDA) last_sos = i;
+  ASSERT_GT(last_sos, 0u);
+  std::vector<uint8_t> many(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(last_sos));
+  for (int r = 0; r < 600; ++r)
+    many.insert(many.end(), bytes.begin() + static_cast<ptrdiff_t>(last_sos), bytes.end() - 2);
+  many.push_back(0xFF), many.push_back(0xD9);
+  EXPECT_THAT(error_of([&] { decode_rgb_image(many.data(), many.size(), "many.jpg"); }),
+              AllOf(HasSubstr("many.jpg"), HasSubstr("more than 500 scans")));
 }
 
 }  // namespace
