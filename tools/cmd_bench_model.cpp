@@ -160,6 +160,9 @@ json bench_generate(MiniMindVLM& model, int64_t prompt, int64_t new_tokens,
   std::vector<double> prefill, decode;
   for (int i = 0; i < warmup + reps; ++i) {
     KVCache cache = KVCache::allocate(c, 1, prompt + new_tokens, device);
+    if (dtype != DType::f32)  // the cache holds keys and values in the model's dtype
+      for (std::vector<Tensor>* kv : {&cache.k, &cache.v})
+        for (Tensor& t : *kv) t = t.to(dtype);
     const auto t0 = Clock::now();
     const Tensor h = model.llm.forward_hidden(model.llm.embed(ids), 0, &cache);
     const std::vector<float> first =

@@ -90,14 +90,19 @@ TEST(BenchModel, CudaEmuLossesFollowTheCpu) {
         << "step " << i;
 }
 
+// f32 and bf16 (weights and KV cache in bf16, as on a GPU).
 TEST(BenchModel, GenerateRunsOnTheEmulatedDevice) {
-  const auto r = run(kBin + "/minivlm bench-model --what generate --config " + kTiny +
-                     " --prompt 8 --new-tokens 3 --warmup 0 --reps 1 --device cuda-emu");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const json j = last_json_line(r.output);
-  EXPECT_EQ(j["device"], "cuda-emu");
-  EXPECT_EQ(j["new_tokens"], 3);
-  EXPECT_EQ(j["decode_seconds"].size(), 1u);
+  for (const std::string dtype : {"f32", "bf16"}) {
+    const auto r =
+        run(kBin + "/minivlm bench-model --what generate --config " + kTiny +
+            " --prompt 8 --new-tokens 3 --warmup 0 --reps 1 --device cuda-emu --dtype " + dtype);
+    ASSERT_EQ(r.exit_code, 0) << dtype << "\n" << r.output;
+    const json j = last_json_line(r.output);
+    EXPECT_EQ(j["device"], "cuda-emu");
+    EXPECT_EQ(j["dtype"], dtype);
+    EXPECT_EQ(j["new_tokens"], 3);
+    EXPECT_EQ(j["decode_seconds"].size(), 1u);
+  }
 }
 
 }  // namespace
