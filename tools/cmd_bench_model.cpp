@@ -1,9 +1,10 @@
 // minivlm bench-model --what train|generate|sgemm: the speed of one workload on a randomly
 // initialised model, for scripts/bench/run to set beside PyTorch. Prints one JSON line:
-//   train     B×T tokens per step (one image per sample, frozen vision tower, SFT trainables =
-//             LLM + projector; the trainers' step, train/step.h: AdamW with clipping at 1, one
-//             process); seconds of every timed optimizer step. --dtype bf16: bf16 parameters
-//             (fp32 masters) and activations, as train_sft --dtype bf16.
+//   train     B×T tokens per step (one image per sample, cut into --tiles tiles, default 1, each
+//             its own run of tokens_per_image image tokens with one text token between runs, as
+//             SmolVLM's splitting gives; frozen vision tower, SFT trainables = LLM + projector;
+//             the trainers' step, train/step.h: AdamW with clipping at 1, one process); seconds
+//             of every timed optimizer step, and the loss of every step (warm-up included).
 //   generate  batch 1: a text prompt of --prompt tokens prefilled into the KV cache, then
 //             --new-tokens greedy decode steps (cpu/decode.h, weights in --decode-dtype, bf16, i8
 //             or f32, on --decode-threads, default 1: see docs/performance.md); seconds of every
@@ -11,7 +12,14 @@
 //   sgemm     C = A·B at n×n×n through the GEMM the ops use; GFLOP/s of every repetition.
 //   read      a buffer of --mb MiB (default 104: the LLM's fp32 weights) streamed by 1, 2, ..
 //             threads; GB/s of every repetition (the bandwidth that bounds decoding).
-// Every line carries peak_rss_mb (the process's resident high-water mark) and the thread count.
+// train and generate run on --device (cpu, cuda, cuda:N, cuda-emu; default cpu) in --dtype (f32 or
+// bf16; default f32). The model is placed there as the trainers do (train/trainer.cpp to_device):
+// trainable parameters through the optimizer, which keeps fp32 master weights below f32, the
+// frozen ones converted; a back-end that does not compute the dtype is refused with an error.
+// Batches stay on the host, as the loader's do. Timings end where a result reaches the host (the
+// step's loss, the logits of a decode step), so a device's queue is drained inside each one.
+// Every line carries peak_rss_mb (the process's resident high-water mark), the thread count, the
+// device and the dtype.
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -25,6 +33,8 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/node.h"
+#include "core/backend.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "cpu/gemm.h"
@@ -69,54 +79,77 @@ std::vector<int64_t> random_ids(int64_t n, int64_t vocab, int64_t image_token, R
   return ids;
 }
 
-// B samples of T tokens: [text, N image tokens, text], supervised after the image.
-VlmBatch train_batch(const ModelConfig& c, int64_t image_token, int64_t B, int64_t T, Rng& rng) {
+// B samples of T tokens: [text, K runs of N image tokens separated by one text token, text],
+// supervised after the image; one image of K tiles per sample.
+VlmBatch train_batch(const ModelConfig& c, int64_t image_token, int64_t B, int64_t T, int64_t K,
+                     Rng& rng) {
   const int64_t N = c.tokens_per_image(), S = c.vision.image_size;
-  MV_CHECK(T > N + 2, "bench-model: --seq ", T, " leaves no text around ", N, " image tokens");
+  MV_CHECK(K >= 1, "bench-model: --tiles must be at least 1, got ", K);
+  const int64_t image_end = 1 + K * N + (K - 1);  // one past the last image token
+  MV_CHECK(T > image_end + 1, "bench-model: --seq ", T, " leaves no text around ", K,
+           " tile(s) of ", N, " image tokens (", image_end + 1, " positions taken)");
   std::vector<int64_t> ids = random_ids(B * T, c.llm.vocab_size, image_token, rng);
   std::vector<int64_t> mask(static_cast<size_t>(B * T), 0);
   for (int64_t b = 0; b < B; ++b) {
-    for (int64_t t = 1; t <= N; ++t) ids[b * T + t] = image_token;
-    for (int64_t t = N + 1; t < T; ++t) mask[b * T + t] = 1;
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t t = 0; t < N; ++t) ids[b * T + 1 + k * (N + 1) + t] = image_token;
+    for (int64_t t = image_end; t < T; ++t) mask[b * T + t] = 1;
   }
   VlmBatch batch;
   batch.ids = Tensor::from_vector(ids, {B, T});
   batch.label_mask = Tensor::from_vector(mask, {B, T});
-  batch.pixels = random_tensor({B, c.vision.num_channels, S, S}, rng, 1.0);
+  batch.pixels = random_tensor({B * K, c.vision.num_channels, S, S}, rng, 1.0);
   batch.images_per_sample.assign(static_cast<size_t>(B), 1);
+  if (K > 1) batch.tiles_per_image.assign(static_cast<size_t>(B), K);
   return batch;
 }
 
-json bench_train(MiniMindVLM& model, int64_t B, int64_t T, DType dtype, int warmup, int reps,
-                 Rng& rng) {
+// The trainers' placement (train/trainer.cpp to_device): trainable parameters through the
+// optimizer (fp32 masters below f32), frozen ones converted directly.
+void place_model(MiniMindVLM& model, AdamW* optim, Device device, DType dtype) {
+  if (device.is_cpu() && dtype == DType::f32) return;
+  if (optim) optim->to(device, dtype);
+  for (NamedTensor& p : model.params()) {
+    if (optim && p.tensor.requires_grad()) continue;
+    p.tensor.set_data(p.tensor.detach().to(device).to(dtype));
+  }
+}
+
+json bench_train(MiniMindVLM& model, int64_t B, int64_t T, int64_t tiles, Device device,
+                 DType dtype, int warmup, int reps, Rng& rng) {
+  int64_t trainable = 0;
   for (NamedTensor& p : model.params()) {
     const bool llm = p.name.rfind("model.", 0) == 0 || p.name == "lm_head.weight";
     p.tensor.set_requires_grad(llm || p.name.rfind("vision_proj.", 0) == 0);
+    if (p.tensor.requires_grad()) trainable += p.tensor.numel();
   }
   AdamW optim(model.trainable_params(), AdamWConfig{});
-  // As the trainer converts: trainables through the optimizer (fp32 masters), frozen ones directly.
-  if (dtype != DType::f32) {
-    optim.to(kCPU, dtype);
-    for (NamedTensor& p : model.params())
-      if (!p.tensor.requires_grad()) p.tensor.set_data(p.tensor.detach().to(dtype));
-  }
+  place_model(model, &optim, device, dtype);
   const auto comm = make_single_communicator();
   TrainStep step(model, optim, *comm, 1.0);
-  const VlmBatch batch = train_batch(model.config(), model.image_token_id(), B, T, rng);
+  const VlmBatch batch = train_batch(model.config(), model.image_token_id(), B, T, tiles, rng);
   const MicroInput micro[] = {{&batch, batch.supervised_tokens()}};
-  std::vector<double> secs;
+  std::vector<double> secs, losses;
   double loss = 0;
   for (int i = 0; i < warmup + reps; ++i) {
     const auto t0 = Clock::now();
     loss = step.run(micro, 1e-4).loss;
     if (i >= warmup) secs.push_back(seconds_since(t0));
+    losses.push_back(loss);
   }
-  return {{"tokens", B * T}, {"seconds", secs}, {"loss", loss}, {"dtype", dtype_name(dtype)}};
+  return {{"tokens", B * T},
+          {"tiles_per_sample", tiles},
+          {"trainable_params", trainable},
+          {"seconds", secs},
+          {"loss", loss},
+          {"losses", losses}};
 }
 
-json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens,
-                    DecodeDtype decode_dtype, int decode_threads, int warmup, int reps, Rng& rng) {
+json bench_generate(MiniMindVLM& model, int64_t prompt, int64_t new_tokens,
+                    DecodeDtype decode_dtype, int decode_threads, Device device, DType dtype,
+                    int warmup, int reps, Rng& rng) {
   NoGradGuard no_grad;
+  place_model(model, nullptr, device, dtype);
   const LlmConfig& c = model.config().llm;
   const Tensor ids = Tensor::from_vector(
       random_ids(prompt, c.vocab_size, model.image_token_id(), rng), {1, prompt});
@@ -126,7 +159,10 @@ json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens
   const double weights_seconds = seconds_since(w0);
   std::vector<double> prefill, decode;
   for (int i = 0; i < warmup + reps; ++i) {
-    KVCache cache = KVCache::allocate(c, 1, prompt + new_tokens);
+    KVCache cache = KVCache::allocate(c, 1, prompt + new_tokens, device);
+    if (dtype != DType::f32)  // the cache holds keys and values in the model's dtype
+      for (std::vector<Tensor>* kv : {&cache.k, &cache.v})
+        for (Tensor& t : *kv) t = t.to(dtype);
     const auto t0 = Clock::now();
     const Tensor h = model.llm.forward_hidden(model.llm.embed(ids), 0, &cache);
     const std::vector<float> first =
@@ -146,6 +182,7 @@ json bench_generate(const MiniMindVLM& model, int64_t prompt, int64_t new_tokens
   }
   return {{"prompt_tokens", prompt},
           {"new_tokens", new_tokens},
+          {"decode_fast_path", has_decode_fast_path(model.llm)},
           {"decode_dtype", decode_dtype_name(decode_dtype)},
           {"decode_threads", decode_threads},
           {"decode_weights_seconds", weights_seconds},
@@ -217,12 +254,19 @@ MINIVLM_COMMAND("bench-model",
                {"decode-dtype", true},
                {"decode-threads", true},
                {"vision-cache-mb", true},
+               {"tiles", true},
+               {"device", true},
                {"dtype", true}},
               "bench-model");
   const std::string what = a.get("what");
   const int warmup = a.get_int("warmup", 1), reps = a.get_int("reps", 5);
   MV_CHECK(reps > 0 && warmup >= 0, "bench-model: --reps must be positive and --warmup >= 0");
   json out;
+  const Device device = parse_device(a.get("device", "cpu"));
+  const std::string dtype_arg = a.get("dtype", "f32");
+  MV_CHECK(dtype_arg == "f32" || dtype_arg == "fp32" || dtype_arg == "bf16",
+           "bench-model: --dtype '", dtype_arg, "'; valid: f32, bf16");
+  const DType dtype = dtype_arg == "bf16" ? DType::bf16 : DType::f32;
   if (what == "sgemm") {
     out = bench_sgemm(a.get_int("n", 1024), reps);
   } else if (what == "read") {
@@ -230,6 +274,11 @@ MINIVLM_COMMAND("bench-model",
   } else {
     MV_CHECK(what == "train" || what == "generate", "bench-model: unknown --what '", what,
              "'; valid: train, generate, sgemm, read");
+    MV_CHECK(device_available(device.type), "bench-model: --device ", device.str(), ": ",
+             device_summary(device.type));
+    MV_CHECK(dtype == DType::f32 || backend_for(device).computes(dtype), "bench-model: --dtype ",
+             dtype_arg, ": the ", backend_for(device).name(), " back-end does not compute in it",
+             " (the trainers refuse --dtype ", dtype_arg, " on --device ", device.str(), " too)");
     const ModelConfig config = ModelConfig::from_file(a.get("config"));
     const int64_t image_token = config.llm.vocab_size - 1;
     MiniMindVLM model(config, image_token);
@@ -239,16 +288,15 @@ MINIVLM_COMMAND("bench-model",
       model.set_vision_cache(
           std::make_shared<VisionFeatureCache>(static_cast<size_t>(cache_mb) << 20));
     Rng rng(7);
-    const std::string dtype = a.get("dtype", "fp32");
-    MV_CHECK(dtype == "fp32" || dtype == "bf16", "bench-model: --dtype must be fp32 or bf16, got '",
-             dtype, "'");
     if (what == "train")
-      out = bench_train(model, a.get_int("batch", 4), a.get_int("seq", 256),
-                        dtype == "bf16" ? DType::bf16 : DType::f32, warmup, reps, rng);
+      out = bench_train(model, a.get_int("batch", 4), a.get_int("seq", 256), a.get_int("tiles", 1),
+                        device, dtype, warmup, reps, rng);
     else
       out = bench_generate(model, a.get_int("prompt", 256), a.get_int("new-tokens", 128),
                            parse_decode_dtype(a.get("decode-dtype", "bf16")),
-                           a.get_int("decode-threads", 1), warmup, reps, rng);
+                           a.get_int("decode-threads", 1), device, dtype, warmup, reps, rng);
+    out["device"] = device.str();
+    out["dtype"] = dtype_name(dtype);
   }
   out["what"] = what;
   out["threads"] = omp_get_max_threads();
