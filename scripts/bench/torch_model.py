@@ -30,6 +30,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import flops  # noqa: E402
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 import model_ref  # noqa: E402
 
@@ -285,27 +288,17 @@ class MiniVLM(nn.Module):
 
 
 def read_config(path):
-    """The config with SPEC §1.1's defaults for the keys the models here read."""
-    with open(path) as f:
-        cfg = json.load(f)
-    c = cfg["llm"]
-    c.setdefault("head_dim", c["hidden_size"] // c["num_attention_heads"])
-    c.setdefault("intermediate_size", 64 * -(-c["hidden_size"] * 8 // (3 * 64)))
-    c.setdefault("qk_norm", False)
+    """flops.read_config with the defaults of the keys only the models here read."""
+    cfg = flops.read_config(path)
+    cfg["llm"].setdefault("qk_norm", False)
     v = cfg["vision"]
-    v.setdefault("type", "clip")
     v.setdefault("hidden_act", "quick_gelu" if v["type"] == "clip" else "gelu_pytorch_tanh")
     v.setdefault("layer_norm_eps", 1e-5)
-    v.setdefault("num_channels", 3)
-    pj = cfg.setdefault("projector", {})
-    pj.setdefault("pixel_shuffle", 2)
-    pj.setdefault("bias", False)
+    cfg["projector"].setdefault("bias", False)
     return cfg
 
 
-def tokens_per_image(cfg):
-    v = cfg["vision"]
-    return (v["image_size"] // v["patch_size"] // cfg["projector"]["pixel_shuffle"]) ** 2
+tokens_per_image = flops.tokens_per_image
 
 
 def random_ids(g, shape, vocab, image_token):

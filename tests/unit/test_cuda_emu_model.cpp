@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -28,6 +29,29 @@ void for_each_param(MiniMindLM& m, const std::function<void(Tensor&)>& f) {
   }
 }
 
+// The test model's LM initialised from `seed` on the CPU and its copy on cuda-emu, every
+// parameter requiring grad on both.
+struct LmPair {
+  LlmConfig config;
+  std::unique_ptr<MiniMindLM> cpu, emu;
+};
+LmPair lm_pair(uint64_t seed) {
+  std::ifstream f(MINIVLM_SOURCE_DIR "/tests/fixtures/test-model.json");
+  EXPECT_TRUE(f) << "tests/fixtures/test-model.json";
+  LmPair p;
+  p.config = ModelConfig::from_json(nlohmann::json::parse(f), "test-model.json").llm;
+  p.cpu = std::make_unique<MiniMindLM>(p.config);
+  Rng rng(seed);
+  p.cpu->init(rng);
+  p.emu = std::make_unique<MiniMindLM>(*p.cpu);
+  for_each_param(*p.cpu, [](Tensor& t) { t.set_requires_grad(true); });
+  for_each_param(*p.emu, [](Tensor& t) {
+    t = t.detach().to(kEmu);
+    t.set_requires_grad(true);
+  });
+  return p;
+}
+
 // max |got − want| ≤ tol · max |want|
 void expect_close(const Tensor& got, const Tensor& want, double tol, const char* what) {
   ASSERT_EQ(got.shape(), want.shape()) << what;
@@ -40,19 +64,27 @@ void expect_close(const Tensor& got, const Tensor& want, double tol, const char*
   EXPECT_LE(err, tol * scale) << what << ": max error " << err << " at scale " << scale;
 }
 
+// Backward through both losses; every parameter gradient on cuda-emu equals the CPU's.
+void expect_same_gradients(const Tensor& loss_cpu, const Tensor& loss_emu, MiniMindLM& cpu,
+                           MiniMindLM& emu) {
+  loss_cpu.backward();
+  loss_emu.backward();
+  std::vector<Tensor> grads_cpu, grads_emu;
+  for_each_param(cpu, [&](Tensor& t) { grads_cpu.push_back(t.grad()); });
+  for_each_param(emu, [&](Tensor& t) { grads_emu.push_back(t.grad()); });
+  ASSERT_EQ(grads_cpu.size(), grads_emu.size());
+  for (size_t i = 0; i < grads_cpu.size(); ++i) {
+    ASSERT_TRUE(grads_emu[i].defined()) << "parameter " << i;
+    EXPECT_EQ(grads_emu[i].device(), kEmu);
+    expect_close(grads_emu[i], grads_cpu[i], 1e-4,
+                 ("gradient of parameter " + std::to_string(i)).c_str());
+  }
+}
+
 TEST(CudaEmuModel, ForwardLossAndGradientsMatchCpu) {
-  std::ifstream f(MINIVLM_SOURCE_DIR "/tests/fixtures/test-model.json");
-  ASSERT_TRUE(f) << "tests/fixtures/test-model.json";
-  const LlmConfig c = ModelConfig::from_json(nlohmann::json::parse(f), "test-model.json").llm;
-  MiniMindLM cpu(c);
-  Rng rng(1234);
-  cpu.init(rng);
-  MiniMindLM emu = cpu;
-  for_each_param(cpu, [](Tensor& t) { t.set_requires_grad(true); });
-  for_each_param(emu, [](Tensor& t) {
-    t = t.detach().to(kEmu);
-    t.set_requires_grad(true);
-  });
+  const LmPair lms = lm_pair(1234);
+  const LlmConfig& c = lms.config;
+  MiniMindLM &cpu = *lms.cpu, &emu = *lms.emu;
 
   const int64_t B = 2, T = 5;
   const Tensor ids =
@@ -69,40 +101,21 @@ TEST(CudaEmuModel, ForwardLossAndGradientsMatchCpu) {
   expect_close(logits_emu, logits_cpu, 1e-5, "logits");
   EXPECT_NEAR(loss_emu.item(), loss_cpu.item(), 1e-5 * loss_cpu.item());
 
-  loss_cpu.backward();
-  loss_emu.backward();
-  std::vector<Tensor> grads_cpu, grads_emu;
-  for_each_param(cpu, [&](Tensor& t) { grads_cpu.push_back(t.grad()); });
-  for_each_param(emu, [&](Tensor& t) { grads_emu.push_back(t.grad()); });
-  ASSERT_EQ(grads_cpu.size(), grads_emu.size());
-  for (size_t i = 0; i < grads_cpu.size(); ++i) {
-    ASSERT_TRUE(grads_emu[i].defined()) << "parameter " << i;
-    EXPECT_EQ(grads_emu[i].device(), kEmu);
-    expect_close(grads_emu[i], grads_cpu[i], 1e-4,
-                 ("gradient of parameter " + std::to_string(i)).c_str());
-  }
+  expect_same_gradients(loss_cpu, loss_emu, cpu, emu);
 }
 
 // Packed rows (several samples per row, SPEC §4.2) take RoPE at per-sample positions and the
 // variable-length attention kernels: logits, loss and gradients on cuda-emu equal the CPU's.
 TEST(CudaEmuModel, PackedRowsMatchCpu) {
-  std::ifstream f(MINIVLM_SOURCE_DIR "/tests/fixtures/test-model.json");
-  ASSERT_TRUE(f) << "tests/fixtures/test-model.json";
-  const LlmConfig c = ModelConfig::from_json(nlohmann::json::parse(f), "test-model.json").llm;
-  MiniMindLM cpu(c);
-  Rng rng(99);
-  cpu.init(rng);
-  MiniMindLM emu = cpu;
-  for_each_param(cpu, [](Tensor& t) { t.set_requires_grad(true); });
-  for_each_param(emu, [](Tensor& t) {
-    t = t.detach().to(kEmu);
-    t.set_requires_grad(true);
-  });
+  const LmPair lms = lm_pair(99);
+  const LlmConfig& c = lms.config;
+  MiniMindLM &cpu = *lms.cpu, &emu = *lms.emu;
   // Row 0: samples of 7, 30 and 20 tokens, then padding; row 1: 33 and 30 (the boundary inside
   // the second 32-row tile).
   const int64_t B = 2, T = 70;
   const PackedRows packed = PackedRows::from_bounds({{0, 7, 37, 57}, {0, 33, 63}}, T);
   std::vector<int64_t> idv, tv;
+  Rng rng(100);
   for (int64_t i = 0; i < B * T; ++i) {
     idv.push_back(static_cast<int64_t>(rng.next_u64() % 6400));
     tv.push_back(i % 5 == 4 ? -100 : static_cast<int64_t>(rng.next_u64() % 6400));
@@ -116,17 +129,7 @@ TEST(CudaEmuModel, PackedRowsMatchCpu) {
   const auto [logits_emu, loss_emu] = run(emu, ids.to(kEmu));
   expect_close(logits_emu, logits_cpu, 1e-5, "logits");
   EXPECT_NEAR(loss_emu.item(), loss_cpu.item(), 1e-5 * loss_cpu.item());
-  loss_cpu.backward();
-  loss_emu.backward();
-  std::vector<Tensor> grads_cpu, grads_emu;
-  for_each_param(cpu, [&](Tensor& t) { grads_cpu.push_back(t.grad()); });
-  for_each_param(emu, [&](Tensor& t) { grads_emu.push_back(t.grad()); });
-  ASSERT_EQ(grads_cpu.size(), grads_emu.size());
-  for (size_t i = 0; i < grads_cpu.size(); ++i) {
-    ASSERT_TRUE(grads_emu[i].defined()) << "parameter " << i;
-    expect_close(grads_emu[i], grads_cpu[i], 1e-4,
-                 ("gradient of parameter " + std::to_string(i)).c_str());
-  }
+  expect_same_gradients(loss_cpu, loss_emu, cpu, emu);
 }
 
 }  // namespace

@@ -203,28 +203,8 @@ Tensor ref_norm(const Tensor& x, const Tensor& w, const Tensor& bias, double eps
   return ref_binary(f64(out, x.shape()), bias, [](double a, double b) { return a + b; });
 }
 
-// Half-split rotary embedding of x [B, T, nh, hd] at positions start .. start+T-1: the pair
-// (x_i, x_{i+hd/2}) turns by (start + t) · θ^(−2i/hd).
-Tensor ref_rope(const Tensor& x, double theta, int64_t start) {
-  const int64_t T = x.shape()[1], nh = x.shape()[2], hd = x.shape()[3], B = x.shape()[0];
-  const Vals xv = vals(x);
-  Vals out(xv.size());
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t h = 0; h < nh; ++h)
-        for (int64_t i = 0; i < hd / 2; ++i) {
-          const double ang =
-              static_cast<double>(start + t) *
-              std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
-          const size_t base = static_cast<size_t>(((b * T + t) * nh + h) * hd);
-          const double a = xv[base + i], c = xv[base + i + hd / 2];
-          out[base + i] = a * std::cos(ang) - c * std::sin(ang);
-          out[base + i + hd / 2] = c * std::cos(ang) + a * std::sin(ang);
-        }
-  return f64(out, x.shape());
-}
-
-// ref_rope with token (b, t) at pos[b·T + t] instead of start + t.
+// Half-split rotary embedding of x [B, T, nh, hd] with token (b, t) at position pos[b·T + t]: the
+// pair (x_i, x_{i+hd/2}) turns by pos · θ^(−2i/hd).
 Tensor ref_rope_at(const Tensor& x, double theta, const std::vector<int64_t>& pos) {
   const int64_t T = x.shape()[1], nh = x.shape()[2], hd = x.shape()[3], B = x.shape()[0];
   const Vals xv = vals(x);
@@ -242,6 +222,14 @@ Tensor ref_rope_at(const Tensor& x, double theta, const std::vector<int64_t>& po
           out[base + i + hd / 2] = c * std::cos(ang) + a * std::sin(ang);
         }
   return f64(out, x.shape());
+}
+
+// ref_rope_at at positions start .. start+T-1 in every row.
+Tensor ref_rope(const Tensor& x, double theta, int64_t start) {
+  const int64_t B = x.shape()[0], T = x.shape()[1];
+  std::vector<int64_t> pos(static_cast<size_t>(B * T));
+  for (int64_t i = 0; i < B * T; ++i) pos[static_cast<size_t>(i)] = start + i % T;
+  return ref_rope_at(x, theta, pos);
 }
 
 // Packed rows: dense attention of q, k, v [B, T, heads, hd] under an explicit [T, T] mask per
