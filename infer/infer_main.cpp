@@ -2,8 +2,8 @@
 // PATH, each repeatable; without placeholders in the prompt they go before it, images first),
 // streaming the reply to stdout as it
 // is generated; tokens/s for prefill and decode go to stderr. --decode-dtype bf16|i8|f32 picks
-// the element type of the weights each decoded token reads, --decode-threads N the threads that
-// read them (both for the CPU decoder); --device cuda|cuda-emu computes on the CUDA back-end.
+// the element type of the weights each decoded token reads, --decode-threads auto|N the threads
+// that read them (both for the CPU decoder); --device cuda|cuda-emu computes on the CUDA back-end.
 // --interactive keeps a chat history;
 // "/image PATH" and "/video PATH" attach an image or a video to the next message, "/reset" starts
 // over, "/quit" ends.
@@ -116,10 +116,11 @@ int infer_main(const std::vector<std::string>& argv) {
              " and --decode-threads set the CPU decoder; --device ", device.str(),
              " decodes with the model's fp32 weights");
   }
-  // One thread by default: one row's decode is bound by memory bandwidth, which one core nearly
-  // saturates on the 2-core development machine, while the ~40 barriers per token of a split step
-  // cost more than a second core adds (docs/performance.md).
-  chat.gen.decode_threads = a.get_int("decode-threads", 1);
+  // auto by default: one row's decode is bound by memory bandwidth; one core nearly saturates it
+  // on some CPUs (then the ~40 barriers per token of a split step cost more than a second core
+  // adds) and not on others, so the weights' build measures which (cpu/decode.h,
+  // docs/performance.md).
+  chat.gen.decode_threads = parse_decode_threads(a.get("decode-threads", "auto"));
   if (a.has("system")) chat.messages.push_back({"system", a.get("system")});
   std::vector<ProcessedImage> stills, videos;
   for (const std::string& path : a.get_all("image")) stills.push_back(chat.image(path));

@@ -7,7 +7,7 @@
 //             of every timed optimizer step, and the loss of every step (warm-up included).
 //   generate  batch 1: a text prompt of --prompt tokens prefilled into the KV cache, then
 //             --new-tokens greedy decode steps (cpu/decode.h, weights in --decode-dtype, bf16, i8
-//             or f32, on --decode-threads, default 1: see docs/performance.md); seconds of every
+//             or f32, on --decode-threads, default auto: see docs/performance.md); seconds of every
 //             repetition of each phase.
 //   sgemm     C = A·B at n×n×n through the GEMM the ops use; GFLOP/s of every repetition.
 //   read      a buffer of --mb MiB (default 104: the LLM's fp32 weights) streamed by 1, 2, ..
@@ -158,6 +158,7 @@ json bench_generate(MiniMindVLM& model, int64_t prompt, int64_t new_tokens,
   const auto weights = prepare_decode_weights(model.llm, decode_dtype);
   const double weights_seconds = seconds_since(w0);
   std::vector<double> prefill, decode;
+  int threads_used = 0;
   for (int i = 0; i < warmup + reps; ++i) {
     KVCache cache = KVCache::allocate(c, 1, prompt + new_tokens, device);
     if (dtype != DType::f32)  // the cache holds keys and values in the model's dtype
@@ -170,6 +171,7 @@ json bench_generate(MiniMindVLM& model, int64_t prompt, int64_t new_tokens,
     const auto t1 = Clock::now();
     const auto decoder = make_decode_step(model.llm, 1, prompt + new_tokens,
                                           {decode_dtype, decode_threads, weights});
+    threads_used = decoder->threads();
     const float* logits = first.data();
     for (int64_t s = 0; s < new_tokens; ++s) {
       const int64_t next = std::max_element(logits, logits + c.vocab_size) - logits;
@@ -184,7 +186,9 @@ json bench_generate(MiniMindVLM& model, int64_t prompt, int64_t new_tokens,
           {"new_tokens", new_tokens},
           {"decode_fast_path", has_decode_fast_path(model.llm)},
           {"decode_dtype", decode_dtype_name(decode_dtype)},
-          {"decode_threads", decode_threads},
+          {"decode_threads",
+           decode_threads == kAutoDecodeThreads ? json("auto") : json(decode_threads)},
+          {"decode_threads_used", threads_used},
           {"decode_weights_seconds", weights_seconds},
           {"prefill_seconds", prefill},
           {"decode_seconds", decode}};
@@ -294,7 +298,8 @@ MINIVLM_COMMAND("bench-model",
     else
       out = bench_generate(model, a.get_int("prompt", 256), a.get_int("new-tokens", 128),
                            parse_decode_dtype(a.get("decode-dtype", "bf16")),
-                           a.get_int("decode-threads", 1), device, dtype, warmup, reps, rng);
+                           parse_decode_threads(a.get("decode-threads", "auto")), device, dtype,
+                           warmup, reps, rng);
     out["device"] = device.str();
     out["dtype"] = dtype_name(dtype);
   }

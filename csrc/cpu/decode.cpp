@@ -46,6 +46,51 @@ DecodeMatrix decode_matrix(const Tensor& w, DecodeDtype dtype) {
   return m;
 }
 
+// Seconds for `threads` threads to stream the bytes of `ms` once (each thread its share of every
+// matrix), the median of `passes`.
+double stream_seconds(const std::vector<const DecodeMatrix*>& ms, int threads, int passes) {
+  std::vector<double> secs;
+  for (int p = 0; p < passes; ++p) {
+    float sink = 0;
+    const double t0 = omp_get_wtime();
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      float acc[16] = {};
+      for (const DecodeMatrix* m : ms) {
+        const bool i8 = !m->q.empty();
+        const auto* f =
+            static_cast<const float*>(i8 ? static_cast<const void*>(m->q.data()) : m->w.raw_data());
+        const int64_t n = static_cast<int64_t>((i8 ? m->q.size() : m->w.nbytes()) / sizeof(float));
+        const int64_t i1 = n * (t + 1) / nt;
+        for (int64_t i = n * t / nt; i + 16 <= i1; i += 16)
+#pragma omp simd
+          for (int l = 0; l < 16; ++l) acc[l] += f[i + l];
+      }
+      for (const float v : acc) sink += v;
+    }
+    secs.push_back(omp_get_wtime() - t0);
+    [[maybe_unused]] static volatile float kept;  // the sums must not be optimised away
+    kept = sink;
+  }
+  std::nth_element(secs.begin(), secs.begin() + passes / 2, secs.end());
+  return secs[static_cast<size_t>(passes / 2)];
+}
+
+int measure_auto_threads(const DecodeWeights& w) {
+  const int all = omp_get_max_threads();
+  if (all <= 1) return 1;
+  std::vector<const DecodeMatrix*> ms = {&w.lm_head};
+  for (const DecodeWeights::Layer& l : w.layers) {
+    for (const DecodeMatrix* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+      if (m->rows > 0) ms.push_back(m);
+    for (const DecodeWeights::Expert& e : l.experts)
+      for (const DecodeMatrix* m : {&e.gate, &e.up, &e.down}) ms.push_back(m);
+  }
+  stream_seconds(ms, all, 1);  // warm-up: page faults, thread start
+  return stream_seconds(ms, 1, 3) >= 1.3 * stream_seconds(ms, all, 3) ? all : 1;
+}
+
 }  // namespace
 
 std::shared_ptr<const DecodeWeights> DecodeWeights::build(const MiniMindLM& lm, DecodeDtype dtype) {
@@ -69,6 +114,7 @@ std::shared_ptr<const DecodeWeights> DecodeWeights::build(const MiniMindLM& lm, 
                            decode_matrix(e.down_proj, dtype)});
   }
   w->lm_head = decode_matrix(lm.lm_head.defined() ? lm.lm_head : lm.embed_tokens, dtype);
+  w->auto_threads = measure_auto_threads(*w);
   return w;
 }
 
@@ -95,6 +141,7 @@ Decoder::Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weig
   cos_.resize(static_cast<size_t>(c.head_dim / 2));
   sin_.resize(cos_.size());
   const size_t widest = static_cast<size_t>(batch * std::max({H, qd, I}));
+  if (threads == kAutoDecodeThreads) threads = w_->auto_threads;
   scratch_.resize(static_cast<size_t>(threads > 0 ? threads : omp_get_max_threads()));
   for (ThreadScratch& s : scratch_) {
     s.x.resize(widest);

@@ -49,6 +49,11 @@ struct DecodeWeights {
   DecodeDtype dtype = DecodeDtype::f32;
   std::vector<Layer> layers;
   DecodeMatrix lm_head;  // [V, H]: the embedding when tied
+  // Threads for one row's step when asked for kAutoDecodeThreads: all of OpenMP's threads if
+  // together they stream these weights at least 1.3× as fast as one thread does (measured when
+  // built: a few passes each way), else 1. A step reads every weight once and waits at ~5 barriers
+  // per layer, so a second core pays only where one core cannot saturate memory bandwidth.
+  int auto_threads = 1;
 
   static std::shared_ptr<const DecodeWeights> build(const MiniMindLM& lm, DecodeDtype dtype);
 };
@@ -63,6 +68,7 @@ class Decoder final : public DecodeStep {
   // Feeds ids[b] (one per row) at position cache.length, appends their keys and values to the
   // cache and returns the logits [batch, V], valid until the next step.
   const float* step(const int64_t* ids, KVCache& cache) override;
+  int threads() const override { return static_cast<int>(scratch_.size()); }
 
  private:
   struct ThreadScratch {

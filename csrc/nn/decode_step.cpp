@@ -45,6 +45,19 @@ DecodeDtype parse_decode_dtype(const std::string& name) {
   MV_FAIL("unknown decode dtype '", name, "' (--decode-dtype); valid: f32, bf16, i8");
 }
 
+int parse_decode_threads(const std::string& value) {
+  if (value == "auto") return kAutoDecodeThreads;
+  size_t used = 0;
+  int n = -1;
+  try {
+    n = std::stoi(value, &used);
+  } catch (const std::exception&) {
+  }
+  MV_CHECK(used == value.size() && n >= 0 && n <= 4096, "--decode-threads '", value,
+           "': expected auto or a thread count (0: all)");
+  return n;
+}
+
 const char* decode_dtype_name(DecodeDtype d) {
   switch (d) {
     case DecodeDtype::f32:

@@ -22,9 +22,15 @@ const char* decode_dtype_name(DecodeDtype d);
 // of that model (opaque here; cpu/decode.h).
 struct DecodeWeights;
 
+inline constexpr int kAutoDecodeThreads = -1;
+// "auto" or a count ≥ 0 (--decode-threads).
+int parse_decode_threads(const std::string& value);
+
 struct DecodeOptions {
   DecodeDtype dtype = DecodeDtype::f32;
-  int threads = 0;  // threads per step for a fast path; 0: OpenMP's count
+  // Threads per step for a fast path; 0: OpenMP's count; kAutoDecodeThreads: the weights' choice,
+  // measured once when they are built (cpu/decode.h).
+  int threads = 0;
   std::shared_ptr<const DecodeWeights> weights;  // prepared weights (built per step object if null)
 };
 
@@ -34,6 +40,8 @@ class DecodeStep {
   // Feeds ids[b] (one per row) at position cache.length, appends their keys and values to the
   // cache and returns the logits [batch, V] on the host, valid until the next step.
   virtual const float* step(const int64_t* ids, KVCache& cache) = 0;
+  // Threads a step runs on (a fast path's choice; 0 for the op graph, which uses the back-end's).
+  virtual int threads() const { return 0; }
 };
 
 // The registered fast path of the model's device, else the op graph; `batch` rows attending to up

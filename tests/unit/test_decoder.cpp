@@ -3,6 +3,7 @@
 // rounding of them with the same greedy tokens, and the row-split gemv kernels (vector and
 // portable) and the int8 quantizers equal their definitions.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -254,6 +255,44 @@ TEST(Decoder, GemvRowsMatchADoubleReference) {
             y, M, N, n0, n1, accumulate, dot, 1e-4, 0.0,
             std::string(bf16 ? "bf16" : "f32") + " kernel " + cpu::gemv_kernel_name(kernel));
       }
+}
+
+// The thread count only splits each matrix's rows: one thread, all of them and the weights' own
+// choice give the same bits.
+TEST(Decoder, ThreadCountsGiveTheSameLogits) {
+  const auto lm = test_lm(false);
+  const auto w = DecodeWeights::build(*lm, DecodeDtype::bf16);
+  EXPECT_GE(w->auto_threads, 1);
+  EXPECT_LE(w->auto_threads, omp_get_max_threads());
+  std::vector<std::vector<float>> runs;
+  for (const int threads : {1, 0, kAutoDecodeThreads}) {
+    KVCache cache = KVCache::allocate(lm->config(), 2, 6);
+    Decoder dec(*lm, w, 2, 6, threads);
+    EXPECT_EQ(dec.threads(), threads == 1                    ? 1
+                             : threads == kAutoDecodeThreads ? w->auto_threads
+                                                             : omp_get_max_threads());
+    std::vector<float> all;
+    for (int64_t s = 0; s < 5; ++s) {
+      const int64_t ids[2] = {3 * s + 1, 7 * s + 2};
+      const float* l = dec.step(ids, cache);
+      all.insert(all.end(), l, l + 2 * lm->config().vocab_size);
+    }
+    runs.push_back(all);
+  }
+  EXPECT_EQ(runs[0], runs[1]);
+  EXPECT_EQ(runs[0], runs[2]);
+  EXPECT_EQ(parse_decode_threads("auto"), kAutoDecodeThreads);
+  EXPECT_EQ(parse_decode_threads("0"), 0);
+  EXPECT_EQ(parse_decode_threads("3"), 3);
+  for (const char* bad : {"", "x", "-2", "2x", "1.5"}) {
+    try {
+      parse_decode_threads(bad);
+      FAIL() << "expected an error for '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("expected auto or a thread count"), std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 TEST(Decoder, RejectsAnUnknownDtypeAndAForeignCache) {
