@@ -9,6 +9,7 @@
 #include <functional>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -106,6 +107,19 @@ inline std::string record(const std::string& question, const std::string& answer
                   R"("}, {"role": "assistant", "content": ")" + answer + R"("}])";
   if (!image_json.empty()) r += R"(, "image": )" + image_json;
   return r + "}";
+}
+
+// A sample of `ids` (labels as given) whose images are `images` tiles of 3·2·2 floats starting at
+// base, base + 1, ...
+inline Sample make_sample(std::vector<int32_t> ids, std::vector<uint8_t> labels, int images,
+                          float base) {
+  Sample s;
+  s.ids = std::move(ids);
+  s.labels = std::move(labels);
+  s.num_images = images;
+  s.tiles_per_image.assign(static_cast<size_t>(images), 1);
+  for (int k = 0; k < images * 3 * 2 * 2; ++k) s.pixels.push_back(base + static_cast<float>(k));
+  return s;
 }
 
 }  // namespace minivlm::testing_data

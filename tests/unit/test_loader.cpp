@@ -168,16 +168,6 @@ TEST(Loader, ShardsPartitionTheWorldOneGlobalBatch) {
   }
 }
 
-Sample make_sample(std::vector<int32_t> ids, std::vector<uint8_t> labels, int images, float base) {
-  Sample s;
-  s.ids = std::move(ids);
-  s.labels = std::move(labels);
-  s.num_images = images;
-  s.tiles_per_image.assign(static_cast<size_t>(images), 1);
-  for (int k = 0; k < images * 3 * 2 * 2; ++k) s.pixels.push_back(base + static_cast<float>(k));
-  return s;
-}
-
 TEST(Collate, RightPadsAndConcatenatesImages) {
   const std::vector<Sample> samples = {make_sample({5, 6, 7}, {0, 1, 1}, 1, 100.f),
                                        make_sample({8, 9}, {0, 1}, 0, 0.f),

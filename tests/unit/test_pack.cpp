@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "data/batch.h"
 #include "nn/llm.h"
+#include "test_dataset_fixtures.h"
 #include "vlm_fixture.h"
 
 namespace minivlm {
@@ -20,18 +21,7 @@ using ::testing::ElementsAre;
 using testing::fixture_config;
 using testing::kImageToken;
 using testing::rel_error;
-
-// A sample of `ids` (labels as given) whose images are `images` tiles of 3·2·2 floats starting at
-// base, base + 1, ...
-Sample make_sample(std::vector<int32_t> ids, std::vector<uint8_t> labels, int images, float base) {
-  Sample s;
-  s.ids = std::move(ids);
-  s.labels = std::move(labels);
-  s.num_images = images;
-  s.tiles_per_image.assign(static_cast<size_t>(images), 1);
-  for (int k = 0; k < images * 3 * 2 * 2; ++k) s.pixels.push_back(base + static_cast<float>(k));
-  return s;
-}
+using testing_data::make_sample;
 
 TEST(PackCollate, FirstFitRowsPaddedAtTheEndWithBounds) {
   // Lengths 5, 3, 6, 2, 7 into rows of 8: [s0 s1] [s2 s3] [s4].
