@@ -1,5 +1,6 @@
-// The point-wise activation math of the CPU back-end, shared by its f32/f64 loops
-// (cpu/activations.cpp) and its bf16 loops (cpu/bf16_backend.cpp), which compute in fp32.
+// The point-wise math of the CPU back-end (binary operations, activations), shared by its f32/f64
+// loops (cpu/elementwise.cpp, cpu/activations.cpp) and its bf16 loops (cpu/bf16_backend.cpp), which
+// compute in fp32.
 #pragma once
 #include <cmath>
 #include <type_traits>
@@ -8,6 +9,19 @@
 #include "cpu/vec_exp.h"
 
 namespace minivlm::cpu {
+
+// Calls f(op) with op a function object for the kind, so each loop body is branch-free.
+template <typename F>
+void with_binary(BinaryOp kind, F&& f) {
+  switch (kind) {
+    case BinaryOp::add:
+      return f([](auto x, auto y) { return x + y; });
+    case BinaryOp::sub:
+      return f([](auto x, auto y) { return x - y; });
+    case BinaryOp::mul:
+      return f([](auto x, auto y) { return x * y; });
+  }
+}
 
 template <typename T>
 T sigmoid(T x) {

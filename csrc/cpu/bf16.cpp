@@ -1,6 +1,6 @@
 // The conversion kernels of cpu/bf16.h. Each instruction-set variant is compiled for its target
 // with a function attribute and chosen once, at first use, from the CPU's features
-// (__builtin_cpu_supports), so one binary runs on every x86-64 CPU with the fastest path it has.
+// (cpu/cpu_features.h), so one binary runs on every x86-64 CPU with the fastest path it has.
 //
 // Rounding is core/dtype.h's: bf16 = (u + 0x7fff + ((u >> 16) & 1)) >> 16 for the bits u of a
 // non-NaN float, (u >> 16) | 0x40 for a NaN. vcvtne2ps2bf16 computes exactly that except that it
@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include "core/dtype.h"
+#include "cpu/cpu_features.h"
 #include "cpu/parallel_ranges.h"
 
 namespace minivlm::cpu {
@@ -111,10 +112,9 @@ struct Kernels {
 
 Kernels choose() {
 #if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw"))
+  if (cpu_features().avx512_bf16 && cpu_features().avx512bw)
     return {widen_avx512, round_avx512bf16, "avx512-bf16"};
-  if (__builtin_cpu_supports("avx2")) return {widen_avx2, round_avx2, "avx2"};
+  if (cpu_features().avx2_fma) return {widen_avx2, round_avx2, "avx2"};
 #endif
   return {widen_portable, round_portable, "portable"};
 }

@@ -47,19 +47,6 @@ void map_bf16(int64_t n, std::array<const uint16_t*, NI> in, std::array<uint16_t
   });
 }
 
-// Calls f(op) with op the fp32 function of the kind.
-template <typename F>
-void with_binary(BinaryOp kind, F&& f) {
-  switch (kind) {
-    case BinaryOp::add:
-      return f([](float x, float y) { return x + y; });
-    case BinaryOp::sub:
-      return f([](float x, float y) { return x - y; });
-    case BinaryOp::mul:
-      return f([](float x, float y) { return x * y; });
-  }
-}
-
 }  // namespace
 
 bool CpuBf16Backend::computes(DType dtype) const {

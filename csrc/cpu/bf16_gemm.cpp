@@ -1,7 +1,6 @@
 // The two bf16 GEMM paths of cpu/bf16_gemm.h and the run-time choice between them.
 #include "cpu/bf16_gemm.h"
 
-#include <cpuid.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include <atomic>
@@ -14,23 +13,12 @@
 
 #include "core/error.h"
 #include "cpu/bf16.h"
+#include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
 
 namespace minivlm::cpu {
 
 namespace {
-
-// ---- the CPU's bf16 multiply instructions (cpuid leaf 7) ----
-
-bool cpu_has_avx512_bf16() {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  return __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 5)) != 0;
-}
-
-bool cpu_has_amx_bf16() {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  return __get_cpuid_count(7, 0, &a, &b, &c, &d) != 0 && (d & (1u << 22)) != 0;
-}
 
 // ---- oneDNN ----
 
@@ -170,7 +158,7 @@ struct Choice {
 };
 
 Choice choose() {
-  const bool avx512 = cpu_has_avx512_bf16(), amx = cpu_has_amx_bf16();
+  const bool avx512 = cpu_features().avx512_bf16, amx = cpu_features().amx_bf16;
   if (!avx512 && !amx)
     return {Bf16GemmPath::widened,
             "widened to fp32 for the fp32 GEMM (the CPU has neither AVX512-BF16 nor AMX-BF16)"};

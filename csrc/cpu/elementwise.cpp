@@ -1,25 +1,13 @@
 // Element-wise arithmetic with broadcasting, scaling, sums over a dimension and the bias add.
 #include <algorithm>
 
+#include "cpu/activation_math.h"
 #include "cpu/backend.h"
 #include "cpu/parallel_ranges.h"
 
 namespace minivlm::cpu {
 
 namespace {
-
-// Calls f(op) with op a function object for the kind, so each loop body is branch-free.
-template <typename F>
-void with_binary(BinaryOp kind, F&& f) {
-  switch (kind) {
-    case BinaryOp::add:
-      return f([](auto x, auto y) { return x + y; });
-    case BinaryOp::sub:
-      return f([](auto x, auto y) { return x - y; });
-    case BinaryOp::mul:
-      return f([](auto x, auto y) { return x * y; });
-  }
-}
 
 // The number of trailing elements `small` spans when it broadcasts to `full` along leading
 // dimensions only (its shape, leading 1s dropped, is a suffix of full's); −1 otherwise.

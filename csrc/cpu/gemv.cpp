@@ -9,6 +9,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "cpu/cpu_features.h"
 
 namespace minivlm::cpu {
 
@@ -248,16 +249,15 @@ void row_tiles(const W* w, int64_t k, const X* x, int64_t m, float* y, int64_t l
 }  // namespace
 
 bool gemv_kernel_runs(GemvKernel kernel, GemvWeights weights) {
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
-                    avx512_bf16 = __builtin_cpu_supports("avx512bf16"),
-                    avx512_vnni = __builtin_cpu_supports("avx512vnni");
+  const CpuFeatures& f = cpu_features();
   switch (kernel) {
     case GemvKernel::portable:
       return true;
     case GemvKernel::avx2:
-      return avx2;
+      return f.avx2_fma;
     case GemvKernel::avx512:
-      return weights == GemvWeights::bf16 ? avx512_bf16 : weights == GemvWeights::i8 && avx512_vnni;
+      return weights == GemvWeights::bf16 ? f.avx512_bf16
+                                          : weights == GemvWeights::i8 && f.avx512_vnni;
   }
   return false;
 }
