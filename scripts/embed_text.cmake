@@ -1,6 +1,10 @@
 # cmake -DIN=FILE -DOUT=FILE.inc -P embed_text.cmake: FILE as the body of a C++ raw string literal,
 # split into pieces the compiler concatenates (each well under any literal length limit).
-file(READ ${IN} text)
+if(EXISTS ${IN})
+  file(READ ${IN} text)
+else()
+  set(text "<!doctype html><title>minivlm</title><p>This build has no chat page (${IN} is missing).</p>")
+endif()
 string(FIND "${text}" ")minivlm_text\"" clash)
 if(NOT clash EQUAL -1)
   message(FATAL_ERROR "${IN} holds the raw string delimiter )minivlm_text\"")
