@@ -31,6 +31,7 @@ MINIVLM_COMMAND("serve",
                {"max-image-bytes", true},
                {"max-image-pixels", true},
                {"max-images", true},
+               {"max-body-mb", true},
                {"timeout", true},
                {"vision-cache-mb", true},
                {"decode-dtype", true},
@@ -81,6 +82,7 @@ MINIVLM_COMMAND("serve",
   so.limits.max_image_bytes = a.get_int("max-image-bytes", 20 << 20);
   so.limits.max_image_pixels = a.get_int("max-image-pixels", 25'000'000);
   so.limits.max_images = a.get_int("max-images", 16);
+  so.max_body_bytes = static_cast<int64_t>(a.get_double("max-body-mb", 64) * (1 << 20));
   so.max_prompt_tokens = a.get_int("max-prompt-tokens", 0);
   so.max_tokens = a.get_int("max-tokens", 0);
   so.timeout_seconds = a.get_double("timeout", 600);

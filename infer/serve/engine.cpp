@@ -69,7 +69,7 @@ void Engine::submit(std::shared_ptr<Job> job) {
                          " requests are already waiting (--max-queue). Retry later.",
                      {}, "queue_full");
     queue_.push_back(std::move(job));
-    ++stats_.queued;
+    ++stats_.admitted;
   }
   cv_.notify_all();
 }
@@ -113,6 +113,8 @@ bool Engine::advance(Row& row, const float* logits) {
   Job& job = *row.job;
   if (job.cancelled.load()) {
     job.fail(ApiError(499, "The client closed the request.", {}, "client_closed"));
+    std::lock_guard lk(mu_);
+    ++stats_.cancelled;
     return false;
   }
   if (Clock::now() > job.deadline) {
@@ -167,52 +169,63 @@ void Engine::admit() {
       job = std::move(queue_.front());
       queue_.pop_front();
     }
-    if (job->cancelled.load()) {
-      job->fail(ApiError(499, "The client closed the request.", {}, "client_closed"));
-      continue;
-    }
-    if (Clock::now() > job->deadline) {
-      job->fail(ApiError(408, "The request timed out (--timeout) while waiting in the queue.", {},
-                         "timeout"));
-      continue;
-    }
-    const int64_t T = static_cast<int64_t>(job->prompt.size());
-    Row row;
-    row.job = job;
-    row.slot = free_slots_.back();
-    row.position = T;
-    row.seq = job->prompt;
-    row.rng = Rng(job->seed);
-    try {
-      MV_CHECK(T >= 1 && T + 1 <= o_.context, "the prompt has ", T,
-               " tokens; this server's context is ", o_.context);
-      VlmBatch batch;
-      batch.ids =
-          Tensor::from_vector(std::vector<int64_t>(job->prompt.begin(), job->prompt.end()), {1, T});
-      batch.label_mask = Tensor::zeros({1, T}, DType::i64);
-      batch.pixels = job->pixels;
-      batch.images_per_sample = {job->images};
-      batch.tiles_per_image = job->tiles_per_image;
-      KVCache row_cache = cache_.row(row.slot);
-      const Tensor hidden = m_.model->llm.forward_hidden(m_.model->embed(batch), 0, &row_cache);
-      const std::vector<float> logits =
-          m_.model->llm.logits(hidden.narrow(1, T - 1, 1).contiguous()).to_float_vector();
-      {
-        std::lock_guard lk(mu_);
-        ++stats_.prefills;
-      }
-      if (!advance(row, logits.data())) continue;  // ended at its first token
-    } catch (const ApiError& e) {
-      job->fail(e);
-      continue;
-    } catch (const std::exception& e) {
-      job->fail(ApiError(400, "The request could not be computed: " + client_message(e), {},
-                         "invalid_request"));
-      continue;
-    }
-    free_slots_.pop_back();
-    rows_.push_back(std::move(row));
+    if (start(job)) continue;
+    std::lock_guard lk(mu_);
+    ++stats_.finished;
   }
+}
+
+bool Engine::start(const std::shared_ptr<Job>& job) {
+  if (job->cancelled.load()) {
+    job->fail(ApiError(499, "The client closed the request.", {}, "client_closed"));
+    std::lock_guard lk(mu_);
+    ++stats_.cancelled;
+    return false;
+  }
+  if (Clock::now() > job->deadline) {
+    job->fail(ApiError(408, "The request timed out (--timeout) before it could start.", {},
+                       "timeout"));
+    return false;
+  }
+  const int64_t T = static_cast<int64_t>(job->prompt.size());
+  Row row;
+  row.job = job;
+  row.slot = free_slots_.back();
+  row.position = T;
+  row.seq = job->prompt;
+  row.rng = Rng(job->seed);
+  try {
+    MV_CHECK(T >= 1 && T + 1 <= o_.context, "the prompt has ", T,
+             " tokens; this server's context is ", o_.context);
+    // The prefill, as generate() does it for one row: the images' rows merged into the prompt's
+    // embeddings, one forward writing the keys and values into the row's slot of the cache.
+    VlmBatch batch;
+    batch.ids =
+        Tensor::from_vector(std::vector<int64_t>(job->prompt.begin(), job->prompt.end()), {1, T});
+    batch.label_mask = Tensor::zeros({1, T}, DType::i64);
+    batch.pixels = job->pixels;
+    batch.images_per_sample = {job->images};
+    batch.tiles_per_image = job->tiles_per_image;
+    KVCache row_cache = cache_.row(row.slot);
+    const Tensor hidden = m_.model->llm.forward_hidden(m_.model->embed(batch), 0, &row_cache);
+    const std::vector<float> logits =
+        m_.model->llm.logits(hidden.narrow(1, T - 1, 1).contiguous()).to_float_vector();
+    {
+      std::lock_guard lk(mu_);
+      ++stats_.prefills;
+    }
+    if (!advance(row, logits.data())) return false;  // ended at its first token
+  } catch (const ApiError& e) {
+    job->fail(e);
+    return false;
+  } catch (const std::exception& e) {
+    job->fail(ApiError(400, "The request could not be computed: " + client_message(e), {},
+                       "invalid_request"));
+    return false;
+  }
+  free_slots_.pop_back();
+  rows_.push_back(std::move(row));
+  return true;
 }
 
 void Engine::loop() {
@@ -242,6 +255,8 @@ void Engine::loop() {
       {
         std::lock_guard lk(mu_);
         ++stats_.steps;
+        stats_.rows_total += n;
+        stats_.rows_max = std::max(stats_.rows_max, n);
       }
       for (size_t i = 0; i < rows_.size(); ++i) {
         ++rows_[i].position;

@@ -83,7 +83,15 @@ struct EngineOptions {
 };
 
 struct EngineStats {
-  int64_t queued = 0, active = 0, finished = 0, steps = 0, prefills = 0;
+  int64_t queued = 0;     // waiting now
+  int64_t active = 0;     // rows decoding now
+  int64_t admitted = 0;   // jobs ever queued
+  int64_t finished = 0;   // jobs ended (any way)
+  int64_t cancelled = 0;  // of them, dropped because the client left
+  int64_t prefills = 0;
+  int64_t steps = 0;        // decode steps
+  int64_t rows_total = 0;   // rows over all steps (rows_total / steps: the mean batch)
+  int64_t rows_max = 0;     // the most rows of one step
 };
 
 class Engine {
@@ -116,6 +124,9 @@ class Engine {
   };
   void loop();
   void admit();
+  // Prefills a job into the last free slot and chooses its first token; false when it ended
+  // there (an error, a cancel, the timeout, or a reply of one token).
+  bool start(const std::shared_ptr<Job>& job);
   // Chooses the row's next token from its logits; false when the row has ended.
   bool advance(Row& row, const float* logits);
   // Publishes the row's text; `final`: all of it (the row ends).

@@ -47,7 +47,7 @@ void send_error(httplib::Response& res, const ApiError& e) {
 // and its limits. Throws ApiError.
 std::shared_ptr<Job> make_job(const ChatRequest& r, const LoadedModel& m,
                               const ImageProcessor& processor, const Engine& engine,
-                              const ServerOptions& o) {
+                              const ServerOptions& o, Clock::time_point arrival) {
   auto job = std::make_shared<Job>();
   std::vector<ProcessedImage> stills;
   for (size_t i = 0; i < r.images.size(); ++i) {
@@ -102,7 +102,7 @@ std::shared_ptr<Job> make_job(const ChatRequest& r, const LoadedModel& m,
   job->stop = r.stop;
   job->ignore_eos = r.ignore_eos;
   job->deadline =
-      Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(o.timeout_seconds * 1000));
+      arrival + std::chrono::microseconds(static_cast<int64_t>(o.timeout_seconds * 1e6));
   return job;
 }
 
@@ -138,7 +138,14 @@ void run_server(const LoadedModel& m, std::shared_ptr<const ImageProcessor> proc
     const EngineStats s = engine.stats();
     res.set_content(dump_json({{"status", closing ? "shutting_down" : "ok"},
                                {"active", s.active},
-                               {"queued", s.queued}}),
+                               {"queued", s.queued},
+                               {"requests", s.admitted},
+                               {"finished", s.finished},
+                               {"cancelled", s.cancelled},
+                               {"prefills", s.prefills},
+                               {"steps", s.steps},
+                               {"rows_total", s.rows_total},
+                               {"rows_max", s.rows_max}}),
                     "application/json");
     if (closing) res.status = 503;
   });
@@ -159,11 +166,12 @@ void run_server(const LoadedModel& m, std::shared_ptr<const ImageProcessor> proc
   svr.Post("/v1/chat/completions", [&](const httplib::Request& req, httplib::Response& res) {
     if (closing)
       return send_error(res, ApiError(503, "The server is shutting down.", {}, "shutting_down"));
+    const Clock::time_point arrival = Clock::now();
     std::shared_ptr<Job> job;
     ChatRequest r;
     try {
       r = parse_chat_request(req.body, o.model_name, placeholder, o.limits);
-      job = make_job(r, m, *processor, engine, o);
+      job = make_job(r, m, *processor, engine, o, arrival);
       ++in_flight;
       try {
         engine.submit(job);
