@@ -412,9 +412,11 @@ def main():
     hasty = Server(a.bin, a.model, "--timeout", "0.000001")
 
     def timeout_is_408():
-        code, reply = hasty.request("POST", "/v1/chat/completions",
-                                    {"messages": image_message(question, image)})
-        assert code == 408 and reply["error"]["code"] == "timeout", (code, reply)
+        for stream in (False, True):  # a stream that never began fails with its own status too
+            code, reply = hasty.request("POST", "/v1/chat/completions",
+                                        {"messages": image_message(question, image),
+                                         "stream": stream})
+            assert code == 408 and reply["error"]["code"] == "timeout", (stream, code, reply)
 
     checks.run("timeout_is_408", timeout_is_408)
     hasty.stop()
