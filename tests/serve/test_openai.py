@@ -13,8 +13,11 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import struct
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -445,6 +448,62 @@ def main():
 
     checks.run("cuda_emu_concurrent_equal_infer", cuda_emu_concurrent_equal_infer)
     emu.stop()
+
+    # The other families: minimind3-v (SigLIP tower, MLP projector, mixture-of-experts layers,
+    # MiniMind-3's chat template), trained for a few steps so that it says more than one token;
+    # SmolVLM (its own chat template, each photo split into several tiles), random weights.
+    fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+    photos = [os.path.join(fixtures, "images", f) for f in (
+        "image-01-golden-dog-balloons.jpg", "image-02-rainbow-umbrella-street.jpg",
+        "image-04-yellow-car.jpg")]
+    work = tempfile.mkdtemp(prefix="serve_families_")
+
+    def family_equals_infer(model, requests):
+        wants = [infer_greedy(a.bin, model, q, img, max_new_tokens=12) for q, img in requests]
+        fam = Server(a.bin, model)
+        try:
+            c = client_of(fam)
+            name = c.models.list().data[0].id
+            got = [None] * len(requests)
+
+            def one(i):
+                q, img = requests[i]
+                got[i] = c.chat.completions.create(
+                    model=name, messages=image_message(q, img), temperature=0,
+                    max_tokens=12).choices[0].message.content
+
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(300)
+            assert got == wants, (got, wants)
+            assert len(set(got)) > 1 or len(got[0].strip()) > 1, got  # not one repeated token
+        finally:
+            assert fam.stop() == 0, fam.log[-2000:]
+
+    def minimind3v_equals_infer():
+        init, trained = os.path.join(work, "m3v-init"), os.path.join(work, "m3v")
+        source = os.path.dirname(fixtures)
+        for cmd in ([os.path.join(a.bin, "minivlm"), "init-model", "--config",
+                     os.path.join(fixtures, "test-model-3v.json"), "--tokenizer",
+                     os.path.join(source, "..", "data", "tokenizer", "tokenizer.json"),
+                     "--out", init, "--seed", "3"],
+                    [os.path.join(a.bin, "train_sft"), "--model", init, "--data",
+                     os.path.join(a.data, "sft.jsonl"), "--images", images_dir, "--out", trained,
+                     "--lr", "3e-3", "--warmup-steps", "5", "--batch-size", "16",
+                     "--max-steps", "60", "--log-every", "60"]):
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        family_equals_infer(os.path.join(trained, "final"), pairs[:3])
+
+    def smolvlm_equals_infer():
+        family_equals_infer(os.path.join(fixtures, "smolvlm-tiny"),
+                            [("Describe the image.", p) for p in photos])
+
+    checks.run("minimind3v_equals_infer", minimind3v_equals_infer)
+    checks.run("smolvlm_equals_infer", smolvlm_equals_infer)
+    shutil.rmtree(work, ignore_errors=True)
     checks.exit()
 
 
