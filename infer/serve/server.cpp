@@ -136,7 +136,11 @@ void run_server(const LoadedModel& m, std::shared_ptr<const ImageProcessor> proc
   });
   svr.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
     const EngineStats s = engine.stats();
+    json vision = nullptr;
+    if (const VisionFeatureCache* vc = m.model->vision_cache())
+      vision = {{"hits", vc->hits()}, {"misses", vc->misses()}, {"bytes", vc->bytes()}};
     res.set_content(dump_json({{"status", closing ? "shutting_down" : "ok"},
+                               {"vision_cache", vision},
                                {"active", s.active},
                                {"queued", s.queued},
                                {"requests", s.admitted},

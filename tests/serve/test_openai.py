@@ -102,6 +102,15 @@ def main():
         assert u.total_tokens == u.prompt_tokens + u.completion_tokens, u
         assert r.model == MODEL and r.id.startswith("chatcmpl-"), (r.model, r.id)
 
+    def repeated_image_not_encoded_again():
+        before = server.health()["vision_cache"]
+        for _ in range(2):
+            client.chat.completions.create(model=MODEL, temperature=0, max_tokens=4,
+                                           messages=image_message("Where is it?", pairs[7][1]))
+        after = server.health()["vision_cache"]
+        assert after["misses"] - before["misses"] <= 1, (before, after)
+        assert after["hits"] - before["hits"] >= 1, (before, after)
+
     def streamed_with_image():
         want = expect(question, image)
         text, finish, usage = streamed_text(client.chat.completions.create(
@@ -343,6 +352,7 @@ def main():
 
     for name, fn in [("models", models), ("plain_with_image", plain_with_image),
                      ("streamed_with_image", streamed_with_image),
+                     ("repeated_image_not_encoded_again", repeated_image_not_encoded_again),
                      ("image_changes_the_answer", image_changes_the_answer),
                      ("text_only_and_system", text_only_and_system),
                      ("file_url_under_allowed_dir", file_url_under_allowed_dir),
