@@ -103,24 +103,9 @@ int infer_main(const std::vector<std::string>& argv) {
   chat.gen.sampling.top_k = a.get_int("top-k", 50);
   chat.gen.sampling.repetition_penalty = a.get_double("repetition-penalty", 1.0);
   chat.gen.eos_id = end_of_turn_id(*m.tokenizer);
-  // bf16 by default where the device has a decode fast path: half the bytes per decoded token
-  // (decode is bound by reading the weights) with logits within ~1% of f32's; i8 reads a quarter
-  // for ~2-6% (docs/performance.md); --decode-dtype f32 decodes with the model's own weights, as
-  // the op graph on a device always does.
-  if (has_decode_fast_path(m.model->llm)) {
-    chat.gen.decode_weights =
-        prepare_decode_weights(m.model->llm, parse_decode_dtype(a.get("decode-dtype", "bf16")));
-  } else {
-    MV_CHECK(a.get("decode-dtype", "f32") == "f32" && !a.has("decode-threads"),
-             "infer: --decode-dtype ", a.get("decode-dtype", "f32"),
-             " and --decode-threads set the CPU decoder; --device ", device.str(),
-             " decodes with the model's fp32 weights");
-  }
-  // auto by default: one row's decode is bound by memory bandwidth; one core nearly saturates it
-  // on some CPUs (then the ~40 barriers per token of a split step cost more than a second core
-  // adds) and not on others, so the weights' build measures which (cpu/decode.h,
-  // docs/performance.md).
-  chat.gen.decode_threads = parse_decode_threads(a.get("decode-threads", "auto"));
+  const DecodeOptions decode = decode_options(m.model->llm, a, "infer", device);
+  chat.gen.decode_weights = decode.weights;
+  chat.gen.decode_threads = decode.threads;
   if (a.has("system")) chat.messages.push_back({"system", a.get("system")});
   std::vector<ProcessedImage> stills, videos;
   for (const std::string& path : a.get_all("image")) stills.push_back(chat.image(path));

@@ -54,17 +54,7 @@ MINIVLM_COMMAND("serve",
   MV_CHECK(eo.context >= 2 && eo.context <= model_ctx, "serve: --context ", eo.context,
            " must be from 2 to the model's max_position_embeddings, ", model_ctx);
   eo.eos_id = end_of_turn_id(*m.tokenizer);
-  if (has_decode_fast_path(m.model->llm)) {
-    // As infer: bf16 weights by default (decode reads every weight once per step).
-    eo.decode.dtype = parse_decode_dtype(a.get("decode-dtype", "bf16"));
-    eo.decode.weights = prepare_decode_weights(m.model->llm, eo.decode.dtype);
-  } else {
-    MV_CHECK(a.get("decode-dtype", "f32") == "f32" && !a.has("decode-threads"),
-             "serve: --decode-dtype ", a.get("decode-dtype", "f32"),
-             " and --decode-threads set the CPU decoder; --device ", device.str(),
-             " decodes with the model's fp32 weights");
-  }
-  eo.decode.threads = parse_decode_threads(a.get("decode-threads", "auto"));
+  eo.decode = decode_options(m.model->llm, a, "serve", device);  // as infer's
 
   serve::ServerOptions so;
   so.host = a.get("host", "127.0.0.1");

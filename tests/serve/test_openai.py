@@ -390,8 +390,10 @@ def main():
             t.start()
         for t in threads:
             t.join(300)
+        # One row and one place in the queue: at most two are taken (fewer when the second
+        # arrives before the engine has taken the first out of the queue), the rest refused.
         codes = sorted(c for c, _ in results)
-        assert codes.count(200) >= 2 and 429 in codes, codes
+        assert 1 <= codes.count(200) <= 2 and codes.count(429) == 6 - codes.count(200), codes
         for c, reply in results:
             if c == 429:
                 assert reply["error"]["code"] == "queue_full", reply
