@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace minivlm {
@@ -34,6 +35,9 @@ inline constexpr int64_t kMaxImageFileBytes = int64_t{1} << 30;
 // error too.
 RgbImage load_rgb_image(const std::string& path);
 RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& what);
+// (width, height) from an image file's header alone, nothing decoded. Throws minivlm::Error naming
+// `what` when the data is no image of a supported format.
+std::pair<int, int> image_header_size(const uint8_t* bytes, size_t n, const std::string& what);
 
 // PNG file bytes of an image (stb_image_write).
 std::string encode_png(const RgbImage& img);

@@ -203,6 +203,21 @@ int64_t max_image_pixels() {
   return n;
 }
 
+std::pair<int, int> image_header_size(const uint8_t* bytes, size_t n, const std::string& what) {
+  MV_CHECK(n > 0, "cannot decode image ", what, ": the file is empty");
+  MV_CHECK(n <= static_cast<size_t>(std::numeric_limits<int>::max()), "cannot decode image ", what,
+           ": ", n, " bytes is too large");
+  int width = 0, height = 0, channels = 0;
+  {
+    StbAllocLimit limit(size_t{1} << 20);
+    MV_CHECK(stbi_info_from_memory(bytes, static_cast<int>(n), &width, &height, &channels) == 1,
+             "cannot decode image ", what, kCorrupt, stbi_failure_reason(), ")");
+  }
+  MV_CHECK(width > 0 && height > 0, "cannot decode image ", what, ": its header gives the size ",
+           width, "x", height);
+  return {width, height};
+}
+
 RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& what) {
   MV_CHECK(n > 0, "cannot decode image ", what, ": the file is empty");
   MV_CHECK(n <= static_cast<size_t>(std::numeric_limits<int>::max()), "cannot decode image ", what,
@@ -211,14 +226,7 @@ RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& wha
   const bool is_jpeg = n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
   check_jpeg_huffman_tables(bytes, n, what);
   // The size from the header, before anything is decoded.
-  int width = 0, height = 0, channels = 0;
-  {
-    StbAllocLimit limit(size_t{1} << 20);
-    MV_CHECK(stbi_info_from_memory(bytes, len, &width, &height, &channels) == 1,
-             "cannot decode image ", what, kCorrupt, stbi_failure_reason(), ")");
-  }
-  MV_CHECK(width > 0 && height > 0, "cannot decode image ", what, ": its header gives the size ",
-           width, "x", height);
+  const auto [width, height] = image_header_size(bytes, n, what);
   const int64_t pixels = static_cast<int64_t>(width) * height;
   const int64_t limit = max_image_pixels();
   MV_CHECK(pixels <= limit, "image ", what, " is ", width, "x", height, " = ", pixels,

@@ -138,7 +138,7 @@ Decoder::Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weig
   up_ = rows(I);
   router_ = rows(E);
   logits_ = rows(c.vocab_size);
-  cos_.resize(static_cast<size_t>(c.head_dim / 2));
+  cos_.resize(static_cast<size_t>(batch * (c.head_dim / 2)));
   sin_.resize(cos_.size());
   const size_t widest = static_cast<size_t>(batch * std::max({H, qd, I}));
   if (threads == kAutoDecodeThreads) threads = w_->auto_threads;
@@ -160,7 +160,7 @@ Decoder::Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weig
 void Decoder::normalize(const float* h, const Tensor& weight, ThreadScratch& s) const {
   const LlmConfig& c = lm_.config();
   const int64_t H = c.hidden_size;
-  for (int64_t b = 0; b < batch_; ++b)
+  for (int64_t b = 0; b < n_; ++b)
     cpu::rmsnorm_row(h + b * H, weight.data<float>(), H, c.rms_norm_eps, s.x.data() + b * H);
 }
 
@@ -173,33 +173,35 @@ void Decoder::product(const DecodeMatrix& w, const float* in, float* y, bool acc
                                                          : DecodeDtype::f32;
   switch (dtype) {
     case DecodeDtype::f32:
-      cpu::gemv_rows(w.w.data<float>(), k, in, batch_, y, ldy, n0, n1, accumulate);
+      cpu::gemv_rows(w.w.data<float>(), k, in, n_, y, ldy, n0, n1, accumulate);
       break;
     case DecodeDtype::bf16:
-      if (!input_ready) cpu::to_bf16(in, s.xb.data(), batch_ * k);
-      cpu::gemv_rows(static_cast<const uint16_t*>(w.w.raw_data()), k, s.xb.data(), batch_, y, ldy,
-                     n0, n1, accumulate);
+      if (!input_ready) cpu::to_bf16(in, s.xb.data(), n_ * k);
+      cpu::gemv_rows(static_cast<const uint16_t*>(w.w.raw_data()), k, s.xb.data(), n_, y, ldy, n0,
+                     n1, accumulate);
       break;
     case DecodeDtype::i8:
       if (!input_ready)
-        for (int64_t b = 0; b < batch_; ++b)
-          s.xs[b] = cpu::quantize_u8(in + b * k, k, &s.xq[b * k]);
+        for (int64_t b = 0; b < n_; ++b) s.xs[b] = cpu::quantize_u8(in + b * k, k, &s.xq[b * k]);
       cpu::gemv_rows(cpu::I8Rows{w.q.data(), w.scale.data(), w.q_sum.data()}, k,
-                     cpu::U8Rows{s.xq.data(), s.xs.data()}, batch_, y, ldy, n0, n1, accumulate);
+                     cpu::U8Rows{s.xq.data(), s.xs.data()}, n_, y, ldy, n0, n1, accumulate);
       break;
   }
 }
 
-// Row b's kv head g: normalize and rotate the new key, append key and value to the cache, then
-// each query head of the group attends to every cached position (the new one included).
-void Decoder::attend(size_t l, int64_t b, int64_t g, int64_t pos, KVCache& cache,
-                     ThreadScratch& s) {
+// Row i's kv head g: normalize and rotate the new key, append key and value to the row's cache
+// slot at its position, then each query head of the group attends to every cached position of
+// the slot (the new one included).
+void Decoder::attend(size_t l, int64_t i, int64_t g, KVCache& cache, ThreadScratch& s) {
   const LlmConfig& c = lm_.config();
   const DecoderLayer& ml = lm_.layers[l];
   const int64_t hd = c.head_dim, half = hd / 2, nq = c.num_attention_heads,
                 nkv = c.num_key_value_heads, group = nq / nkv, cap = cache.capacity();
-  float* kc = cache.k[l].data<float>() + ((b * cap) * nkv + g) * hd;
-  float* vc = cache.v[l].data<float>() + ((b * cap) * nkv + g) * hd;
+  const int64_t b = i, slot = slots_[i], pos = positions_[i];
+  const float* cos = cos_.data() + i * half;
+  const float* sin = sin_.data() + i * half;
+  float* kc = cache.k[l].data<float>() + ((slot * cap) * nkv + g) * hd;
+  float* vc = cache.v[l].data<float>() + ((slot * cap) * nkv + g) * hd;
   const int64_t stride = nkv * hd;  // between positions
   float* knew = kc + pos * stride;
   const float* kin = k_.data() + (b * nkv + g) * hd;
@@ -207,7 +209,7 @@ void Decoder::attend(size_t l, int64_t b, int64_t g, int64_t pos, KVCache& cache
     cpu::rmsnorm_row(kin, ml.k_norm.data<float>(), hd, c.rms_norm_eps, knew);
   else
     std::copy_n(kin, hd, knew);
-  cpu::rope_row(knew, cos_.data(), sin_.data(), half, knew);
+  cpu::rope_row(knew, cos, sin, half, knew);
   std::copy_n(v_.data() + (b * nkv + g) * hd, hd, vc + pos * stride);
 
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
@@ -215,7 +217,7 @@ void Decoder::attend(size_t l, int64_t b, int64_t g, int64_t pos, KVCache& cache
   for (int64_t h = g * group; h < (g + 1) * group; ++h) {
     float* q = q_.data() + (b * nq + h) * hd;
     if (c.qk_norm) cpu::rmsnorm_row(q, ml.q_norm.data<float>(), hd, c.rms_norm_eps, q);
-    cpu::rope_row(q, cos_.data(), sin_.data(), half, q);
+    cpu::rope_row(q, cos, sin, half, q);
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j <= pos; ++j) {
       const float* kj = kc + j * stride;
@@ -242,7 +244,7 @@ void Decoder::attend(size_t l, int64_t b, int64_t g, int64_t pos, KVCache& cache
   }
 }
 
-void Decoder::run_layer(size_t l, int64_t pos, KVCache& cache, int t, int nt) {
+void Decoder::run_layer(size_t l, KVCache& cache, int t, int nt) {
   const LlmConfig& c = lm_.config();
   const DecoderLayer& ml = lm_.layers[l];
   const DecodeWeights::Layer& w = w_->layers[l];
@@ -254,8 +256,7 @@ void Decoder::run_layer(size_t l, int64_t pos, KVCache& cache, int t, int nt) {
   product(w.k, s.x.data(), k_.data(), false, t, nt, s, true);
   product(w.v, s.x.data(), v_.data(), false, t, nt, s, true);
 #pragma omp barrier
-  for (int64_t task = t; task < batch_ * nkv; task += nt)
-    attend(l, task / nkv, task % nkv, pos, cache, s);
+  for (int64_t task = t; task < n_ * nkv; task += nt) attend(l, task / nkv, task % nkv, cache, s);
 #pragma omp barrier
   product(w.o, att_.data(), h_.data(), true, t, nt, s);  // h += attention output
 #pragma omp barrier
@@ -272,7 +273,7 @@ void Decoder::mlp(const DecodeMatrix& gate, const DecodeMatrix& up, const Decode
   product(gate, s.x.data(), gate_.data(), false, t, nt, s);
   product(up, s.x.data(), up_.data(), false, t, nt, s, true);
   const auto [i0, i1] = share(I, t, nt);  // the rows gate and up just computed
-  for (int64_t b = 0; b < batch_; ++b) {
+  for (int64_t b = 0; b < n_; ++b) {
     float* g = gate_.data() + b * I;
     const float* u = up_.data() + b * I;
     const float rw = row_weights != nullptr ? row_weights[b] : 1.0f;
@@ -293,7 +294,7 @@ void Decoder::moe(const DecodeWeights::Layer& w, int t, int nt, ThreadScratch& s
   product(w.router, s.x.data(), router_.data(), false, t, nt, s);
 #pragma omp barrier
   std::fill(s.route.begin(), s.route.end(), 0.0f);
-  for (int64_t b = 0; b < batch_; ++b) {
+  for (int64_t b = 0; b < n_; ++b) {
     const float* logit = router_.data() + b * E;
     const float mx = *std::max_element(logit, logit + E);
     double total = 0;
@@ -313,7 +314,7 @@ void Decoder::moe(const DecodeWeights::Layer& w, int t, int nt, ThreadScratch& s
   std::vector<float>& weights = s.expert_weight;
   for (int64_t e = 0; e < E; ++e) {
     bool used = false;
-    for (int64_t b = 0; b < batch_; ++b) {
+    for (int64_t b = 0; b < n_; ++b) {
       weights[b] = s.route[b * E + e];
       used = used || weights[b] != 0;
     }
@@ -321,37 +322,44 @@ void Decoder::moe(const DecodeWeights::Layer& w, int t, int nt, ThreadScratch& s
   }
 }
 
-const float* Decoder::step(const int64_t* ids, KVCache& cache) {
+const float* Decoder::step_rows(int64_t n, const int64_t* ids, const int64_t* slots,
+                                const int64_t* positions, KVCache& cache) {
   const LlmConfig& c = lm_.config();
-  const int64_t H = c.hidden_size, V = c.vocab_size, pos = cache.length;
-  MV_CHECK(cache.k.size() == lm_.layers.size() && cache.k[0].size(0) == batch_,
-           "decoder: the KV cache has ", cache.k.size(), " layers of batch ",
-           cache.k.empty() ? 0 : cache.k[0].size(0), "; expected ", lm_.layers.size(),
-           " layers of batch ", batch_);
-  MV_CHECK(pos < cache.capacity() && pos < max_len_, "KV cache overflow: position ", pos,
-           " for a cache of ", cache.capacity(), " and a decoder of ", max_len_);
+  const int64_t H = c.hidden_size, V = c.vocab_size,
+                rows = cache.k.empty() ? 0 : cache.k[0].size(0);
+  MV_CHECK(cache.k.size() == lm_.layers.size(), "decoder: the KV cache has ", cache.k.size(),
+           " layers; expected ", lm_.layers.size());
+  MV_CHECK(n > 0 && n <= batch_, "decoder: ", n, " rows for a decoder of ", batch_);
   const float* table = lm_.embed_tokens.data<float>();
-  for (int64_t b = 0; b < batch_; ++b) {
-    MV_CHECK(ids[b] >= 0 && ids[b] < V, "decoder: token id ", ids[b], " outside the vocabulary of ",
-             V);
-    std::copy_n(table + ids[b] * H, H, h_.data() + b * H);
-  }
   const int64_t half = c.head_dim / 2;
-  for (int64_t i = 0; i < half; ++i) {
-    const double inv_freq =
-        std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
-    cos_[i] = static_cast<float>(std::cos(static_cast<double>(pos) * inv_freq));
-    sin_[i] = static_cast<float>(std::sin(static_cast<double>(pos) * inv_freq));
+  for (int64_t i = 0; i < n; ++i) {
+    MV_CHECK(slots[i] >= 0 && slots[i] < rows, "decoder: cache slot ", slots[i],
+             " of a KV cache of ", rows, " rows");
+    MV_CHECK(positions[i] >= 0 && positions[i] < cache.capacity() && positions[i] < max_len_,
+             "KV cache overflow: position ", positions[i], " for a cache of ", cache.capacity(),
+             " and a decoder of ", max_len_);
+    MV_CHECK(ids[i] >= 0 && ids[i] < V, "decoder: token id ", ids[i], " outside the vocabulary of ",
+             V);
+    std::copy_n(table + ids[i] * H, H, h_.data() + i * H);
+    for (int64_t f = 0; f < half; ++f) {
+      const double inv_freq =
+          std::pow(c.rope_theta, -2.0 * static_cast<double>(f) / static_cast<double>(c.head_dim));
+      const double angle = static_cast<double>(positions[i]) * inv_freq;
+      cos_[i * half + f] = static_cast<float>(std::cos(angle));
+      sin_[i * half + f] = static_cast<float>(std::sin(angle));
+    }
   }
+  n_ = n;
+  slots_ = slots;
+  positions_ = positions;
 #pragma omp parallel num_threads(static_cast <int>(scratch_.size()))
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    for (size_t l = 0; l < lm_.layers.size(); ++l) run_layer(l, pos, cache, t, nt);
+    for (size_t l = 0; l < lm_.layers.size(); ++l) run_layer(l, cache, t, nt);
     ThreadScratch& s = scratch_[static_cast<size_t>(t)];
     normalize(h_.data(), lm_.final_norm, s);
     product(w_->lm_head, s.x.data(), logits_.data(), false, t, nt, s);
   }
-  cache.length = pos + 1;
   return logits_.data();
 }
 

@@ -65,9 +65,9 @@ class Decoder final : public DecodeStep {
   Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weights, int64_t batch,
           int64_t max_len, int threads = 0);
 
-  // Feeds ids[b] (one per row) at position cache.length, appends their keys and values to the
-  // cache and returns the logits [batch, V], valid until the next step.
-  const float* step(const int64_t* ids, KVCache& cache) override;
+  const float* step_rows(int64_t n, const int64_t* ids, const int64_t* slots,
+                         const int64_t* positions, KVCache& cache) override;
+  int64_t rows() const override { return batch_; }
   int threads() const override { return static_cast<int>(scratch_.size()); }
 
  private:
@@ -81,12 +81,12 @@ class Decoder final : public DecodeStep {
     std::vector<int64_t> order;  // MoE: [E] experts by decreasing logit
     std::vector<float> expert_weight;  // MoE: [batch] one expert's weight per row
   };
-  void run_layer(size_t l, int64_t pos, KVCache& cache, int t, int nt);
+  void run_layer(size_t l, KVCache& cache, int t, int nt);
   // h += the layer's MLP (dense or mixture of experts) of s.x, the normalized h.
   void mlp(const DecodeMatrix& gate, const DecodeMatrix& up, const DecodeMatrix& down,
            const float* row_weights, int t, int nt, ThreadScratch& s);
   void moe(const DecodeWeights::Layer& w, int t, int nt, ThreadScratch& s);
-  void attend(size_t l, int64_t b, int64_t g, int64_t pos, KVCache& cache, ThreadScratch& s);
+  void attend(size_t l, int64_t i, int64_t g, KVCache& cache, ThreadScratch& s);
   // y[:, n0:n1] (+)= input · w[n0:n1]ᵀ for this thread's share of w's rows; input is
   // [batch, w.cols], y [batch, w.rows].
   void product(const DecodeMatrix& w, const float* in, float* y, bool accumulate, int t, int nt,
@@ -96,8 +96,12 @@ class Decoder final : public DecodeStep {
   const MiniMindLM& lm_;
   std::shared_ptr<const DecodeWeights> w_;
   int64_t batch_, max_len_;
+  // The step in progress: its rows, and each row's cache slot and position.
+  int64_t n_ = 0;
+  const int64_t* slots_ = nullptr;
+  const int64_t* positions_ = nullptr;
   std::vector<float> h_, q_, k_, v_, att_, gate_, up_, router_, logits_;
-  std::vector<float> cos_, sin_;  // RoPE at the step's position, [hd/2]
+  std::vector<float> cos_, sin_;  // RoPE at each row's position, [batch, hd/2]
   std::vector<ThreadScratch> scratch_;
 };
 

@@ -23,10 +23,30 @@ class GraphDecodeStep final : public DecodeStep {
  public:
   GraphDecodeStep(const MiniMindLM& lm, int64_t batch) : lm_(lm), batch_(batch) {}
 
-  const float* step(const int64_t* ids, KVCache& cache) override {
-    const Tensor h = lm_.embed(
-        Tensor::from_vector(std::vector<int64_t>(ids, ids + batch_), {batch_, 1}));  // [B, 1, H]
-    logits_ = lm_.logits(lm_.forward_hidden(h, cache.length, &cache)).to_float_vector();
+  int64_t rows() const override { return batch_; }
+  const float* step_rows(int64_t n, const int64_t* ids, const int64_t* slots,
+                         const int64_t* positions, KVCache& cache) override {
+    MV_CHECK(n > 0 && n <= batch_, "decode step: ", n, " rows for a step of ", batch_);
+    bool together = n == cache.k[0].size(0);  // every row, in order, at one position
+    for (int64_t i = 0; i < n && together; ++i)
+      together = slots[i] == i && positions[i] == positions[0];
+    if (together) {
+      const Tensor h =
+          lm_.embed(Tensor::from_vector(std::vector<int64_t>(ids, ids + n), {n, 1}));  // [B, 1, H]
+      const int64_t length = cache.length;
+      logits_ = lm_.logits(lm_.forward_hidden(h, positions[0], &cache)).to_float_vector();
+      cache.length = length;
+      return logits_.data();
+    }
+    // Rows at different positions: one graph per row on a view of its cache row.
+    logits_.clear();
+    for (int64_t i = 0; i < n; ++i) {
+      KVCache row = cache.row(slots[i], positions[i]);
+      const Tensor h = lm_.embed(Tensor::from_vector(std::vector<int64_t>{ids[i]}, {1, 1}));
+      const std::vector<float> l =
+          lm_.logits(lm_.forward_hidden(h, positions[i], &row)).to_float_vector();
+      logits_.insert(logits_.end(), l.begin(), l.end());
+    }
     return logits_.data();
   }
 
@@ -37,6 +57,18 @@ class GraphDecodeStep final : public DecodeStep {
 };
 
 }  // namespace
+
+const float* DecodeStep::step(const int64_t* ids, KVCache& cache) {
+  const int64_t batch = rows();
+  MV_CHECK(!cache.k.empty() && cache.k[0].size(0) == batch, "decode step: a KV cache of ",
+           cache.k.empty() ? 0 : cache.k[0].size(0), " rows for a step of ", batch);
+  std::vector<int64_t> slots(static_cast<size_t>(batch)),
+      positions(static_cast<size_t>(batch), cache.length);
+  for (int64_t b = 0; b < batch; ++b) slots[static_cast<size_t>(b)] = b;
+  const float* logits = step_rows(batch, ids, slots.data(), positions.data(), cache);
+  ++cache.length;
+  return logits;
+}
 
 DecodeDtype parse_decode_dtype(const std::string& name) {
   if (name == "f32") return DecodeDtype::f32;

@@ -39,7 +39,15 @@ class DecodeStep {
   virtual ~DecodeStep() = default;
   // Feeds ids[b] (one per row) at position cache.length, appends their keys and values to the
   // cache and returns the logits [batch, V] on the host, valid until the next step.
-  virtual const float* step(const int64_t* ids, KVCache& cache) = 0;
+  const float* step(const int64_t* ids, KVCache& cache);
+  // Rows at positions of their own (continuous batching: requests join and leave between steps):
+  // n ≤ batch rows, row i feeding ids[i] at position positions[i] of the cache's row slots[i]
+  // (distinct slots), whose keys and values go there; it attends to that row's positions
+  // 0..positions[i]. Returns the logits [n, V] on the host, valid until the next step; a row's
+  // logits do not depend on the other rows. cache.length is left as it is.
+  virtual const float* step_rows(int64_t n, const int64_t* ids, const int64_t* slots,
+                                 const int64_t* positions, KVCache& cache) = 0;
+  virtual int64_t rows() const = 0;  // the most rows a step feeds (the batch it was made for)
   // Threads a step runs on (a fast path's choice; 0 for the op graph, which uses the back-end's).
   virtual int threads() const { return 0; }
 };

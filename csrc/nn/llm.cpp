@@ -17,6 +17,18 @@ KVCache KVCache::allocate(const LlmConfig& c, int64_t batch, int64_t max_len, De
   return kv;
 }
 
+KVCache KVCache::row(int64_t b, int64_t length) const {
+  MV_CHECK(!k.empty() && b >= 0 && b < k[0].size(0), "KV cache: row ", b, " of a cache of ",
+           k.empty() ? 0 : k[0].size(0), " rows");
+  KVCache view;
+  view.length = length;
+  for (size_t l = 0; l < k.size(); ++l) {
+    view.k.push_back(k[l].narrow(0, b, 1));
+    view.v.push_back(v[l].narrow(0, b, 1));
+  }
+  return view;
+}
+
 SwigluMlp::SwigluMlp(const std::string& p, int64_t H, int64_t I) {
   gate_proj = make_param(p + "gate_proj.weight", {I, H});
   up_proj = make_param(p + "up_proj.weight", {I, H});

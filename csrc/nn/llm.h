@@ -16,6 +16,8 @@ struct KVCache {
   int64_t length = 0;  // positions filled
   int64_t capacity() const { return k.empty() ? 0 : k[0].size(1); }
   static KVCache allocate(const LlmConfig& c, int64_t batch, int64_t max_len, Device device = kCPU);
+  // Row b as a cache of batch 1 whose tensors are views of this one's (writes go here).
+  KVCache row(int64_t b, int64_t length = 0) const;
 };
 
 // Several samples per row (packed training batches, SPEC §4.2), both [B, T] i64 on the host:

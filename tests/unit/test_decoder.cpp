@@ -295,6 +295,72 @@ TEST(Decoder, ThreadCountsGiveTheSameLogits) {
   }
 }
 
+// One row decoded alone: prefill `prompt`, then feed `ids` one at a time; the logits of each step.
+std::vector<std::vector<float>> alone(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> w,
+                                      const std::vector<int64_t>& prompt,
+                                      const std::vector<int64_t>& ids) {
+  NoGradGuard no_grad;
+  const int64_t T = static_cast<int64_t>(prompt.size()), V = lm.config().vocab_size;
+  KVCache cache = KVCache::allocate(lm.config(), 1, 32);
+  lm.forward_hidden(lm.embed(Tensor::from_vector(prompt, {1, T})), 0, &cache);
+  Decoder dec(lm, std::move(w), 1, 32);
+  std::vector<std::vector<float>> out;
+  for (const int64_t id : ids) {
+    const float* l = dec.step(&id, cache);
+    out.emplace_back(l, l + V);
+  }
+  return out;
+}
+
+// Continuous batching: rows at positions of their own, in any slots of a larger cache, joining and
+// leaving between steps, get the logits each gets decoded alone, bit for bit.
+TEST(Decoder, RowsAtTheirOwnPositionsEqualEachRowDecodedAlone) {
+  for (const int64_t experts : {0, 4}) {
+    const auto lm = test_lm(true, experts, 2);
+    const int64_t V = lm->config().vocab_size;
+    for (const DecodeDtype dtype : {DecodeDtype::f32, DecodeDtype::bf16, DecodeDtype::i8}) {
+      const auto w = DecodeWeights::build(*lm, dtype);
+      const std::vector<int64_t> prompt_a = {5, 17, 301, 44, 9},
+                                 prompt_b = {8, 1, 2, 3, 77, 600, 12, 40, 41};
+      const std::vector<int64_t> ids_a = {11, 12, 13, 14, 15, 16}, ids_b = {21, 22, 23, 24};
+      const auto want_a = alone(*lm, w, prompt_a, ids_a), want_b = alone(*lm, w, prompt_b, ids_b);
+
+      NoGradGuard no_grad;
+      KVCache cache = KVCache::allocate(lm->config(), 3, 32);
+      const auto prefill = [&](const std::vector<int64_t>& prompt, int64_t slot) {
+        KVCache row = cache.row(slot);
+        lm->forward_hidden(
+            lm->embed(Tensor::from_vector(prompt, {1, static_cast<int64_t>(prompt.size())})), 0,
+            &row);
+      };
+      Decoder dec(*lm, w, 3, 32);
+      // A in slot 2 steps alone twice; B joins in slot 0; A leaves after its sixth token.
+      prefill(prompt_a, 2);
+      std::vector<std::vector<float>> got_a, got_b;
+      for (int64_t s = 0; s < 6; ++s) {
+        std::vector<int64_t> ids = {ids_a[s]}, slots = {2},
+                             pos = {static_cast<int64_t>(prompt_a.size()) + s};
+        if (s == 2) prefill(prompt_b, 0);
+        if (s >= 2) {
+          ids.insert(ids.begin(), ids_b[s - 2]);  // B first: rows need not follow the slots
+          slots.insert(slots.begin(), 0);
+          pos.insert(pos.begin(), static_cast<int64_t>(prompt_b.size()) + s - 2);
+        }
+        const int64_t n = static_cast<int64_t>(ids.size());
+        const float* l = dec.step_rows(n, ids.data(), slots.data(), pos.data(), cache);
+        got_a.emplace_back(l + (n - 1) * V, l + n * V);
+        if (n == 2) got_b.emplace_back(l, l + V);
+      }
+      EXPECT_EQ(got_a, want_a) << "experts " << experts << " " << decode_dtype_name(dtype);
+      EXPECT_EQ(got_b, want_b) << "experts " << experts << " " << decode_dtype_name(dtype);
+      // A bad slot or a position past the cache is an error, not a write out of bounds.
+      const int64_t id = 1, bad_slot = 3, slot = 1, past = 32, zero = 0;
+      EXPECT_THROW(dec.step_rows(1, &id, &bad_slot, &zero, cache), Error);
+      EXPECT_THROW(dec.step_rows(1, &id, &slot, &past, cache), Error);
+    }
+  }
+}
+
 TEST(Decoder, RejectsAnUnknownDtypeAndAForeignCache) {
   try {
     parse_decode_dtype("f16");
