@@ -9,6 +9,7 @@
 // budget are computed every time.
 #pragma once
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
@@ -24,17 +25,19 @@ class VisionFeatureCache {
   explicit VisionFeatureCache(size_t budget_bytes) : budget_(budget_bytes) {}
   // pixels [n, 3, S, S] → features [n, G², D], as vision.features would return them.
   Tensor features(const VisionTower& vision, const Tensor& pixels);
-  size_t bytes() const { return used_; }
-  int64_t hits() const { return hits_; }
-  int64_t misses() const { return misses_; }
+  // Counters, readable from any thread while another computes.
+  size_t bytes() const { return used_.load(); }
+  int64_t hits() const { return hits_.load(); }
+  int64_t misses() const { return misses_.load(); }
 
  private:
   using Key = std::array<uint64_t, 2>;
   struct KeyHash {
     size_t operator()(const Key& k) const { return static_cast<size_t>(k[0]); }
   };
-  size_t budget_, used_ = 0;
-  int64_t hits_ = 0, misses_ = 0;
+  size_t budget_;
+  std::atomic<size_t> used_{0};
+  std::atomic<int64_t> hits_{0}, misses_{0};
   std::mutex mu_;
   std::unordered_map<Key, Tensor, KeyHash> entries_;  // value [G², D]
 };

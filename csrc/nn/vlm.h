@@ -64,6 +64,7 @@ class MiniMindVLM {
   void set_vision_cache(std::shared_ptr<VisionFeatureCache> cache) {
     vision_cache_ = std::move(cache);
   }
+  const VisionFeatureCache* vision_cache() const { return vision_cache_.get(); }
 
   std::unique_ptr<VisionTower> vision;
   std::unique_ptr<Projector> projector;

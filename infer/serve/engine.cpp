@@ -183,8 +183,8 @@ bool Engine::start(const std::shared_ptr<Job>& job) {
     return false;
   }
   if (Clock::now() > job->deadline) {
-    job->fail(ApiError(408, "The request timed out (--timeout) before it could start.", {},
-                       "timeout"));
+    job->fail(
+        ApiError(408, "The request timed out (--timeout) before it could start.", {}, "timeout"));
     return false;
   }
   const int64_t T = static_cast<int64_t>(job->prompt.size());

@@ -89,9 +89,9 @@ struct EngineStats {
   int64_t finished = 0;   // jobs ended (any way)
   int64_t cancelled = 0;  // of them, dropped because the client left
   int64_t prefills = 0;
-  int64_t steps = 0;        // decode steps
-  int64_t rows_total = 0;   // rows over all steps (rows_total / steps: the mean batch)
-  int64_t rows_max = 0;     // the most rows of one step
+  int64_t steps = 0;       // decode steps
+  int64_t rows_total = 0;  // rows over all steps (rows_total / steps: the mean batch)
+  int64_t rows_max = 0;    // the most rows of one step
 };
 
 class Engine {

@@ -136,7 +136,11 @@ void run_server(const LoadedModel& m, std::shared_ptr<const ImageProcessor> proc
   });
   svr.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
     const EngineStats s = engine.stats();
+    json vision = nullptr;
+    if (const VisionFeatureCache* vc = m.model->vision_cache())
+      vision = {{"hits", vc->hits()}, {"misses", vc->misses()}, {"bytes", vc->bytes()}};
     res.set_content(dump_json({{"status", closing ? "shutting_down" : "ok"},
+                               {"vision_cache", vision},
                                {"active", s.active},
                                {"queued", s.queued},
                                {"requests", s.admitted},
@@ -206,6 +210,15 @@ void run_server(const LoadedModel& m, std::shared_ptr<const ImageProcessor> proc
       reply["usage"] = usage(prompt_tokens, st.completion_tokens);
       res.set_content(dump_json(reply), "application/json");
       return;
+    }
+    // The stream starts with the reply's first text, so that a request that fails before it
+    // (the timeout in the queue, a prefill error) still gets its own status.
+    for (Job::State first; !(first = job->wait_past(0, std::chrono::milliseconds(1000))).finished &&
+                           first.text.empty();) {
+    }
+    if (const Job::State first = job->snapshot(); first.finished && first.error) {
+      --in_flight;
+      return send_error(res, *first.error);
     }
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");

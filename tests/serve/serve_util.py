@@ -79,10 +79,12 @@ def infer_greedy(bin_dir, model, prompt, image=None, max_new_tokens=32, extra=()
            "--max-new-tokens", str(max_new_tokens), *extra]
     if image:
         cmd += ["--image", image]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, capture_output=True, timeout=300)
     if r.returncode != 0:
-        raise RuntimeError(f"infer failed: {r.stderr}")
-    return r.stdout.rstrip("\n")
+        raise RuntimeError(f"infer failed: {r.stderr.decode(errors='replace')}")
+    # Bytes that are no UTF-8 (a reply cut inside a character) read as U+FFFD, as in JSON replies.
+    out = r.stdout.decode("utf-8", "replace")
+    return out[:-1] if out.endswith("\n") else out  # infer ends the reply with one newline
 
 
 def data_url(path):

@@ -13,8 +13,11 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import struct
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -99,6 +102,15 @@ def main():
         assert u.total_tokens == u.prompt_tokens + u.completion_tokens, u
         assert r.model == MODEL and r.id.startswith("chatcmpl-"), (r.model, r.id)
 
+    def repeated_image_not_encoded_again():
+        before = server.health()["vision_cache"]
+        for _ in range(2):
+            client.chat.completions.create(model=MODEL, temperature=0, max_tokens=4,
+                                           messages=image_message("Where is it?", pairs[7][1]))
+        after = server.health()["vision_cache"]
+        assert after["misses"] - before["misses"] <= 1, (before, after)
+        assert after["hits"] - before["hits"] >= 1, (before, after)
+
     def streamed_with_image():
         want = expect(question, image)
         text, finish, usage = streamed_text(client.chat.completions.create(
@@ -109,13 +121,17 @@ def main():
         assert usage is not None and usage.completion_tokens > 0, usage
 
     def image_changes_the_answer():
-        # Same question, every held-out image: the replies follow infer's for each image, and
-        # they are not all the same (the server reads the picture).
+        # One question, eight held-out images: each reply is infer's for that image, and they are
+        # not all the same (the server reads the picture; 12 tokens each, past the end of turn).
         got = set()
-        for q, img in pairs[:4]:
-            r = client.chat.completions.create(model=MODEL, messages=image_message(question, img),
-                                               temperature=0, max_tokens=32)
-            assert r.choices[0].message.content == expect(question, img), img
+        q = "Where is the circle?"
+        for _, img in pairs:
+            r = client.chat.completions.create(model=MODEL, messages=image_message(q, img),
+                                               temperature=0, max_tokens=12)
+            assert r.choices[0].message.content == expect(q, img), img
+            r = client.chat.completions.create(model=MODEL, messages=image_message(q, img),
+                                               temperature=0, max_tokens=12,
+                                               extra_body={"ignore_eos": True})
             got.add(r.choices[0].message.content)
         assert len(got) > 1, got
 
@@ -336,6 +352,7 @@ def main():
 
     for name, fn in [("models", models), ("plain_with_image", plain_with_image),
                      ("streamed_with_image", streamed_with_image),
+                     ("repeated_image_not_encoded_again", repeated_image_not_encoded_again),
                      ("image_changes_the_answer", image_changes_the_answer),
                      ("text_only_and_system", text_only_and_system),
                      ("file_url_under_allowed_dir", file_url_under_allowed_dir),
@@ -408,9 +425,11 @@ def main():
     hasty = Server(a.bin, a.model, "--timeout", "0.000001")
 
     def timeout_is_408():
-        code, reply = hasty.request("POST", "/v1/chat/completions",
-                                    {"messages": image_message(question, image)})
-        assert code == 408 and reply["error"]["code"] == "timeout", (code, reply)
+        for stream in (False, True):  # a stream that never began fails with its own status too
+            code, reply = hasty.request("POST", "/v1/chat/completions",
+                                        {"messages": image_message(question, image),
+                                         "stream": stream})
+            assert code == 408 and reply["error"]["code"] == "timeout", (stream, code, reply)
 
     checks.run("timeout_is_408", timeout_is_408)
     hasty.stop()
@@ -439,6 +458,62 @@ def main():
 
     checks.run("cuda_emu_concurrent_equal_infer", cuda_emu_concurrent_equal_infer)
     emu.stop()
+
+    # The other families: minimind3-v (SigLIP tower, MLP projector, mixture-of-experts layers,
+    # MiniMind-3's chat template), trained for a few steps so that it says more than one token;
+    # SmolVLM (its own chat template, each photo split into several tiles), random weights.
+    fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+    photos = [os.path.join(fixtures, "images", f) for f in (
+        "image-01-golden-dog-balloons.jpg", "image-02-rainbow-umbrella-street.jpg",
+        "image-04-yellow-car.jpg")]
+    work = tempfile.mkdtemp(prefix="serve_families_")
+
+    def family_equals_infer(model, requests):
+        wants = [infer_greedy(a.bin, model, q, img, max_new_tokens=12) for q, img in requests]
+        fam = Server(a.bin, model)
+        try:
+            c = client_of(fam)
+            name = c.models.list().data[0].id
+            got = [None] * len(requests)
+
+            def one(i):
+                q, img = requests[i]
+                got[i] = c.chat.completions.create(
+                    model=name, messages=image_message(q, img), temperature=0,
+                    max_tokens=12).choices[0].message.content
+
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(300)
+            assert got == wants, (got, wants)
+            assert len(set(got)) > 1 or len(got[0].strip()) > 1, got  # not one repeated token
+        finally:
+            assert fam.stop() == 0, fam.log[-2000:]
+
+    def minimind3v_equals_infer():
+        init, trained = os.path.join(work, "m3v-init"), os.path.join(work, "m3v")
+        source = os.path.dirname(fixtures)
+        for cmd in ([os.path.join(a.bin, "minivlm"), "init-model", "--config",
+                     os.path.join(fixtures, "test-model-3v.json"), "--tokenizer",
+                     os.path.join(source, "..", "data", "tokenizer", "tokenizer.json"),
+                     "--out", init, "--seed", "3"],
+                    [os.path.join(a.bin, "train_sft"), "--model", init, "--data",
+                     os.path.join(a.data, "sft.jsonl"), "--images", images_dir, "--out", trained,
+                     "--lr", "3e-3", "--warmup-steps", "5", "--batch-size", "16",
+                     "--max-steps", "60", "--log-every", "60"]):
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        family_equals_infer(os.path.join(trained, "final"), pairs[:3])
+
+    def smolvlm_equals_infer():
+        family_equals_infer(os.path.join(fixtures, "smolvlm-tiny"),
+                            [("Describe the image.", p) for p in photos])
+
+    checks.run("minimind3v_equals_infer", minimind3v_equals_infer)
+    checks.run("smolvlm_equals_infer", smolvlm_equals_infer)
+    shutil.rmtree(work, ignore_errors=True)
     checks.exit()
 
 
