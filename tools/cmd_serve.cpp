@@ -93,6 +93,9 @@ MINIVLM_COMMAND("serve",
                static_cast<long long>(eo.max_batch), static_cast<long long>(eo.context), kv_mib,
                static_cast<long long>(eo.max_queue));
   serve::Engine engine(m, eo);
+  if (has_decode_fast_path(m.model->llm))
+    std::fprintf(stderr, "serve: decoding with %s weights on %d threads\n",
+                 decode_dtype_name(eo.decode.dtype), engine.decode_threads());
   serve::run_server(m, ImageProcessor::for_model(m.config), engine, so,
                     [&] { return signals.received() != 0; });
   return 0;

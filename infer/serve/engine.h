@@ -103,6 +103,7 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   const EngineOptions& options() const { return o_; }
+  int decode_threads() const { return step_->threads(); }  // the decode step's (0: the op graph)
   // Queues a job. Throws ApiError 429 when max_queue jobs are waiting, 503 once draining.
   void submit(std::shared_ptr<Job> job);
   // Stops taking jobs, finishes every queued and active one, then stops the engine thread.
