@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -175,66 +176,152 @@ MV_AVX2 inline int32_t sum8(__m256i v) {
   return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
 }
 
-// f32 or bf16 weights and inputs (bf16 widened exactly to fp32; the products are exact in fp32).
+// x as fp32 rows: itself, or bf16 widened (exactly) into this thread's buffer.
+inline const float* f32_rows(const float* x, int64_t) { return x; }
+inline const float* f32_rows(const uint16_t* x, int64_t n) {
+  thread_local std::vector<float> buf;
+  buf.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) buf[static_cast<size_t>(i)] = bf16_to_f32(x[i]);
+  return buf.data();
+}
+
+// The rows of x as given, and (for two or more rows) as fp32, widened once per product.
+template <typename T>
+struct FloatRows {
+  const T* x;
+  const float* xf;
+};
+
+// One row of x against R weight rows.
 template <int R, typename T>
-MV_AVX2 void float_tile_avx2(const T* w, int64_t k, const T* x, int64_t m, float* y, int64_t ldy,
-                             int64_t n, bool accumulate) {
+MV_AVX2 void float_row_avx2(const T* w, int64_t k, const T* xr, float* yr, int64_t n,
+                            bool accumulate) {
   const int64_t kv = k / 16 * 16;
-  for (int64_t r = 0; r < m; ++r) {
-    const T* xr = x + r * k;
-    __m256 acc[R][2];
-    for (int j = 0; j < R; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < kv; i += 16) {
-      const __m256 x0 = load8(xr + i), x1 = load8(xr + i + 8);
-      for (int j = 0; j < R; ++j)
-        _mm_prefetch(reinterpret_cast<const char*>(w + (n + j + kPrefetchRows) * k + i),
-                     _MM_HINT_T0);
-      for (int j = 0; j < R; ++j) {
-        const T* wj = w + (n + j) * k + i;
-        acc[j][0] = _mm256_fmadd_ps(load8(wj), x0, acc[j][0]);
-        acc[j][1] = _mm256_fmadd_ps(load8(wj + 8), x1, acc[j][1]);
-      }
-    }
-    float* yr = y + r * ldy + n;
+  __m256 acc[R][2];
+  for (int j = 0; j < R; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < kv; i += 16) {
+    const __m256 x0 = load8(xr + i), x1 = load8(xr + i + 8);
+    for (int j = 0; j < R; ++j)
+      _mm_prefetch(reinterpret_cast<const char*>(w + (n + j + kPrefetchRows) * k + i), _MM_HINT_T0);
     for (int j = 0; j < R; ++j) {
-      float s = sum8(_mm256_add_ps(acc[j][0], acc[j][1]));
-      for (int64_t i = kv; i < k; ++i) s += widen(w[(n + j) * k + i]) * widen(xr[i]);
-      yr[j] = accumulate ? yr[j] + s : s;
+      const T* wj = w + (n + j) * k + i;
+      acc[j][0] = _mm256_fmadd_ps(load8(wj), x0, acc[j][0]);
+      acc[j][1] = _mm256_fmadd_ps(load8(wj + 8), x1, acc[j][1]);
     }
+  }
+  for (int j = 0; j < R; ++j) {
+    float s = sum8(_mm256_add_ps(acc[j][0], acc[j][1]));
+    for (int64_t i = kv; i < k; ++i) s += widen(w[(n + j) * k + i]) * widen(xr[i]);
+    yr[n + j] = accumulate ? yr[n + j] + s : s;
   }
 }
 
+// RX rows of x (fp32) against RW weight rows: each weight vector is loaded and widened once for
+// all of them. Every (row, weight row) pair keeps the two sums and the order of float_row_avx2, so
+// a row's result is bit for bit what it gets alone, whatever rows share its product.
+template <int RW, int RX, typename T>
+MV_AVX2 void float_rows_block_avx2(const T* w, int64_t k, const float* x, float* y, int64_t ldy,
+                                   int64_t n, bool accumulate) {
+  const int64_t kv = k / 16 * 16;
+  __m256 acc[RX][RW][2];
+  for (int r = 0; r < RX; ++r)
+    for (int j = 0; j < RW; ++j) acc[r][j][0] = acc[r][j][1] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < kv; i += 16) {
+    for (int j = 0; j < RW; ++j)
+      _mm_prefetch(reinterpret_cast<const char*>(w + (n + j + kPrefetchRows) * k + i), _MM_HINT_T0);
+    for (int j = 0; j < RW; ++j) {
+      const T* wj = w + (n + j) * k + i;
+      const __m256 w0 = load8(wj), w1 = load8(wj + 8);
+      for (int r = 0; r < RX; ++r) {
+        acc[r][j][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * k + i), acc[r][j][0]);
+        acc[r][j][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + r * k + i + 8), acc[r][j][1]);
+      }
+    }
+  }
+  for (int j = 0; j < RW; ++j)
+    for (int r = 0; r < RX; ++r) {
+      float s = sum8(_mm256_add_ps(acc[r][j][0], acc[r][j][1]));
+      for (int64_t i = kv; i < k; ++i) s += widen(w[(n + j) * k + i]) * x[r * k + i];
+      float* yr = y + r * ldy + n + j;
+      *yr = accumulate ? *yr + s : s;
+    }
+}
+
+// f32 or bf16 weights and inputs (bf16 widened exactly to fp32; the products are exact in fp32):
+// rows of x four at a time against one weight row, then two at a time against two weight rows
+// (the sums stay in registers), a last odd row alone against all R.
+template <int R, typename T>
+MV_AVX2 void float_tile_avx2(const T* w, int64_t k, const FloatRows<T>* x, int64_t m, float* y,
+                             int64_t ldy, int64_t n, bool accumulate) {
+  int64_t r = 0;
+  for (; r + 4 <= m; r += 4)
+    for (int j = 0; j < R; ++j)
+      float_rows_block_avx2<1, 4>(w, k, x->xf + r * k, y + r * ldy, ldy, n + j, accumulate);
+  constexpr int P = R >= 2 ? 2 : 1;
+  for (; r + 2 <= m; r += 2)
+    for (int j = 0; j < R; j += P)
+      float_rows_block_avx2<P, 2>(w, k, x->xf + r * k, y + r * ldy, ldy, n + j, accumulate);
+  for (; r < m; ++r) float_row_avx2<R>(w, k, x->x + r * k, y + r * ldy, n, accumulate);
+}
+
+// Sixteen bytes of row r of x from column i, minus 128, as int16.
+MV_AVX2 inline __m256i i8_x16(const U8Rows* x, int64_t k, int64_t r, int64_t i) {
+  return _mm256_sub_epi16(
+      _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x->q + r * k + i))),
+      _mm256_set1_epi16(128));
+}
+
 // int8 weights and the inputs' bytes minus 128, both widened to int16: vpmaddwd sums pairs of
-// products exactly in int32, so the dot product equals the portable loop's.
+// products exactly in int32, so the dot product equals the portable loop's. Rows of x two at a
+// time, each weight vector widened once for both (integer sums: any order gives the same).
 template <int R>
 MV_AVX2 void i8_tile_avx2(const I8Rows* w, int64_t k, const U8Rows* x, int64_t m, float* y,
                           int64_t ldy, int64_t n, bool accumulate) {
   const int64_t kv = k / 16 * 16;
-  const __m256i bias = _mm256_set1_epi16(128);
-  for (int64_t r = 0; r < m; ++r) {
+  const auto finish = [&](int64_t r, int j, int32_t dot) {
     const uint8_t* xr = x->q + r * k;
-    __m256i acc[R];
-    for (int j = 0; j < R; ++j) acc[j] = _mm256_setzero_si256();
+    for (int64_t i = kv; i < k; ++i)
+      dot += (static_cast<int32_t>(xr[i]) - 128) * w->q[(n + j) * k + i];
+    const float s = w->scale[n + j] * x->scale[r] * static_cast<float>(dot);
+    float* yr = y + r * ldy + n;
+    yr[j] = accumulate ? yr[j] + s : s;
+  };
+  int64_t r = 0;
+  for (; r + 2 <= m; r += 2) {
+    __m256i acc[2][R];
+    for (int j = 0; j < R; ++j) acc[0][j] = acc[1][j] = _mm256_setzero_si256();
     for (int64_t i = 0; i < kv; i += 16) {
-      const __m256i xv = _mm256_sub_epi16(
-          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xr + i))), bias);
+      const __m256i xa = i8_x16(x, k, r, i), xb = i8_x16(x, k, r + 1, i);
       for (int j = 0; j < R; ++j)
         _mm_prefetch(reinterpret_cast<const char*>(w->q + (n + j + kPrefetchRows) * k + i),
                      _MM_HINT_T0);
       for (int j = 0; j < R; ++j) {
         const __m256i wv = _mm256_cvtepi8_epi16(
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(w->q + (n + j) * k + i)));
-        acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(wv, xv));
+        acc[0][j] = _mm256_add_epi32(acc[0][j], _mm256_madd_epi16(wv, xa));
+        acc[1][j] = _mm256_add_epi32(acc[1][j], _mm256_madd_epi16(wv, xb));
       }
     }
-    float* yr = y + r * ldy + n;
     for (int j = 0; j < R; ++j) {
-      int32_t dot = sum8(acc[j]);
-      for (int64_t i = kv; i < k; ++i)
-        dot += (static_cast<int32_t>(xr[i]) - 128) * w->q[(n + j) * k + i];
-      const float s = w->scale[n + j] * x->scale[r] * static_cast<float>(dot);
-      yr[j] = accumulate ? yr[j] + s : s;
+      finish(r, j, sum8(acc[0][j]));
+      finish(r + 1, j, sum8(acc[1][j]));
     }
+  }
+  for (; r < m; ++r) {
+    __m256i acc[R];
+    for (int j = 0; j < R; ++j) acc[j] = _mm256_setzero_si256();
+    for (int64_t i = 0; i < kv; i += 16) {
+      const __m256i xa = i8_x16(x, k, r, i);
+      for (int j = 0; j < R; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(w->q + (n + j + kPrefetchRows) * k + i),
+                     _MM_HINT_T0);
+      for (int j = 0; j < R; ++j) {
+        const __m256i wv = _mm256_cvtepi8_epi16(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w->q + (n + j) * k + i)));
+        acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(wv, xa));
+      }
+    }
+    for (int j = 0; j < R; ++j) finish(r, j, sum8(acc[j]));
   }
 }
 
@@ -291,10 +378,11 @@ const char* gemv_kernel_name(GemvKernel kernel) {
 void gemv_rows(const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy,
                int64_t n0, int64_t n1, bool accumulate, std::optional<GemvKernel> kernel) {
   switch (kernel.value_or(gemv_kernel(GemvWeights::f32))) {
-    case GemvKernel::avx2:
-      row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, float_tile_avx2<4, float>,
+    case GemvKernel::avx2: {
+      const FloatRows<float> rows{x, x};
+      row_tiles(w, k, &rows, m, y, ldy, n0, n1, accumulate, float_tile_avx2<4, float>,
                 float_tile_avx2<1, float>);
-      break;
+    } break;
     default:
       row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, f32_tile<4>, f32_tile<1>);
   }
@@ -306,10 +394,12 @@ void gemv_rows(const uint16_t* w, int64_t k, const uint16_t* x, int64_t m, float
     case GemvKernel::avx512:
       row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, bf16_tile_avx512<4>, bf16_tile_avx512<1>);
       break;
-    case GemvKernel::avx2:
-      row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, float_tile_avx2<4, uint16_t>,
+    case GemvKernel::avx2: {
+      const FloatRows<uint16_t> rows{x, m >= 2 ? f32_rows(x, m * k) : nullptr};
+      row_tiles(w, k, &rows, m, y, ldy, n0, n1, accumulate, float_tile_avx2<4, uint16_t>,
                 float_tile_avx2<1, uint16_t>);
       break;
+    }
     case GemvKernel::portable:
       row_tiles(w, k, x, m, y, ldy, n0, n1, accumulate, bf16_tile_portable<4>,
                 bf16_tile_portable<1>);

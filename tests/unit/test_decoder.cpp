@@ -225,6 +225,47 @@ TEST(Decoder, Int8QuantizationAndGemvMatchTheirDefinitions) {
     }
 }
 
+// Each kernel gives a row of x the same bits whether it is multiplied alone or with other rows
+// (the batched loops share the weights' loads, not the sums): K with a tail, rows in fours and
+// alone, rows of x in fours, in twos and alone.
+TEST(Decoder, GemvRowIsTheSameAloneOrInABatch) {
+  const int64_t N = 22, K = 93, M = 7;
+  Rng rng(5);
+  const std::vector<float> w = normal_values(rng, N * K), x = normal_values(rng, M * K);
+  std::vector<uint16_t> wb(w.size()), xb(x.size());
+  cpu::to_bf16(w.data(), wb.data(), N * K);
+  cpu::to_bf16(x.data(), xb.data(), M * K);
+  std::vector<int8_t> q(w.size());
+  std::vector<float> scale(N), xs(M);
+  std::vector<int32_t> q_sum(N);
+  cpu::quantize_rows_i8(w.data(), N, K, q.data(), scale.data(), q_sum.data());
+  std::vector<uint8_t> xq(x.size());
+  for (int64_t m = 0; m < M; ++m) xs[m] = cpu::quantize_u8(x.data() + m * K, K, &xq[m * K]);
+  for (const cpu::GemvWeights kind :
+       {cpu::GemvWeights::f32, cpu::GemvWeights::bf16, cpu::GemvWeights::i8})
+    for (const cpu::GemvKernel kernel : kKernels) {
+      if (!cpu::gemv_kernel_runs(kernel, kind)) continue;
+      const auto product = [&](int64_t m0, int64_t rows, float* y) {
+        switch (kind) {
+          case cpu::GemvWeights::f32:
+            return cpu::gemv_rows(w.data(), K, x.data() + m0 * K, rows, y, N, 0, N, false, kernel);
+          case cpu::GemvWeights::bf16:
+            return cpu::gemv_rows(wb.data(), K, xb.data() + m0 * K, rows, y, N, 0, N, false,
+                                  kernel);
+          case cpu::GemvWeights::i8:
+            return cpu::gemv_rows(cpu::I8Rows{q.data(), scale.data(), q_sum.data()}, K,
+                                  cpu::U8Rows{xq.data() + m0 * K, xs.data() + m0}, rows, y, N, 0, N,
+                                  false, kernel);
+        }
+      };
+      std::vector<float> together(M * N), alone(M * N);
+      product(0, M, together.data());
+      for (int64_t m = 0; m < M; ++m) product(m, 1, alone.data() + m * N);
+      EXPECT_EQ(together, alone) << "weights " << static_cast<int>(kind) << " kernel "
+                                 << cpu::gemv_kernel_name(kernel);
+    }
+}
+
 TEST(Decoder, GemvRowsMatchADoubleReference) {
   // K not a multiple of 32 (the masked tail), N not a multiple of 4 (single rows), 3 rows of x,
   // a row range that starts inside the matrix, and the accumulating form.
