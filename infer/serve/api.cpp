@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_file.h"
 
 namespace minivlm::serve {
 
@@ -316,8 +317,8 @@ ChatRequest parse_chat_request(const std::string& body, const std::string& model
                                const std::string& image_placeholder, const RequestLimits& limits) {
   json j;
   try {
-    j = json::parse(body);
-  } catch (const json::parse_error& e) {
+    j = parse_json_limited(body);  // nesting at most kMaxJsonDepth: the stack stays bounded
+  } catch (const json::exception& e) {
     throw ApiError(400, std::string("The body is not valid JSON: ") + e.what(), {}, "invalid_json");
   }
   if (!j.is_object()) bad_type("body", j, "a JSON object");

@@ -260,6 +260,8 @@ def main():
             ("not JSON", "{", 400), ("truncated JSON", '{"messages": [', 400),
             ("empty body", "", 400), ("JSON with junk after", '{"messages": []} x', 400),
             ("bare word", "hello", 400), ("array body", "[]", 400), ("number body", "42", 400),
+            ("number past a double", '{"messages": 84E44444}', 400),
+            ("nested 100000 deep", "[" * 100000 + "]" * 100000, 400),
             ("string body", '"hi"', 400),
             ("missing messages", {"model": MODEL}, 400), ("empty object", {}, 400),
             ("messages a string", {"messages": "hi"}, 400),
