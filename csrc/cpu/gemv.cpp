@@ -271,58 +271,50 @@ MV_AVX2 inline __m256i i8_x16(const U8Rows* x, int64_t k, int64_t r, int64_t i) 
       _mm256_set1_epi16(128));
 }
 
-// int8 weights and the inputs' bytes minus 128, both widened to int16: vpmaddwd sums pairs of
-// products exactly in int32, so the dot product equals the portable loop's. Rows of x two at a
-// time, each weight vector widened once for both (integer sums: any order gives the same).
+// RX rows of x (from row r) against R rows of int8 weights, each weight vector widened once for
+// all of them. The weights and the inputs' bytes minus 128 are both widened to int16: vpmaddwd
+// sums pairs of products exactly in int32, so the dot product equals the portable loop's
+// whatever rows share the product.
+template <int R, int RX>
+MV_AVX2 void i8_rows_block_avx2(const I8Rows* w, int64_t k, const U8Rows* x, int64_t r, float* y,
+                                int64_t ldy, int64_t n, bool accumulate) {
+  const int64_t kv = k / 16 * 16;
+  __m256i acc[RX][R];
+  for (int q = 0; q < RX; ++q)
+    for (int j = 0; j < R; ++j) acc[q][j] = _mm256_setzero_si256();
+  for (int64_t i = 0; i < kv; i += 16) {
+    __m256i xv[RX];
+    for (int q = 0; q < RX; ++q) xv[q] = i8_x16(x, k, r + q, i);
+    for (int j = 0; j < R; ++j)
+      _mm_prefetch(reinterpret_cast<const char*>(w->q + (n + j + kPrefetchRows) * k + i),
+                   _MM_HINT_T0);
+    for (int j = 0; j < R; ++j) {
+      const __m256i wv = _mm256_cvtepi8_epi16(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w->q + (n + j) * k + i)));
+      for (int q = 0; q < RX; ++q)
+        acc[q][j] = _mm256_add_epi32(acc[q][j], _mm256_madd_epi16(wv, xv[q]));
+    }
+  }
+  for (int q = 0; q < RX; ++q) {
+    const uint8_t* xr = x->q + (r + q) * k;
+    float* yr = y + (r + q) * ldy + n;
+    for (int j = 0; j < R; ++j) {
+      int32_t dot = sum8(acc[q][j]);
+      for (int64_t i = kv; i < k; ++i)
+        dot += (static_cast<int32_t>(xr[i]) - 128) * w->q[(n + j) * k + i];
+      const float s = w->scale[n + j] * x->scale[r + q] * static_cast<float>(dot);
+      yr[j] = accumulate ? yr[j] + s : s;
+    }
+  }
+}
+
+// int8 weights: rows of x two at a time, an odd last row alone.
 template <int R>
 MV_AVX2 void i8_tile_avx2(const I8Rows* w, int64_t k, const U8Rows* x, int64_t m, float* y,
                           int64_t ldy, int64_t n, bool accumulate) {
-  const int64_t kv = k / 16 * 16;
-  const auto finish = [&](int64_t r, int j, int32_t dot) {
-    const uint8_t* xr = x->q + r * k;
-    for (int64_t i = kv; i < k; ++i)
-      dot += (static_cast<int32_t>(xr[i]) - 128) * w->q[(n + j) * k + i];
-    const float s = w->scale[n + j] * x->scale[r] * static_cast<float>(dot);
-    float* yr = y + r * ldy + n;
-    yr[j] = accumulate ? yr[j] + s : s;
-  };
   int64_t r = 0;
-  for (; r + 2 <= m; r += 2) {
-    __m256i acc[2][R];
-    for (int j = 0; j < R; ++j) acc[0][j] = acc[1][j] = _mm256_setzero_si256();
-    for (int64_t i = 0; i < kv; i += 16) {
-      const __m256i xa = i8_x16(x, k, r, i), xb = i8_x16(x, k, r + 1, i);
-      for (int j = 0; j < R; ++j)
-        _mm_prefetch(reinterpret_cast<const char*>(w->q + (n + j + kPrefetchRows) * k + i),
-                     _MM_HINT_T0);
-      for (int j = 0; j < R; ++j) {
-        const __m256i wv = _mm256_cvtepi8_epi16(
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w->q + (n + j) * k + i)));
-        acc[0][j] = _mm256_add_epi32(acc[0][j], _mm256_madd_epi16(wv, xa));
-        acc[1][j] = _mm256_add_epi32(acc[1][j], _mm256_madd_epi16(wv, xb));
-      }
-    }
-    for (int j = 0; j < R; ++j) {
-      finish(r, j, sum8(acc[0][j]));
-      finish(r + 1, j, sum8(acc[1][j]));
-    }
-  }
-  for (; r < m; ++r) {
-    __m256i acc[R];
-    for (int j = 0; j < R; ++j) acc[j] = _mm256_setzero_si256();
-    for (int64_t i = 0; i < kv; i += 16) {
-      const __m256i xa = i8_x16(x, k, r, i);
-      for (int j = 0; j < R; ++j)
-        _mm_prefetch(reinterpret_cast<const char*>(w->q + (n + j + kPrefetchRows) * k + i),
-                     _MM_HINT_T0);
-      for (int j = 0; j < R; ++j) {
-        const __m256i wv = _mm256_cvtepi8_epi16(
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w->q + (n + j) * k + i)));
-        acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(wv, xa));
-      }
-    }
-    for (int j = 0; j < R; ++j) finish(r, j, sum8(acc[j]));
-  }
+  for (; r + 2 <= m; r += 2) i8_rows_block_avx2<R, 2>(w, k, x, r, y, ldy, n, accumulate);
+  for (; r < m; ++r) i8_rows_block_avx2<R, 1>(w, k, x, r, y, ldy, n, accumulate);
 }
 
 template <typename W, typename X, typename Tile4, typename Tile1>
