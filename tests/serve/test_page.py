@@ -16,12 +16,11 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
 import urllib.request
+
+from serve_util import Server, infer_greedy
 
 SKIP = 77
 TURN_TIMEOUT_S = 120
@@ -53,66 +52,6 @@ def find_browser():
     if not driver or not os.access(driver, os.X_OK):
         skip("no chromedriver (on PATH, or CHROMEDRIVER)")
     return chrome, driver
-
-
-class Server:
-    """`minivlm serve` on a free port; its stderr is kept for the failure report."""
-
-    READY = re.compile(r"serve: listening on http://([^:/\s]+):(\d+)")
-
-    def __init__(self, binary, model):
-        self.cmd = [binary, "serve", "--model", model, "--port", "0"]
-        self.lines = []
-        self.port = None
-        self.ready = threading.Event()
-        log("$ " + " ".join(self.cmd))
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, errors="replace")
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-            m = self.READY.search(line)
-            if m and self.port is None:
-                self.port = int(m.group(2))
-                self.ready.set()
-        self.ready.set()  # exited: wake the waiter
-
-    def wait_ready(self):
-        if not self.ready.wait(READY_TIMEOUT_S) or self.port is None:
-            raise Failure("the server printed no ready line within %d s (exit status %s)" %
-                          (READY_TIMEOUT_S, self.proc.poll()))
-        return "http://127.0.0.1:%d" % self.port
-
-    def stop(self):
-        """SIGTERM, then the exit status (SIGKILL after 30 s)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                self.reader.join(5)
-                raise Failure("the server did not exit within 30 s of SIGTERM")
-        self.reader.join(5)
-        return self.proc.returncode
-
-    def tail(self, n=40):
-        return "\n".join(self.lines[-n:])
-
-
-def run_infer(binary, model, image, question):
-    cmd = [binary, "--model", model, "--image", image, "--prompt", question, "--greedy",
-           "--max-new-tokens", str(MAX_TOKENS)]
-    log("$ " + " ".join(cmd))
-    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       errors="replace", timeout=600)
-    if r.returncode != 0:
-        raise Failure("infer exited with %d:\n%s" % (r.returncode, r.stderr[-4000:]))
-    return r.stdout.strip()
 
 
 # Records the JSON bodies the page POSTs, so the test can check what it sent.
@@ -256,9 +195,7 @@ def main():
         skip("selenium is not installed (%s)" % e)
     chrome, chromedriver = find_browser()
 
-    minivlm = os.path.join(args.bin, "minivlm")
-    infer = os.path.join(args.bin, "infer")
-    for p in (minivlm, infer):
+    for p in (os.path.join(args.bin, "minivlm"), os.path.join(args.bin, "infer")):
         if not os.access(p, os.X_OK):
             print("FAIL: no executable %s" % p, flush=True)
             return 1
@@ -269,9 +206,10 @@ def main():
     server = driver = None
     failure = None
     try:
-        expected = run_infer(infer, args.model, args.image, args.question)
-        server = Server(minivlm, args.model)
-        url = server.wait_ready()
+        expected = infer_greedy(args.bin, args.model, args.question, args.image,
+                                max_new_tokens=MAX_TOKENS).strip()
+        server = Server(args.bin, args.model, timeout=READY_TIMEOUT_S)
+        url = server.url
         log("server: " + url)
         with urllib.request.urlopen(url + "/v1/models", timeout=30) as r:
             model_name = json.load(r)["data"][0]["id"]
@@ -310,17 +248,14 @@ def main():
             except Exception:
                 pass
         if server is not None:
-            try:
-                rc = server.stop()
-                if rc != 0 and failure is None:
-                    failure = "the server exited with status %d after SIGTERM" % rc
-            except Failure as e:
-                failure = failure or str(e)
+            rc = server.stop(timeout=30)
+            if rc != 0 and failure is None:
+                failure = "the server exited with status %s after SIGTERM" % rc
 
     if failure is not None:
         print("FAIL: " + failure, flush=True)
         if server is not None:
-            print("--- server stderr (tail) ---\n" + server.tail(), flush=True)
+            print("--- server stderr (tail) ---\n" + server.log[-4000:], flush=True)
         if os.path.exists(console):
             print("--- browser console: " + console, flush=True)
         return 1
