@@ -94,8 +94,10 @@ MINIVLM_COMMAND("serve",
                static_cast<long long>(eo.max_queue));
   serve::Engine engine(m, eo);
   if (has_decode_fast_path(m.model->llm))
-    std::fprintf(stderr, "serve: decoding with %s weights on %d threads\n",
-                 decode_dtype_name(eo.decode.dtype), engine.decode_threads());
+    std::fprintf(stderr,
+                 "serve: decoding with %s weights, on %d threads for one row and %d for more\n",
+                 decode_dtype_name(eo.decode.dtype), engine.decode_threads(1),
+                 engine.decode_threads(eo.max_batch));
   serve::run_server(m, ImageProcessor::for_model(m.config), engine, so,
                     [&] { return signals.received() != 0; });
   return 0;

@@ -141,8 +141,10 @@ Decoder::Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weig
   cos_.resize(static_cast<size_t>(batch * (c.head_dim / 2)));
   sin_.resize(cos_.size());
   const size_t widest = static_cast<size_t>(batch * std::max({H, qd, I}));
-  if (threads == kAutoDecodeThreads) threads = w_->auto_threads;
   scratch_.resize(static_cast<size_t>(threads > 0 ? threads : omp_get_max_threads()));
+  one_row_threads_ = threads == kAutoDecodeThreads
+                         ? std::min(w_->auto_threads, static_cast<int>(scratch_.size()))
+                         : static_cast<int>(scratch_.size());
   for (ThreadScratch& s : scratch_) {
     s.x.resize(widest);
     if (w_->dtype == DecodeDtype::bf16) s.xb.resize(widest);
@@ -352,7 +354,7 @@ const float* Decoder::step_rows(int64_t n, const int64_t* ids, const int64_t* sl
   n_ = n;
   slots_ = slots;
   positions_ = positions;
-#pragma omp parallel num_threads(static_cast <int>(scratch_.size()))
+#pragma omp parallel num_threads(threads(n))
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     for (size_t l = 0; l < lm_.layers.size(); ++l) run_layer(l, cache, t, nt);

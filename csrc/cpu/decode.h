@@ -52,7 +52,8 @@ struct DecodeWeights {
   // Threads for one row's step when asked for kAutoDecodeThreads: all of OpenMP's threads if
   // together they stream these weights at least 1.3× as fast as one thread does (measured when
   // built: a few passes each way), else 1. A step reads every weight once and waits at ~5 barriers
-  // per layer, so a second core pays only where one core cannot saturate memory bandwidth.
+  // per layer, so a second core pays only where one core cannot saturate memory bandwidth. A step
+  // of several rows does that many times the arithmetic per weight read and takes all threads.
   int auto_threads = 1;
 
   static std::shared_ptr<const DecodeWeights> build(const MiniMindLM& lm, DecodeDtype dtype);
@@ -61,14 +62,17 @@ struct DecodeWeights {
 class Decoder final : public DecodeStep {
  public:
   // Buffers for `batch` rows attending to up to `max_len` cached positions; `threads` split each
-  // step (0: OpenMP's thread count).
+  // step (0: OpenMP's thread count; kAutoDecodeThreads: the weights' auto_threads for a step of
+  // one row, OpenMP's count for more).
   Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weights, int64_t batch,
           int64_t max_len, int threads = 0);
 
   const float* step_rows(int64_t n, const int64_t* ids, const int64_t* slots,
                          const int64_t* positions, KVCache& cache) override;
   int64_t rows() const override { return batch_; }
-  int threads() const override { return static_cast<int>(scratch_.size()); }
+  int threads(int64_t rows = 1) const override {
+    return rows == 1 ? one_row_threads_ : static_cast<int>(scratch_.size());
+  }
 
  private:
   struct ThreadScratch {
@@ -101,8 +105,9 @@ class Decoder final : public DecodeStep {
   const int64_t* slots_ = nullptr;
   const int64_t* positions_ = nullptr;
   std::vector<float> h_, q_, k_, v_, att_, gate_, up_, router_, logits_;
-  std::vector<float> cos_, sin_;  // RoPE at each row's position, [batch, hd/2]
-  std::vector<ThreadScratch> scratch_;
+  std::vector<float> cos_, sin_;        // RoPE at each row's position, [batch, hd/2]
+  std::vector<ThreadScratch> scratch_;  // one per thread of a step of several rows
+  int one_row_threads_ = 1;
 };
 
 }  // namespace minivlm

@@ -28,8 +28,9 @@ int parse_decode_threads(const std::string& value);
 
 struct DecodeOptions {
   DecodeDtype dtype = DecodeDtype::f32;
-  // Threads per step for a fast path; 0: OpenMP's count; kAutoDecodeThreads: the weights' choice,
-  // measured once when they are built (cpu/decode.h).
+  // Threads per step for a fast path; 0: OpenMP's count; kAutoDecodeThreads: for a step of one row
+  // the weights' choice, measured once when they are built, for several rows all of OpenMP's
+  // (cpu/decode.h).
   int threads = 0;
   std::shared_ptr<const DecodeWeights> weights;  // prepared weights (built per step object if null)
 };
@@ -48,8 +49,9 @@ class DecodeStep {
   virtual const float* step_rows(int64_t n, const int64_t* ids, const int64_t* slots,
                                  const int64_t* positions, KVCache& cache) = 0;
   virtual int64_t rows() const = 0;  // the most rows a step feeds (the batch it was made for)
-  // Threads a step runs on (a fast path's choice; 0 for the op graph, which uses the back-end's).
-  virtual int threads() const { return 0; }
+  // Threads a step of `rows` rows runs on (a fast path's choice; 0 for the op graph, which uses
+  // the back-end's).
+  virtual int threads(int64_t /*rows*/ = 1) const { return 0; }
 };
 
 // The registered fast path of the model's device, else the op graph; `batch` rows attending to up

@@ -103,7 +103,8 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   const EngineOptions& options() const { return o_; }
-  int decode_threads() const { return step_->threads(); }  // the decode step's (0: the op graph)
+  // Threads of a decode step of `rows` rows (0: the op graph's, the back-end's own).
+  int decode_threads(int64_t rows) const { return step_->threads(rows); }
   // Queues a job. Throws ApiError 429 when max_queue jobs are waiting, 503 once draining.
   void submit(std::shared_ptr<Job> job);
   // Stops taking jobs, finishes every queued and active one, then stops the engine thread.

@@ -312,6 +312,8 @@ TEST(Decoder, ThreadCountsGiveTheSameLogits) {
     EXPECT_EQ(dec.threads(), threads == 1                    ? 1
                              : threads == kAutoDecodeThreads ? w->auto_threads
                                                              : omp_get_max_threads());
+    // Steps of several rows (these) take every thread unless a count was given.
+    EXPECT_EQ(dec.threads(2), threads == 1 ? 1 : omp_get_max_threads());
     std::vector<float> all;
     for (int64_t s = 0; s < 5; ++s) {
       const int64_t ids[2] = {3 * s + 1, 7 * s + 2};
