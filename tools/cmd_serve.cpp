@@ -60,11 +60,9 @@ MINIVLM_COMMAND("serve",
   so.host = a.get("host", "127.0.0.1");
   so.port = a.get_int("port", 8080);
   MV_CHECK(so.port >= 0 && so.port <= 65535, "serve: --port ", so.port, " is not a TCP port");
-  so.model_name =
-      a.get("model-name", std::filesystem::path(dir).lexically_normal().filename().string());
-  if (so.model_name.empty() || so.model_name == ".")
-    so.model_name =
-        std::filesystem::absolute(dir).lexically_normal().parent_path().filename().string();
+  std::filesystem::path dir_path = std::filesystem::absolute(dir).lexically_normal();
+  if (!dir_path.has_filename()) dir_path = dir_path.parent_path();  // "DIR/"
+  so.model_name = a.get("model-name", dir_path.filename().string());
   so.limits.allow_files = a.get("allow-files", "");
   if (!so.limits.allow_files.empty())
     MV_CHECK(std::filesystem::is_directory(so.limits.allow_files), "serve: --allow-files ",

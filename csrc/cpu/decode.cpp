@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "cpu/bf16.h"
 #include "cpu/gemv.h"
 #include "cpu/row_kernels.h"
 #include "cpu/vec_exp.h"
@@ -33,7 +34,7 @@ DecodeMatrix decode_matrix(const Tensor& w, DecodeDtype dtype) {
       break;
     case DecodeDtype::bf16:
       m.w = Tensor::empty(w.shape(), DType::bf16);
-      cpu::to_bf16(w.data<float>(), static_cast<uint16_t*>(m.w.raw_data()), w.numel());
+      cpu::f32_to_bf16(w.data<float>(), static_cast<uint16_t*>(m.w.raw_data()), w.numel());
       break;
     case DecodeDtype::i8:
       m.q.resize(static_cast<size_t>(w.numel()));
@@ -139,6 +140,9 @@ Decoder::Decoder(const MiniMindLM& lm, std::shared_ptr<const DecodeWeights> weig
   router_ = rows(E);
   logits_ = rows(c.vocab_size);
   cos_.resize(static_cast<size_t>(batch * (c.head_dim / 2)));
+  for (int64_t f = 0; f < c.head_dim / 2; ++f)
+    inv_freq_.push_back(
+        std::pow(c.rope_theta, -2.0 * static_cast<double>(f) / static_cast<double>(c.head_dim)));
   sin_.resize(cos_.size());
   const size_t widest = static_cast<size_t>(batch * std::max({H, qd, I}));
   scratch_.resize(static_cast<size_t>(threads > 0 ? threads : omp_get_max_threads()));
@@ -178,7 +182,7 @@ void Decoder::product(const DecodeMatrix& w, const float* in, float* y, bool acc
       cpu::gemv_rows(w.w.data<float>(), k, in, n_, y, ldy, n0, n1, accumulate);
       break;
     case DecodeDtype::bf16:
-      if (!input_ready) cpu::to_bf16(in, s.xb.data(), n_ * k);
+      if (!input_ready) cpu::f32_to_bf16(in, s.xb.data(), n_ * k);
       cpu::gemv_rows(static_cast<const uint16_t*>(w.w.raw_data()), k, s.xb.data(), n_, y, ldy, n0,
                      n1, accumulate);
       break;
@@ -344,9 +348,7 @@ const float* Decoder::step_rows(int64_t n, const int64_t* ids, const int64_t* sl
              V);
     std::copy_n(table + ids[i] * H, H, h_.data() + i * H);
     for (int64_t f = 0; f < half; ++f) {
-      const double inv_freq =
-          std::pow(c.rope_theta, -2.0 * static_cast<double>(f) / static_cast<double>(c.head_dim));
-      const double angle = static_cast<double>(positions[i]) * inv_freq;
+      const double angle = static_cast<double>(positions[i]) * inv_freq_[f];
       cos_[i * half + f] = static_cast<float>(std::cos(angle));
       sin_[i * half + f] = static_cast<float>(std::sin(angle));
     }

@@ -106,6 +106,7 @@ class Decoder final : public DecodeStep {
   const int64_t* positions_ = nullptr;
   std::vector<float> h_, q_, k_, v_, att_, gate_, up_, router_, logits_;
   std::vector<float> cos_, sin_;        // RoPE at each row's position, [batch, hd/2]
+  std::vector<double> inv_freq_;        // RoPE's frequencies, [hd/2]
   std::vector<ThreadScratch> scratch_;  // one per thread of a step of several rows
   int one_row_threads_ = 1;
 };

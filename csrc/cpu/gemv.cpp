@@ -10,6 +10,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "cpu/bf16.h"
 #include "cpu/cpu_features.h"
 
 namespace minivlm::cpu {
@@ -46,7 +47,8 @@ void bf16_tile_portable(const uint16_t* w, int64_t k, const uint16_t* x, int64_t
       const uint16_t* wj = w + (n + j) * k;
       float acc = 0;
 #pragma omp simd reduction(+ : acc)
-      for (int64_t i = 0; i < k; ++i) acc += bf16_to_f32(wj[i]) * bf16_to_f32(xr[i]);
+      for (int64_t i = 0; i < k; ++i)
+        acc += minivlm::bf16_to_f32(wj[i]) * minivlm::bf16_to_f32(xr[i]);
       yr[j] = accumulate ? yr[j] + acc : acc;
     }
   }
@@ -163,7 +165,7 @@ MV_AVX2 inline __m256 load8(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
 inline float widen(float v) { return v; }
-inline float widen(uint16_t v) { return bf16_to_f32(v); }
+inline float widen(uint16_t v) { return minivlm::bf16_to_f32(v); }
 
 MV_AVX2 inline float sum8(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -181,7 +183,7 @@ inline const float* f32_rows(const float* x, int64_t) { return x; }
 inline const float* f32_rows(const uint16_t* x, int64_t n) {
   thread_local std::vector<float> buf;
   buf.resize(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) buf[static_cast<size_t>(i)] = bf16_to_f32(x[i]);
+  cpu::bf16_to_f32(x, buf.data(), n);
   return buf.data();
 }
 
@@ -436,10 +438,6 @@ float quantize_u8(const float* x, int64_t k, uint8_t* q) {
   for (int64_t i = 0; i < k; ++i)
     q[i] = static_cast<uint8_t>(std::clamp(std::nearbyint(x[i] * inv), -127.0f, 127.0f) + 128.0f);
   return s;
-}
-
-void to_bf16(const float* x, uint16_t* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(x[i]);
 }
 
 }  // namespace minivlm::cpu

@@ -3,10 +3,11 @@
 // and together read every weight exactly once per token (decode is bound by those bytes). The
 // weight is row-major [N, K] (rows contiguous, as nn.Linear stores it); x holds M rows of K.
 //
-// bf16 weights halve the bytes; x is rounded to bf16 for their products (to_bf16). int8 weights
-// quarter them: one scale per row, w[n, :] ≈ w_scale[n] · q[n, :], and the inputs quantized per
-// row to unsigned 8 bits around 128, x[m, :] ≈ x_scale[m] · (xq[m, :] − 128); w_sum[n] = Σ_k
-// q[n, k] takes the 128 back out exactly in integers where a kernel multiplies the raw bytes.
+// bf16 weights halve the bytes; x is rounded to bf16 for their products (cpu/bf16.h's
+// f32_to_bf16). int8 weights quarter them: one scale per row, w[n, :] ≈ w_scale[n] · q[n, :], and
+// the inputs quantized per row to unsigned 8 bits around 128, x[m, :] ≈ x_scale[m] · (xq[m, :] −
+// 128); w_sum[n] = Σ_k q[n, k] takes the 128 back out exactly in integers where a kernel multiplies
+// the raw bytes.
 //
 // Each product has up to three loops (GemvKernel), the best one this CPU has chosen at run time:
 //   avx512    bf16: vdpbf16ps (AVX512-BF16); i8: vpdpbusd, 64 products per instruction
@@ -56,8 +57,5 @@ void quantize_rows_i8(const float* w, int64_t n, int64_t k, int8_t* q, float* sc
                       int32_t* q_sum);
 // One row of k values to unsigned 8 bits around 128; returns its scale (max|x| / 127).
 float quantize_u8(const float* x, int64_t k, uint8_t* q);
-
-// Round-to-nearest-even fp32 → bf16 of n values.
-void to_bf16(const float* x, uint16_t* y, int64_t n);
 
 }  // namespace minivlm::cpu

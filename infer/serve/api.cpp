@@ -4,7 +4,8 @@
 #include <array>
 #include <filesystem>
 #include <fstream>
-#include <set>
+#include <initializer_list>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/json_file.h"
@@ -34,6 +35,26 @@ const char* json_type_name(const json& v) {
 
 [[noreturn]] void bad_value(const std::string& param, const std::string& why) {
   throw ApiError(400, "Invalid value for '" + param + "': " + why, param, "invalid_value");
+}
+
+// obj[key], which must be there ("<at>.<key>" names it).
+const json& require(const json& obj, const std::string& key, const std::string& at) {
+  const std::string param = at.empty() ? key : at + "." + key;
+  if (!obj.contains(key))
+    throw ApiError(400, "Missing required parameter: '" + param + "'.", param,
+                   "missing_required_parameter");
+  return obj[key];
+}
+
+// Refuses any key of obj not in `allowed`, as OpenAI does.
+void only_keys(const json& obj, std::initializer_list<std::string_view> allowed,
+               const std::string& at) {
+  for (const auto& [key, v] : obj.items())
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      const std::string param = at.empty() ? key : at + "." + key;
+      throw ApiError(400, "Unrecognized request argument supplied: " + param, param,
+                     "unknown_parameter");
+    }
 }
 
 double number(const json& v, const std::string& param, double lo, double hi) {
@@ -79,24 +100,15 @@ void decode_message(const json& m, size_t i, const std::string& placeholder,
                     const RequestLimits& limits, ChatRequest& out) {
   const std::string at = "messages[" + std::to_string(i) + "]";
   if (!m.is_object()) bad_type(at, m, "an object");
-  if (!m.contains("role"))
-    throw ApiError(400, "Missing required parameter: '" + at + ".role'.", at + ".role",
-                   "missing_required_parameter");
-  std::string role = string(m["role"], at + ".role");
+  only_keys(m, {"role", "content", "name"}, at);
+  std::string role = string(require(m, "role", at), at + ".role");
   if (role == "developer") role = "system";
   if (role != "system" && role != "user" && role != "assistant")
     bad_value(at + ".role", "'" + role +
                                 "' is not supported; expected 'system', 'developer', 'user' or "
                                 "'assistant'.");
-  for (const auto& [key, v] : m.items())
-    if (key != "role" && key != "content" && key != "name")
-      throw ApiError(400, "Unrecognized message argument supplied: '" + at + "." + key + "'.",
-                     at + "." + key, "unknown_parameter");
   if (m.contains("name")) string(m["name"], at + ".name");
-  if (!m.contains("content"))
-    throw ApiError(400, "Missing required parameter: '" + at + ".content'.", at + ".content",
-                   "missing_required_parameter");
-  const json& c = m["content"];
+  const json& c = require(m, "content", at);
   Message msg{role, {}};
   if (c.is_string()) {
     msg.content = c.get<std::string>();
@@ -106,51 +118,33 @@ void decode_message(const json& m, size_t i, const std::string& placeholder,
       const json& part = c[k];
       const std::string pat = at + ".content[" + std::to_string(k) + "]";
       if (!part.is_object()) bad_type(pat, part, "an object");
-      if (!part.contains("type"))
-        throw ApiError(400, "Missing required parameter: '" + pat + ".type'.", pat + ".type",
-                       "missing_required_parameter");
-      const std::string& type = string(part["type"], pat + ".type");
+      const std::string& type = string(require(part, "type", pat), pat + ".type");
       if (type == "text") {
-        for (const auto& [key, v] : part.items())
-          if (key != "type" && key != "text")
-            throw ApiError(400, "Unrecognized argument supplied: '" + pat + "." + key + "'.",
-                           pat + "." + key, "unknown_parameter");
-        if (!part.contains("text"))
-          throw ApiError(400, "Missing required parameter: '" + pat + ".text'.", pat + ".text",
-                         "missing_required_parameter");
-        const std::string& text = string(part["text"], pat + ".text");
+        only_keys(part, {"type", "text"}, pat);
+        const std::string& text = string(require(part, "text", pat), pat + ".text");
         check_no_placeholder(text, pat + ".text");
         msg.content += text;
       } else if (type == "image_url") {
         if (role != "user")
           bad_value(pat + ".type", "image parts are only supported in user messages.");
-        for (const auto& [key, v] : part.items())
-          if (key != "type" && key != "image_url")
-            throw ApiError(400, "Unrecognized argument supplied: '" + pat + "." + key + "'.",
-                           pat + "." + key, "unknown_parameter");
-        if (!part.contains("image_url") || !part["image_url"].is_object())
-          bad_type(pat + ".image_url", part.value("image_url", json()), "an object");
-        const json& iu = part["image_url"];
-        for (const auto& [key, v] : iu.items())
-          if (key != "url" && key != "detail")
-            throw ApiError(400,
-                           "Unrecognized argument supplied: '" + pat + ".image_url." + key + "'.",
-                           pat + ".image_url." + key, "unknown_parameter");
+        only_keys(part, {"type", "image_url"}, pat);
+        const json& iu = require(part, "image_url", pat);
+        if (!iu.is_object()) bad_type(pat + ".image_url", iu, "an object");
+        only_keys(iu, {"url", "detail"}, pat + ".image_url");
         if (iu.contains("detail")) {
           const std::string& d = string(iu["detail"], pat + ".image_url.detail");
           if (d != "auto" && d != "low" && d != "high")
             bad_value(pat + ".image_url.detail", "expected 'auto', 'low' or 'high'.");
         }
-        if (!iu.contains("url"))
-          throw ApiError(400, "Missing required parameter: '" + pat + ".image_url.url'.",
-                         pat + ".image_url.url", "missing_required_parameter");
+        const std::string& url =
+            string(require(iu, "url", pat + ".image_url"), pat + ".image_url.url");
         if (static_cast<int64_t>(out.images.size()) >= limits.max_images)
           throw ApiError(413,
                          "Too many images: this server takes at most " +
                              std::to_string(limits.max_images) + " per request.",
                          pat, "too_many_images");
         try {
-          out.images.push_back(load_image_url(string(iu["url"], pat + ".image_url.url"), limits));
+          out.images.push_back(load_image_url(url, limits));
         } catch (ApiError& e) {
           e.param = pat + ".image_url.url";
           throw;
@@ -322,30 +316,28 @@ ChatRequest parse_chat_request(const std::string& body, const std::string& model
     throw ApiError(400, std::string("The body is not valid JSON: ") + e.what(), {}, "invalid_json");
   }
   if (!j.is_object()) bad_type("body", j, "a JSON object");
-  static const std::set<std::string> known = {"model",
-                                              "messages",
-                                              "max_tokens",
-                                              "max_completion_tokens",
-                                              "temperature",
-                                              "top_p",
-                                              "top_k",
-                                              "seed",
-                                              "stop",
-                                              "n",
-                                              "stream",
-                                              "stream_options",
-                                              "user",
-                                              "metadata",
-                                              "store",
-                                              "ignore_eos",
-                                              "logprobs",
-                                              "frequency_penalty",
-                                              "presence_penalty",
-                                              "repetition_penalty"};
-  for (const auto& [key, v] : j.items())
-    if (!known.count(key))
-      throw ApiError(400, "Unrecognized request argument supplied: " + key, key,
-                     "unknown_parameter");
+  only_keys(j,
+            {"model",
+             "messages",
+             "max_tokens",
+             "max_completion_tokens",
+             "temperature",
+             "top_p",
+             "top_k",
+             "seed",
+             "stop",
+             "n",
+             "stream",
+             "stream_options",
+             "user",
+             "metadata",
+             "store",
+             "ignore_eos",
+             "logprobs",
+             "frequency_penalty",
+             "presence_penalty",
+             "repetition_penalty"},
+            "");
   if (j.contains("model")) {
     const std::string& m = string(j["model"], "model");
     if (m != model)
@@ -357,10 +349,7 @@ ChatRequest parse_chat_request(const std::string& body, const std::string& model
   r.sampling.temperature = 1.0;
   r.sampling.top_p = 1.0;
   r.sampling.top_k = 0;
-  if (!j.contains("messages"))
-    throw ApiError(400, "Missing required parameter: 'messages'.", "messages",
-                   "missing_required_parameter");
-  const json& ms = j["messages"];
+  const json& ms = require(j, "messages", "");
   if (!ms.is_array()) bad_type("messages", ms, "an array");
   if (ms.empty()) bad_value("messages", "expected at least one message.");
   for (size_t i = 0; i < ms.size(); ++i) decode_message(ms[i], i, image_placeholder, limits, r);
@@ -404,12 +393,9 @@ ChatRequest parse_chat_request(const std::string& body, const std::string& model
   if (j.contains("stream_options") && !j["stream_options"].is_null()) {
     const json& so = j["stream_options"];
     if (!so.is_object()) bad_type("stream_options", so, "an object");
-    for (const auto& [key, v] : so.items()) {
-      if (key != "include_usage")
-        throw ApiError(400, "Unrecognized argument supplied: 'stream_options." + key + "'.",
-                       "stream_options." + key, "unknown_parameter");
-      r.include_usage = boolean(v, "stream_options.include_usage");
-    }
+    only_keys(so, {"include_usage"}, "stream_options");
+    if (so.contains("include_usage"))
+      r.include_usage = boolean(so["include_usage"], "stream_options.include_usage");
     if (!r.stream) bad_value("stream_options", "only allowed when 'stream' is true.");
   }
   if (j.contains("ignore_eos") && !j["ignore_eos"].is_null())

@@ -13,11 +13,6 @@ Job::State Job::wait_past(size_t have, std::chrono::milliseconds wait) {
   return state_;
 }
 
-Job::State Job::snapshot() {
-  std::lock_guard lk(mu_);
-  return state_;
-}
-
 void Job::append(const std::string& text, int64_t tokens) {
   {
     std::lock_guard lk(mu_);
@@ -281,8 +276,6 @@ void Engine::loop() {
     std::lock_guard lk(mu_);
     stats_.active = static_cast<int64_t>(rows_.size());
   }
-  std::lock_guard lk(mu_);
-  stopped_ = true;
 }
 
 }  // namespace minivlm::serve

@@ -61,7 +61,6 @@ struct Job {
   // Waits until the reply holds more than `have` bytes or the job ended (or `wait` passed);
   // returns a copy of the state.
   State wait_past(size_t have, std::chrono::milliseconds wait);
-  State snapshot();
 
   // Engine side.
   void append(const std::string& text, int64_t tokens);
@@ -144,7 +143,7 @@ class Engine {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> queue_;
-  bool draining_ = false, stopped_ = false;
+  bool draining_ = false;
   EngineStats stats_;
   std::thread thread_;
 };

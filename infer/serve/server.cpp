@@ -213,10 +213,11 @@ void run_server(const LoadedModel& m, std::shared_ptr<const ImageProcessor> proc
     }
     // The stream starts with the reply's first text, so that a request that fails before it
     // (the timeout in the queue, a prefill error) still gets its own status.
-    for (Job::State first; !(first = job->wait_past(0, std::chrono::milliseconds(1000))).finished &&
-                           first.text.empty();) {
+    Job::State first;
+    while (!(first = job->wait_past(0, std::chrono::milliseconds(1000))).finished &&
+           first.text.empty()) {
     }
-    if (const Job::State first = job->snapshot(); first.finished && first.error) {
+    if (first.error) {
       --in_flight;
       return send_error(res, *first.error);
     }

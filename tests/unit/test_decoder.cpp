@@ -12,6 +12,7 @@
 
 #include "autograd/node.h"
 #include "core/rng.h"
+#include "cpu/bf16.h"
 #include "cpu/gemv.h"
 #include "infer/generate.h"
 #include "cpu/decode.h"
@@ -233,8 +234,8 @@ TEST(Decoder, GemvRowIsTheSameAloneOrInABatch) {
   Rng rng(5);
   const std::vector<float> w = normal_values(rng, N * K), x = normal_values(rng, M * K);
   std::vector<uint16_t> wb(w.size()), xb(x.size());
-  cpu::to_bf16(w.data(), wb.data(), N * K);
-  cpu::to_bf16(x.data(), xb.data(), M * K);
+  cpu::f32_to_bf16(w.data(), wb.data(), N * K);
+  cpu::f32_to_bf16(x.data(), xb.data(), M * K);
   std::vector<int8_t> q(w.size());
   std::vector<float> scale(N), xs(M);
   std::vector<int32_t> q_sum(N);
@@ -273,8 +274,8 @@ TEST(Decoder, GemvRowsMatchADoubleReference) {
   Rng rng(11);
   const std::vector<float> w = normal_values(rng, N * K), x = normal_values(rng, M * K);
   std::vector<uint16_t> wb(w.size()), xb(x.size());
-  cpu::to_bf16(w.data(), wb.data(), N * K);
-  cpu::to_bf16(x.data(), xb.data(), M * K);
+  cpu::f32_to_bf16(w.data(), wb.data(), N * K);
+  cpu::f32_to_bf16(x.data(), xb.data(), M * K);
   for (const bool bf16 : {false, true})
     for (const cpu::GemvKernel kernel : kKernels)
       for (const bool accumulate : {false, true}) {
