@@ -70,11 +70,19 @@ constexpr int64_t kStreamBuffer = 64 * 1024;
 // for one access. Through malloc, freed ones stay in the worker threads' arenas (glibc raises its
 // mmap threshold to the largest freed block), so resident memory would wander with page sizes and
 // thread timing; mapped directly, a buffer's memory returns to the system when it is freed.
+//
+// No buffer is larger than kMaxBuffer: a page's header gives its uncompressed size, and a hostile
+// page (a zstd or gzip bomb: kilobytes that inflate to gigabytes) would otherwise be decompressed
+// whole. A real page holds a few images at most.
 class PagePool : public arrow::MemoryPool {
  public:
   static constexpr int64_t kMapped = 128 * 1024;  // smaller buffers go through malloc
+  static constexpr int64_t kMaxBuffer = int64_t{512} << 20;
 
   arrow::Status Allocate(int64_t size, int64_t alignment, uint8_t** out) override {
+    if (size > kMaxBuffer)
+      return arrow::Status::OutOfMemory("a page buffer of ", size, " bytes (over the limit of ",
+                                        kMaxBuffer, ")");
     if (size < kMapped) return small()->Allocate(size, alignment, out);
     void* p = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

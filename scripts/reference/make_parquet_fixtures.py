@@ -28,6 +28,9 @@ Files (the same records in each file of a layout, in every row-group / page / co
                                 JPEG in image_bytes; then a row with a real image
   placeholder.jsonl             the same conversations without any image (what the text-only rows
                                 are when their placeholder is ignored)
+  bomb.parquet                  a zstd page of a few kilobytes whose image inflates to 600 MiB,
+                                more than the reader's page buffers may hold (written alone by
+                                write_bomb())
 """
 import io
 import json
@@ -156,6 +159,14 @@ BAD = [
 ]
 
 
+def write_bomb():
+    recs = [json.dumps([{"role": "user", "content": "<image>\nWhat?"},
+                        {"role": "assistant", "content": "A."}])]
+    write("bomb.parquet", pa.table({"conversations": pa.array(recs, type=pa.string()),
+                                    "image_bytes": pa.array([bytes(600 << 20)], type=pa.binary())}),
+          compression="zstd", use_dictionary=False)
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
@@ -211,6 +222,8 @@ def main():
           pa.table({"conversations": pa.array([json.dumps(m) for m in text_rows], type=pa.string()),
                     "image_bytes": pa.array([black, black], type=pa.binary())}),
           compression="snappy")
+
+    write_bomb()
 
     total = 0
     for root, _, files in os.walk(OUT):

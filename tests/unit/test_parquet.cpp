@@ -223,6 +223,20 @@ TEST(Parquet, CorruptColumnChunkBytesAreNamedAtOpenOrSkippedPerRow) {
   }
 }
 
+// A page whose header promises 600 MiB (20 KB of zstd) is refused, naming the limit, before its
+// buffer is taken: at open or as its row's error, never inflated.
+TEST(Parquet, APageOverTheBufferLimitIsRefusedNotInflated) {
+  SKIP_WITHOUT_PARQUET();
+  std::string message;
+  try {
+    const std::unique_ptr<RecordSource> source = open_parquet_source(kDir + "bomb.parquet");
+    for (size_t i = 0; i < source->size(); ++i) message += source->record(i).error;
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  EXPECT_THAT(message, HasSubstr("over the limit")) << message;
+}
+
 TEST(Parquet, ExtensionChoosesTheSource) {
   EXPECT_TRUE(is_parquet_path("a/b/pretrain_i2t.parquet"));
   EXPECT_TRUE(is_parquet_path("X.PARQUET"));
