@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -42,6 +43,16 @@ __device__ __forceinline__ T from_float(float x) {
   } else {
     return __float2bfloat16_rn(x);
   }
+}
+
+// Two bf16 in one 32-bit register, `lo` in the low half: the pairs that the fragments of
+// simt::mma_m16n8k16_bf16 hold.
+__device__ __forceinline__ std::uint32_t pack_bf16x2(bf16 lo, bf16 hi) {
+  return static_cast<std::uint32_t>(__bfloat16_as_ushort(lo)) |
+         (static_cast<std::uint32_t>(__bfloat16_as_ushort(hi)) << 16);
+}
+__device__ __forceinline__ std::uint32_t pack_bf16x2(float lo, float hi) {
+  return pack_bf16x2(__float2bfloat16_rn(lo), __float2bfloat16_rn(hi));
 }
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }

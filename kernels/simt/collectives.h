@@ -19,7 +19,17 @@
 
 namespace simt::detail {
 
-enum class WarpOp : std::uint8_t { shfl, shfl_up, shfl_down, shfl_xor, ballot, any, all, syncwarp };
+enum class WarpOp : std::uint8_t {
+  shfl,
+  shfl_up,
+  shfl_down,
+  shfl_xor,
+  ballot,
+  any,
+  all,
+  syncwarp,
+  mma
+};
 
 int block_barrier(const char* name, int predicate, const std::source_location& where);
 std::uint64_t warp_collective(WarpOp op, unsigned mask, std::uint64_t value, int lane_arg,
@@ -43,6 +53,16 @@ T from_bits(std::uint64_t bits) {
   std::memcpy(static_cast<void*>(&value), &bits, sizeof(T));
   return value;
 }
+
+// One lane's operands of a warp matrix multiply-accumulate (simt::mma_m16n8k16_bf16): pointers
+// into the lane's own registers, read and written by the last lane to arrive.
+struct MmaOperands {
+  const std::uint32_t* a;  // 4 registers of A (16×16, two bf16 each)
+  const std::uint32_t* b;  // 2 registers of B (16×8, two bf16 each)
+  const float* c;          // 4 fp32 accumulators of C (16×8)
+  float* d;                // 4 fp32 results of D = A·B + C (may be c)
+};
+void warp_mma(const MmaOperands& operands, const std::source_location& where);
 
 template <typename T>
 T shuffle(WarpOp op, unsigned mask, T var, int lane_arg, int width,
@@ -107,6 +127,25 @@ inline int __all_sync(unsigned mask, int predicate,
   return static_cast<int>(simt::detail::warp_collective(simt::detail::WarpOp::all, mask,
                                                         predicate != 0, 0, warpSize, where));
 }
+namespace simt {
+
+// Tensor-core matrix multiply-accumulate of one warp, PTX's mma.sync.aligned.m16n8k16.row.col
+// .f32.bf16.bf16.f32: D (16×8, fp32) = A (16×16, bf16) · B (16×8, bf16) + C (16×8, fp32). Every
+// lane of the warp calls it with its fragments, which hold the matrices in PTX's layout: with
+// g = lane / 4 and t = lane % 4, register a[i] holds the pair of row g + 8·(i % 2), columns
+// 2t + 8·(i / 2) + {0, 1} (low half first); b[i] the pair of rows 2t + 8·i + {0, 1}, column g;
+// c[i] and d[i] the element of row g + 8·(i / 2), column 2t + i % 2. The products are exact and
+// are summed in fp32 from C in k order (the hardware's order and rounding are its own, within
+// fp32 rounding). The whole warp must take part (the emulator checks it, as for a full-mask
+// shuffle).
+inline void mma_m16n8k16_bf16(float (&d)[4], const std::uint32_t (&a)[4],
+                              const std::uint32_t (&b)[2], const float (&c)[4],
+                              std::source_location where = std::source_location::current()) {
+  simt::detail::warp_mma({a, b, c, d}, where);
+}
+
+}  // namespace simt
+
 inline void __syncwarp(unsigned mask = 0xffffffffu,
                        std::source_location where = std::source_location::current()) {
   simt::detail::warp_collective(simt::detail::WarpOp::syncwarp, mask, 0, 0, warpSize, where);

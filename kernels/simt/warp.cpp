@@ -31,6 +31,8 @@ const char* op_name(WarpOp op) {
       return "__all_sync";
     case WarpOp::syncwarp:
       return "__syncwarp";
+    case WarpOp::mma:
+      return "mma_m16n8k16_bf16";
   }
   return "?";
 }
@@ -85,9 +87,45 @@ std::string describe(const Thread& t) {
                 format_site(t.waits_at));
 }
 
+float bf16_bits_to_float(std::uint32_t bits16) {
+  return std::bit_cast<float>((bits16 & 0xffffu) << 16);
+}
+
+// D = A·B + C over the fragments the 32 lanes brought (layout: simt::mma_m16n8k16_bf16). Every
+// operand is gathered before any result is written, so d may alias c.
+void complete_mma(Executor& ex, unsigned warp) {
+  const unsigned base = warp * kWarpSize;
+  float a[16][16], b[16][8], c[16][8];
+  for (unsigned lane = 0; lane < kWarpSize; ++lane) {
+    const auto* op = reinterpret_cast<const MmaOperands*>(ex.thread(base + lane).value);
+    const unsigned g = lane / 4, t = lane % 4;
+    for (unsigned i = 0; i < 4; ++i) {
+      const unsigned row = g + 8 * (i % 2), col = 2 * t + 8 * (i / 2);
+      a[row][col] = bf16_bits_to_float(op->a[i]);
+      a[row][col + 1] = bf16_bits_to_float(op->a[i] >> 16);
+      c[g + 8 * (i / 2)][2 * t + i % 2] = op->c[i];
+    }
+    for (unsigned i = 0; i < 2; ++i) {
+      b[2 * t + 8 * i][g] = bf16_bits_to_float(op->b[i]);
+      b[2 * t + 8 * i + 1][g] = bf16_bits_to_float(op->b[i] >> 16);
+    }
+  }
+  for (unsigned lane = 0; lane < kWarpSize; ++lane) {
+    const auto* op = reinterpret_cast<const MmaOperands*>(ex.thread(base + lane).value);
+    const unsigned g = lane / 4, t = lane % 4;
+    for (unsigned i = 0; i < 4; ++i) {
+      const unsigned row = g + 8 * (i / 2), col = 2 * t + i % 2;
+      float sum = c[row][col];
+      for (unsigned k = 0; k < 16; ++k) sum += a[row][k] * b[k][col];
+      op->d[i] = sum;
+    }
+  }
+}
+
 // Called by the last lane of `mask` to arrive: every lane's result, then everyone is ready.
 void complete(Executor& ex, unsigned warp, unsigned mask) {
   const unsigned base = warp * kWarpSize;
+  if (ex.thread(base + std::countr_zero(mask)).op == WarpOp::mma) complete_mma(ex, warp);
   unsigned ballot = 0;
   unsigned parities = 0;
   for (unsigned m = mask; m != 0; m &= m - 1) {
@@ -112,6 +150,8 @@ void complete(Executor& ex, unsigned warp, unsigned mask) {
       case WarpOp::syncwarp:
         t.syncwarp_parities = parities;
         break;
+      case WarpOp::mma:
+        break;
       default: {
         const unsigned src = source_lane(t.op, lane, t.lane_arg, t.width);
         // Reading a lane outside the mask is undefined in PTX: give all-ones bits.
@@ -132,6 +172,11 @@ void check_arrival(Executor& ex, Thread& self, WarpOp op, unsigned mask, int wid
   };
   if (is_shuffle(op) && (width < 1 || width > 32 || !std::has_single_bit(unsigned(width)))) {
     ex.fail(self, concat(call(), ": width ", width, " is not a power of two in [1, 32]"));
+  }
+  if (op == WarpOp::mma && mask != 0xffffffffu) {
+    ex.fail(self,
+            concat(call(), ": needs all 32 lanes of the warp, but warp ", self.warp(),
+                   " of a block of ", ex.block().size, " threads has lanes ", lanes(w.present)));
   }
   if (((mask >> self.lane()) & 1u) == 0) {
     ex.fail(self, concat(call(), ": the mask does not include the calling lane ", self.lane()));
@@ -189,6 +234,12 @@ std::uint64_t warp_collective(WarpOp op, unsigned mask, std::uint64_t value, int
     }
   }
   return result;
+}
+
+void warp_mma(const MmaOperands& operands, const std::source_location& where) {
+  warp_collective(WarpOp::mma,
+                  Executor::instance().block().warps[Executor::instance().current().warp()].present,
+                  reinterpret_cast<std::uint64_t>(&operands), 0, kWarpSize, where);
 }
 
 }  // namespace simt::detail
