@@ -2,19 +2,20 @@
 // bf16 but their gradients accumulate in fp32 (SPEC §6, autograd/node.h grad_dtype), so two
 // micro-batches of one sample follow one micro-batch of two within bf16 rounding, on cuda-emu and
 // on the CPU, and a bf16 run on cuda-emu follows the fp32 CPU run, with and without accumulation.
+// (That the accumulated gradient is the exact fp32 sum is checked bit for bit in
+// tests/unit/test_train_step.cpp and test_autograd.cpp.)
 //
 // Why the tolerances. bf16 keeps 8 significant bits: one rounding moves a value by at most 2⁻⁹
-// of itself. The two layouts of a step compute the same per-sample activations but different
-// weight gradients: one micro-batch of two rounds each gradient once (its sum over both samples),
-// two micro-batches round each sample's gradient, then add them in fp32. From the second step on
-// AdamW turns a gradient's relative error into about the same relative error of its update, and
-// the bf16 parameters (the masters' rounding) then differ by an ulp here and there, which moves
-// the logits, and so the losses, by a few 2⁻⁹. Losses are compared at 2⁻⁸ (two bf16 roundings of
-// relative difference), the fp32 master weights per tensor (‖a − b‖ / ‖a‖) at 2⁻⁷: AdamW's early
-// steps move every weight by about ±lr whatever the size of its gradient, so a gradient element
-// near zero whose sign the roundings flip moves its weight by twice lr. Against the fp32 CPU run
-// every activation is rounded too (the logits of a bf16 forward carry a few 2⁻⁹): 1% on losses
-// and 1/32 on weights over five steps, as the other bf16 runs (test_train_device.cpp) use.
+// of itself. The two layouts of a step compute the same per-sample activations but round the
+// weight gradients differently: one micro-batch of two rounds each gradient once (its sum over both
+// samples), two micro-batches round each sample's gradient, then add them in fp32. AdamW turns a
+// gradient's relative error into about the same relative error of its update, and the bf16
+// parameters (the masters' rounding) then differ by an ulp here and there. The fp32 master weights
+// are compared per tensor (‖a − b‖ / ‖b‖) at 2⁻⁷: AdamW's early steps move every weight by about
+// ±lr whatever the size of its gradient, so a gradient element near zero whose sign the roundings
+// flip moves its weight by up to 2·lr, and such elements dominate the difference. A loss is a mean
+// over many tokens of logits that each carry a few 2⁻⁹, so the losses are compared at 2⁻⁹. Against
+// the fp32 CPU run every activation and gradient is rounded too: 2⁻⁷ on losses, 2⁻⁵ on weights.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -106,7 +107,7 @@ TEST_P(Bf16Accumulation, MicroBatchesOfOneFollowOneBatchOfTwo) {
   const std::string device = GetParam();
   const std::string accum = trained(device, "bf16", "accum"),
                     whole = trained(device, "bf16", "whole");
-  const Comparison c = expect_runs_close(accum, whole, 1.0 / 256, 1.0 / 128);
+  const Comparison c = expect_runs_close(accum, whole, 1.0 / 512, 1.0 / 128);
   // The weights moved: the comparison is of trained weights.
   EXPECT_GT(max_tensor_relative(whole + "/final/model.safetensors",
                                 workspace().model + "/model.safetensors"),
@@ -125,7 +126,7 @@ TEST(Bf16Accumulation, CudaEmuBf16FollowsTheFp32CpuRun) {
   for (const std::string layout : {"whole", "accum"}) {
     SCOPED_TRACE(layout);
     const Comparison c = expect_runs_close(trained("cuda-emu", "bf16", layout),
-                                           trained("cpu", "fp32", layout), 1e-2, 1.0 / 32);
+                                           trained("cpu", "fp32", layout), 1.0 / 128, 1.0 / 32);
     std::printf(
         "cuda-emu bf16 vs cpu fp32, %s, %d steps: max relative loss difference %.3g, weights "
         "%.3g\n",
