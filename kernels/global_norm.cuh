@@ -14,9 +14,10 @@
 //
 // Launch: pass 1 grid global_norm_partial_count(n) ≤ 1024, block 512; pass 2 one block of 1024;
 // scale_inplace grid-stride, block 256; no dynamic shared memory. Worked example (H100 roofline:
-// 3.35 TB/s HBM, 67 TFLOP/s fp32 non-tensor), minimind2-small's ~25.8 M bf16 gradients: pass 1
-// reads 2 B·n = 52 MB → 15 µs; clipping by scale_inplace reads and writes 4 B·n = 103 MB → 31 µs
-// (AdamW's grad_scale avoids that pass).
+// 3.35 TB/s HBM, 67 TFLOP/s fp32 non-tensor), minimind2-small's ~25.8 M gradients, f32 also for
+// bf16 parameters (training accumulates them in f32): pass 1 reads 4 B·n = 103 MB → 31 µs;
+// clipping by scale_inplace reads and writes 8 B·n = 206 MB → 62 µs (AdamW's grad_scale avoids
+// that pass).
 #pragma once
 
 #include "kernels/global_norm.h"

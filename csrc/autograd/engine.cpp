@@ -42,6 +42,10 @@ Tensor record(Tensor out, const std::string& op, std::vector<Tensor> inputs,
   return out;
 }
 
+DType grad_dtype(DType leaf_dtype) {
+  return leaf_dtype == DType::bf16 || leaf_dtype == DType::f16 ? DType::f32 : leaf_dtype;
+}
+
 void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph) {
   MV_CHECK(root.requires_grad(), "backward() on a tensor that does not require grad");
   MV_CHECK(grad_root.shape() == root.shape(), "backward: gradient ", grad_root.desc(),
@@ -73,11 +77,15 @@ void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph
     Tensor g = std::move(found->second);
     grads.erase(found);
     if (t->grad_fn == nullptr) {
-      // A leaf owns its gradient's storage: optimizers and clipping modify .grad in place.
+      // A leaf owns its gradient's storage (optimizers and clipping modify .grad in place), held
+      // in grad_dtype: a bf16 leaf's first gradient is widened exactly, later ones (the next
+      // micro-batches') are added in f32.
+      NoGradGuard ng;
+      const DType want = grad_dtype(t->dtype);
       if (t->grad == nullptr) {
-        t->grad = g.clone().impl_ptr();
+        t->grad = (g.dtype() == want ? g.clone() : g.to(want)).impl_ptr();
       } else {
-        t->grad = ops::add(Tensor(t->grad), g).impl_ptr();
+        t->grad = ops::add(Tensor(t->grad).to(want), g.to(want)).impl_ptr();
       }
       if (g_grad_ready) g_grad_ready(*t);
       continue;
@@ -100,8 +108,10 @@ void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph
       if (slot == grads.end()) {
         grads.emplace(key, in_grads[i]);
       } else {
+        // A leaf used several times in the pass sums its contributions in its grad_dtype.
         NoGradGuard ng;
-        slot->second = ops::add(slot->second, in_grads[i]);
+        const DType sum = in.is_leaf() ? grad_dtype(in.dtype()) : slot->second.dtype();
+        slot->second = ops::add(slot->second.to(sum), in_grads[i].to(sum));
       }
     }
   }

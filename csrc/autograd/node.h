@@ -46,6 +46,15 @@ Tensor record(Tensor out, const std::string& op, std::vector<Tensor> inputs,
 // Runs backward from `root` with `grad_root`; accumulates into .grad of leaves that require grad.
 void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph);
 
+// The dtype of a leaf's .grad: f32 for a floating leaf stored narrower than f32 (bf16, f16), the
+// leaf's own dtype otherwise. A narrow leaf's gradient is summed in f32 wherever it accumulates:
+// the contributions of the leaf's several uses in one backward pass (a tied embedding), and the
+// passes of the micro-batches of a step (gradient accumulation), so it is rounded never, whatever
+// the number of micro-batches. Gradients of intermediate tensors keep their tensor's dtype: each
+// is consumed by the next node and never summed over passes. Consumers of .grad (the gradient
+// reducer, the norm, the optimizer) take f32 gradients of bf16 parameters.
+DType grad_dtype(DType leaf_dtype);
+
 // Called by run_backward, on its thread, once for each leaf that receives a gradient in the pass,
 // right after the leaf's .grad took it. The engine reaches a leaf only after every node that feeds
 // it, so .grad then holds its final value for the pass: data-parallel training starts reducing it

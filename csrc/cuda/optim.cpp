@@ -1,5 +1,6 @@
 // The optimizer's device side: the global gradient norm (deterministic fp32 partial sums) and the
-// AdamW update with fp32 moments and optional fp32 master weights.
+// AdamW update with fp32 moments and optional fp32 master weights; gradients in the parameters'
+// dtype or f32 (bf16 parameters accumulate f32 gradients).
 #include <algorithm>
 
 #include "cuda/backend.h"
@@ -49,15 +50,25 @@ void CudaBackend::adamw_update(std::span<const AdamWSlot> slots, const AdamWHype
       MV_CHECK(s.master.device() == dev && s.master.dtype() == DType::f32 &&
                    s.master.is_contiguous() && s.master.numel() == param.numel(),
                "adamw: master weights ", s.master.desc(), " do not fit parameter ", param.desc());
+    // f32 gradients as they are (a bf16 parameter's, autograd/node.h grad_dtype); any other
+    // gradient in the parameter's dtype.
     const Tensor g =
-        (s.grad.dtype() == param.dtype() ? s.grad : s.grad.to(param.dtype())).contiguous();
+        (s.grad.dtype() == param.dtype() || s.grad.dtype() == DType::f32 ? s.grad
+                                                                         : s.grad.to(param.dtype()))
+            .contiguous();
     dispatch_storage("adamw", param, [&](auto zero) {
       using T = decltype(zero);
-      MV_KERNEL(dev, adamw_update, s.master.defined() ? ptr<float>(s.master) : nullptr,
-                ptr<T>(param), ptr<const T>(g), ptr<float>(s.m), ptr<float>(s.v),
-                static_cast<std::size_t>(param.numel()), h.lr, h.beta1, h.beta2, h.eps,
-                h.weight_decay, static_cast<long>(h.step),
-                scale.defined() ? ptr<const float>(scale) : nullptr, stream_for(dev));
+      const auto update = [&](auto* grads) {
+        MV_KERNEL(dev, adamw_update, s.master.defined() ? ptr<float>(s.master) : nullptr,
+                  ptr<T>(param), grads, ptr<float>(s.m), ptr<float>(s.v),
+                  static_cast<std::size_t>(param.numel()), h.lr, h.beta1, h.beta2, h.eps,
+                  h.weight_decay, static_cast<long>(h.step),
+                  scale.defined() ? ptr<const float>(scale) : nullptr, stream_for(dev));
+      };
+      if (g.dtype() == DType::f32)
+        update(ptr<const float>(g));
+      else
+        update(ptr<const T>(g));
     });
   }
 }

@@ -67,8 +67,11 @@ void GradReducer::build_layout() {
     const Tensor& p = params_[k].tensor;
     const Tensor* head =
         buckets_.empty() ? nullptr : &params_[buckets_.back().slots[0].param].tensor;
-    const bool fits = head != nullptr && bytes + p.nbytes() <= bucket_bytes_ &&
-                      p.dtype() == head->dtype() && p.device() == head->device();
+    // Sizes and dtypes are the gradients' (grad_dtype: f32 for bf16 parameters).
+    const DType dtype = grad_dtype(p.dtype());
+    const size_t grad_bytes = static_cast<size_t>(p.numel()) * dtype_size(dtype);
+    const bool fits = head != nullptr && bytes + grad_bytes <= bucket_bytes_ &&
+                      dtype == grad_dtype(head->dtype()) && p.device() == head->device();
     if (!fits) {
       buckets_.emplace_back();
       numel.push_back(0);
@@ -76,12 +79,12 @@ void GradReducer::build_layout() {
     }
     buckets_.back().slots.push_back({k, numel.back()});
     numel.back() += p.numel();
-    bytes += p.nbytes();
+    bytes += grad_bytes;
     bucket_of_[k] = buckets_.size() - 1;
   }
   for (size_t b = 0; b < buckets_.size(); ++b) {
     const Tensor& head = params_[buckets_[b].slots[0].param].tensor;
-    buckets_[b].flat = Tensor::empty({numel[b]}, head.dtype(), head.device());
+    buckets_[b].flat = Tensor::empty({numel[b]}, grad_dtype(head.dtype()), head.device());
   }
   final_order_.clear();
 }
@@ -102,7 +105,7 @@ void GradReducer::start(Bucket& b) {
     if (p.grad().defined() && p.grad().storage() == b.flat.storage()) continue;
     Tensor dst = b.flat.narrow(0, s.offset, p.numel());
     if (p.grad().defined())
-      dst.copy_(p.grad().reshape({p.numel()}));
+      dst.copy_(p.grad().reshape({p.numel()}));  // converts a gradient set in another dtype
     else
       dst.zero_();  // no gradient reached it on this rank
   }
@@ -127,7 +130,8 @@ void GradReducer::reduce() {
   // Alone, a parameter that received no gradient gets zeros, as a reduction would give it.
   for (NamedTensor& p : params_)
     if (!p.tensor.grad().defined())
-      p.tensor.set_grad(Tensor::zeros(p.tensor.shape(), p.tensor.dtype(), p.tensor.device()));
+      p.tensor.set_grad(
+          Tensor::zeros(p.tensor.shape(), grad_dtype(p.tensor.dtype()), p.tensor.device()));
   final_.assign(params_.size(), false);
 }
 

@@ -10,7 +10,8 @@
 // broadcasts it, and every rank builds the same layout from it, kept for the rest of the run. With
 // two ranks a sum is a + b whatever the layout, so runs agree bit for bit; with more, each bucket's
 // rounding is fixed by the layout, which only a first step with another graph (a rank-0 batch
-// without images) could change.
+// without images) could change. Buckets hold the gradients in their grad_dtype (autograd/node.h):
+// a bf16 parameter's gradient is f32, and is summed over ranks in f32.
 //
 // Overlap. During the backward pass given to backward(..., overlap=true) — this rank's last one of
 // the step — the engine's GradReadyHook reports each parameter whose gradient is final. A bucket is

@@ -121,11 +121,11 @@ TEST(MpiTrain, TwoRanksMatchOneProcessOnTheSameGlobalBatch) {
   expect_two_ranks_match_one_process("", 20, "", "mpi");
 }
 
-// bf16 on the CPU: the ranks' bf16 gradients summed by MPI in fp32 and rounded, as accumulation
-// adds them, so two ranks still give one process's bits. Micro-batches of 4 round their
-// activations differently: losses agree to bf16 rounding, and the fp32 master weights to 1/128
-// (AdamW's first steps move each weight by about ±lr whatever its gradient's size, so a gradient
-// near zero whose sign differs moves a weight by twice that).
+// bf16 on the CPU: the ranks' fp32 gradients of the bf16 parameters summed by MPI in fp32, as
+// accumulation adds them, so two ranks still give one process's bits. Micro-batches of 4 round
+// their activations differently: losses agree to bf16 rounding, and the fp32 master weights to
+// 1/128 (AdamW's first steps move each weight by about ±lr whatever its gradient's size, so a
+// gradient near zero whose sign differs moves a weight by twice that).
 TEST(MpiTrain, TwoRanksInBf16MatchOneProcessOnTheSameGlobalBatch) {
   MINIVLM_SKIP_WITHOUT_MPI();
   expect_two_ranks_match_one_process("bf16_", 4, "--dtype bf16 ", "mpi", 1.0 / 128);

@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "dist/communicator.h"
@@ -197,14 +198,17 @@ struct Staged {
       p.tensor.set_requires_grad(p.name.rfind("vision_encoder.", 0) != 0);
     optim = std::make_unique<AdamW>(model.trainable_params(), AdamWConfig{});
   }
-  void start(Device device, DType dtype, double clip = 1.0) {
+  // Steps over `over` (must outlive this) when given, else over a single process.
+  void start(Device device, DType dtype, double clip = 1.0, Communicator* over = nullptr,
+             size_t bucket_bytes = gradient_bucket_bytes()) {
     if (!device.is_cpu() || dtype != DType::f32) {
       optim->to(device, dtype);
       for (NamedTensor& p : model.params())
         if (!p.tensor.requires_grad()) p.tensor.set_data(p.tensor.detach().to(device).to(dtype));
     }
     comm = make_single_communicator();
-    step = std::make_unique<TrainStep>(model, *optim, *comm, clip);
+    step = std::make_unique<TrainStep>(model, *optim, over != nullptr ? *over : *comm, clip,
+                                       bucket_bytes);
   }
   // Everything an update may touch: stored parameters, fp32 masters, moments, step count.
   struct State {
@@ -244,6 +248,84 @@ struct Precision {
 const Precision kPrecisions[] = {{kCPU, DType::f32, "cpu fp32"},
                                  {kCPU, DType::bf16, "cpu bf16"},
                                  {kEmu, DType::bf16, "cuda-emu bf16"}};
+
+// bf16 parameters accumulate their gradients in f32 (autograd/node.h grad_dtype): a step of two
+// micro-batches leaves each parameter the f32 sum, bit for bit, of the gradients the two give
+// alone (each against the step's token count). Accumulated in bf16, the sum would be rounded to 8
+// significant bits, which many of these sums are not.
+TEST(TrainStep, Bf16ParametersAccumulateMicroBatchGradientsInF32) {
+  const ModelConfig c = fixture_config();
+  const VlmBatch both = make_batch(c), first = samples(both, 0, 1), second = samples(both, 1, 1);
+  const MicroInput pair[] = {input(first), input(second)};
+  // The other micro-batch counts in the step's tokens but is not computed.
+  const MicroInput only_first[] = {input(first), {nullptr, second.supervised_tokens()}};
+  const MicroInput only_second[] = {{nullptr, first.supervised_tokens()}, input(second)};
+  for (const Precision& p : kPrecisions) {
+    if (p.dtype != DType::bf16) continue;
+    SCOPED_TRACE(p.name);
+    Staged t(c);
+    t.start(p.device, p.dtype);
+    const auto grads = [&](std::span<const MicroInput> micro) {
+      t.step->forward_backward_and_reduce(micro);
+      std::vector<std::vector<float>> g;
+      for (const NamedTensor& q : t.optim->params()) {
+        EXPECT_EQ(q.tensor.dtype(), DType::bf16) << q.name;
+        EXPECT_EQ(q.tensor.grad().dtype(), DType::f32) << q.name;
+        g.push_back(q.tensor.grad().to_float_vector());
+      }
+      t.optim->zero_grad();
+      return g;
+    };
+    const auto g1 = grads(only_first), g2 = grads(only_second), g = grads(pair);
+    const ParamList& ps = t.optim->params();
+    size_t not_bf16 = 0, total = 0;
+    for (size_t i = 0; i < g.size(); ++i) {
+      for (size_t j = 0; j < g[i].size(); ++j) {
+        const float sum = g1[i][j] + g2[i][j];
+        ASSERT_EQ(g[i][j], sum) << ps[i].name << "[" << j << "]";
+        not_bf16 += bf16_to_f32(f32_to_bf16(sum)) != sum;
+      }
+      total += g[i].size();
+    }
+    std::printf("%s: %zu of %zu accumulated gradient elements are not bf16 values\n", p.name,
+                not_bf16, total);
+    EXPECT_GT(not_bf16, total / 10) << "a bf16 sum would have given the same values";
+  }
+}
+
+// The data-parallel reduction of bf16 parameters' gradients runs on their f32 gradients (buckets
+// of grad_dtype, here several of 16 KB): with a second rank holding the same samples, each rank's
+// gradient is exactly halved by the doubled token count and doubled by the sum over ranks, so
+// every gradient is one process's, bit for bit and in f32, at the first step (which learns the
+// bucket layout) and the next.
+TEST(TrainStep, Bf16GradientsAreReducedInF32Buckets) {
+  const ModelConfig c = fixture_config();
+  const VlmBatch batch = make_batch(c);
+  const MicroInput in[] = {input(batch)};
+  for (const Precision& p : kPrecisions) {
+    if (p.dtype != DType::bf16) continue;
+    SCOPED_TRACE(p.name);
+    MirroredPair pair;
+    Staged one(c), two(c);
+    one.start(p.device, p.dtype);
+    two.start(p.device, p.dtype, 1.0, &pair, size_t{16} << 10);
+    for (int step = 0; step < 2; ++step) {
+      SCOPED_TRACE("step " + std::to_string(step));
+      const StepResult r1 = one.step->forward_backward_and_reduce(in),
+                       r2 = two.step->forward_backward_and_reduce(in);
+      EXPECT_EQ(r2.tokens, 2 * r1.tokens);
+      const ParamList &p1 = one.optim->params(), &p2 = two.optim->params();
+      for (size_t i = 0; i < p1.size(); ++i) {
+        ASSERT_EQ(p2[i].tensor.grad().dtype(), DType::f32) << p2[i].name;
+        EXPECT_EQ(p2[i].tensor.grad().to_float_vector(), p1[i].tensor.grad().to_float_vector())
+            << p2[i].name;
+      }
+      EXPECT_TRUE(one.step->update(r1, 1e-3));
+      EXPECT_TRUE(two.step->update(r2, 1e-3));
+    }
+    EXPECT_TRUE(one.state() == two.state());
+  }
+}
 
 // The very first step of a run is poisoned: nothing is applied (weights, fp32 masters, the zero
 // moments and the step count are bit for bit what they were), and the next good step is exactly
