@@ -2,7 +2,9 @@
 // (samples, skipped, tokens, loss, ppl; with --generate also exact_match and token_f1) and
 // OUT/predictions.jsonl (one line per record: index, loss over its supervised tokens, tokens; with
 // --generate the greedy prediction and the reference). Under mpirun the records are split across
-// ranks. --device cuda|cuda-emu computes on the CUDA back-end (infer/device_model.h).
+// ranks. --device cuda|cuda-emu computes on the CUDA back-end (infer/device_model.h), in bf16
+// (weights, activations, KV cache; the loss accumulated in fp32) by default, in fp32 with
+// --decode-dtype f32; the CPU computes in fp32 and takes only --decode-dtype f32.
 // --over-long skip|truncate, --allow-images-outside and --ignore-unreferenced-images are the data
 // options of training (SPEC §4.2, §4.4); MiniMind-V's random ones do not apply to evaluation.
 #include <cstdio>
@@ -35,6 +37,7 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
                {"max-seq-len", true},
                {"blank-images", false},
                {"device", true},
+               {"decode-dtype", true},
                {"generate", false},
                {"max-new-tokens", true},
                {"over-long", true},
@@ -42,7 +45,11 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
                {"ignore-unreferenced-images", false}},
               "eval");
   const LoadedModel m = load_model_dir(a.get("model"));
-  place_for_inference(*m.model, a.get("device", "auto"));
+  const InferencePlacement placed = place_for_inference(*m.model, a, "eval");
+  MV_CHECK(!placed.device.is_cpu() || a.get("decode-dtype", "f32") == "f32",
+           "eval: --decode-dtype ", a.get("decode-dtype", "f32"), " on --device ",
+           placed.device.str(),
+           ": the CPU evaluates in f32 (bf16, the default on cuda and cuda-emu, is for a device)");
   SampleFormat fmt = SampleFormat::for_model(m.config, a.get_int("max-seq-len", 2048));
   apply_data_flags(a, "eval", fmt);
   // A parquet file carries its images, so --images is needed only for JSONL.
@@ -69,7 +76,9 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
                               {"skipped", r.skipped},
                               {"tokens", r.tokens},
                               {"loss", r.loss()},
-                              {"ppl", r.ppl()}};
+                              {"ppl", r.ppl()},
+                              {"device", placed.device.str()},
+                              {"dtype", dtype_name(placed.dtype)}};
     if (a.has("generate")) {
       metrics["exact_match"] = g.exact_match;
       metrics["token_f1"] = g.token_f1;
@@ -100,6 +109,8 @@ int eval_main(Communicator& comm, const std::vector<std::string>& argv) {
                   static_cast<long long>(r.tokens), r.loss(), r.ppl());
     if (r.samples > 0 && a.has("generate"))
       std::printf(", exact_match %.4f, token_f1 %.4f", g.exact_match, g.token_f1);
+    if (r.samples > 0 && !placed.device.is_cpu())
+      std::printf(" [%s, %s]", placed.device.str().c_str(), dtype_name(placed.dtype));
     if (r.samples > 0) std::printf("%s\n", opt.blank_images ? " [blank images]" : "");
   }
   comm.barrier();

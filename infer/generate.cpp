@@ -72,8 +72,7 @@ std::vector<std::vector<int32_t>> generate(const MiniMindVLM& model,
   Tensor prompt_embeds = model.embed(batch);  // the vision tower runs here, once
   if (o.use_cache) {
     const int64_t max_len = T + o.max_new_tokens;
-    cache = KVCache::allocate(model.config().llm, static_cast<int64_t>(B), max_len,
-                              model.llm.embed_tokens.device());
+    cache = KVCache::allocate_for(model.llm, static_cast<int64_t>(B), max_len);
     decoder = make_decode_step(model.llm, static_cast<int64_t>(B), max_len,
                                {o.decode_dtype, o.decode_threads, o.decode_weights});
     logits = last_logits(model, model.llm.forward_hidden(prompt_embeds, 0, &cache));

@@ -22,7 +22,8 @@ struct GenerationOptions {
   bool use_cache = true;
   // Element type of the weights a decode fast path reads (nn/decode_step.h): f32 matches the
   // uncached path up to summation order; bf16 / i8 read half / a quarter of the bytes per token.
-  // The prefill stays f32. Where the op graph decodes, the model's own weights are used.
+  // The prefill stays f32. Where the op graph decodes (a device), the model's own weights are used
+  // in their dtype (place_for_inference), and the KV cache has that dtype too.
   DecodeDtype decode_dtype = DecodeDtype::f32;
   // Prebuilt decode weights of this model (built per call when null; their dtype wins).
   std::shared_ptr<const DecodeWeights> decode_weights;

@@ -3,7 +3,8 @@
 // streaming the reply to stdout as it
 // is generated; tokens/s for prefill and decode go to stderr. --decode-dtype bf16|i8|f32 picks
 // the element type of the weights each decoded token reads, --decode-threads auto|N the threads
-// that read them (both for the CPU decoder); --device cuda|cuda-emu computes on the CUDA back-end.
+// that read them (both for the CPU decoder); --device cuda|cuda-emu computes on the CUDA back-end,
+// in bf16 (weights, activations, KV cache) by default or in fp32 with --decode-dtype f32.
 // --interactive keeps a chat history;
 // "/image PATH" and "/video PATH" attach an image or a video to the next message, "/reset" starts
 // over, "/quit" ends.
@@ -93,7 +94,7 @@ int infer_main(const std::vector<std::string>& argv) {
                {"device", true}},
               "infer");
   const LoadedModel m = load_model_dir(a.get("model"));
-  const Device device = place_for_inference(*m.model, a.get("device", "auto"));
+  const Device device = place_for_inference(*m.model, a, "infer").device;
   Chat chat{m, ImageProcessor::for_model(m.config), {}, {}, {}};
   chat.gen.max_new_tokens = a.get_int("max-new-tokens", 512);
   chat.gen.seed = static_cast<uint64_t>(a.get_int("seed", 42));

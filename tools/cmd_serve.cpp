@@ -44,7 +44,8 @@ MINIVLM_COMMAND("serve",
   MV_CHECK(a.has("model"), "serve: --model DIR is required");
   const std::string dir = a.get("model");
   const LoadedModel m = load_model_dir(dir);
-  const Device device = place_for_inference(*m.model, a.get("device", "auto"));
+  const InferencePlacement placed = place_for_inference(*m.model, a, "serve");
+  const Device device = placed.device;
 
   serve::EngineOptions eo;
   eo.max_batch = a.get_int("max-batch", 8);
@@ -83,13 +84,15 @@ MINIVLM_COMMAND("serve",
   const double kv_mib = 2.0 *
                         static_cast<double>(c.num_hidden_layers * eo.max_batch * eo.context *
                                             c.num_key_value_heads * c.head_dim) *
-                        4 / (1 << 20);
+                        static_cast<double>(dtype_size(placed.dtype)) / (1 << 20);
+  // The weights' dtype: on a device the op graph's weights, activations and KV cache (bf16 by
+  // default); on the CPU fp32, whose decoder then reads its --decode-dtype copies (next line).
   std::fprintf(stderr,
-               "serve: model %s (%s) on %s; %lld rows × %lld positions of KV cache (%.0f MiB); "
-               "queue up to %lld\n",
-               so.model_name.c_str(), dir.c_str(), device.str().c_str(),
-               static_cast<long long>(eo.max_batch), static_cast<long long>(eo.context), kv_mib,
-               static_cast<long long>(eo.max_queue));
+               "serve: model %s (%s) on %s in %s; %lld rows × %lld positions of %s KV cache "
+               "(%.0f MiB); queue up to %lld\n",
+               so.model_name.c_str(), dir.c_str(), device.str().c_str(), dtype_name(placed.dtype),
+               static_cast<long long>(eo.max_batch), static_cast<long long>(eo.context),
+               dtype_name(placed.dtype), kv_mib, static_cast<long long>(eo.max_queue));
   serve::Engine engine(m, eo);
   if (has_decode_fast_path(m.model->llm))
     std::fprintf(stderr,

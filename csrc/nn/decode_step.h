@@ -1,8 +1,8 @@
 // The decode seam: one new token per row against the KV cache, behind one interface, so generation
 // keeps one loop whatever computes it. A back-end may register a fast path for its device type
 // (the CPU's fused decoder, cpu/decode.h); elsewhere the step is the op graph — embed, the cached
-// forward_hidden, the logits — with the cache on the model's device (the back-end's decode
-// attention) and only the logits brought to the host.
+// forward_hidden, the logits — in the model's dtype with the cache on the model's device (the
+// back-end's decode attention) and only the logits brought to the host, as fp32.
 #pragma once
 #include <memory>
 #include <string>
@@ -13,7 +13,8 @@ namespace minivlm {
 
 // Element type of the weights a fast path reads: f32 shares the model's own tensors; bf16 holds
 // rounded copies, half the bytes per token; i8 holds 8-bit copies with one scale per row (a
-// quarter). The op graph always decodes with the model's own weights.
+// quarter). The op graph always decodes with the model's own weights, in their dtype (f32, or bf16
+// on a device: infer/device_model.h), with a KV cache of that dtype (KVCache::allocate_for).
 enum class DecodeDtype : uint8_t { f32, bf16, i8 };
 DecodeDtype parse_decode_dtype(const std::string& name);  // "f32", "bf16", "i8" (--decode-dtype)
 const char* decode_dtype_name(DecodeDtype d);

@@ -7,14 +7,19 @@
 
 namespace minivlm {
 
-KVCache KVCache::allocate(const LlmConfig& c, int64_t batch, int64_t max_len, Device device) {
+KVCache KVCache::allocate(const LlmConfig& c, int64_t batch, int64_t max_len, Device device,
+                          DType dtype) {
   KVCache kv;
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const Shape shape = {batch, max_len, c.num_key_value_heads, c.head_dim};
-    kv.k.push_back(Tensor::zeros(shape, DType::f32, device));
-    kv.v.push_back(Tensor::zeros(shape, DType::f32, device));
+    kv.k.push_back(Tensor::zeros(shape, dtype, device));
+    kv.v.push_back(Tensor::zeros(shape, dtype, device));
   }
   return kv;
+}
+
+KVCache KVCache::allocate_for(const MiniMindLM& lm, int64_t batch, int64_t max_len) {
+  return allocate(lm.config(), batch, max_len, lm.embed_tokens.device(), lm.embed_tokens.dtype());
 }
 
 KVCache KVCache::row(int64_t b, int64_t length) const {
@@ -178,6 +183,9 @@ Tensor DecoderLayer::forward(const LlmConfig& c, const Tensor& h, int64_t start_
     MV_CHECK(!grad_enabled() || !h.requires_grad(), "the KV cache is for inference only");
     MV_CHECK(start_pos + T <= cache_k->size(1), "KV cache overflow: ", start_pos + T,
              " positions for a cache of ", cache_k->size(1));
+    MV_CHECK(cache_k->dtype() == k.dtype() && cache_v->dtype() == v.dtype(),
+             "KV cache: ", dtype_name(cache_k->dtype()), " for keys and values of ",
+             dtype_name(k.dtype()), " (allocate it in the model's dtype: KVCache::allocate_for)");
     cache_k->narrow(1, start_pos, T).copy_(k);
     cache_v->narrow(1, start_pos, T).copy_(v);
     k = cache_k->narrow(1, 0, start_pos + T);

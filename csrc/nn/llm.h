@@ -9,13 +9,21 @@
 
 namespace minivlm {
 
+class MiniMindLM;
+
 // Keys and values of past positions, per layer: [B, max_len, nkv, hd]; k is stored after qk-norm
-// and RoPE, on the device of the model it serves. Used only without autograd (generation).
+// and RoPE, on the device of the model it serves and in the dtype its activations have (the
+// weights': bf16 for a model placed in bf16, f32 otherwise). Used only without autograd
+// (generation).
 struct KVCache {
   std::vector<Tensor> k, v;
   int64_t length = 0;  // positions filled
   int64_t capacity() const { return k.empty() ? 0 : k[0].size(1); }
-  static KVCache allocate(const LlmConfig& c, int64_t batch, int64_t max_len, Device device = kCPU);
+  DType dtype() const { return k.empty() ? DType::f32 : k[0].dtype(); }
+  static KVCache allocate(const LlmConfig& c, int64_t batch, int64_t max_len, Device device = kCPU,
+                          DType dtype = DType::f32);
+  // The cache `lm` decodes into: on its device, in its weights' dtype.
+  static KVCache allocate_for(const MiniMindLM& lm, int64_t batch, int64_t max_len);
   // Row b as a cache of batch 1 whose tensors are views of this one's (writes go here).
   KVCache row(int64_t b, int64_t length = 0) const;
 };

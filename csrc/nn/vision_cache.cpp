@@ -57,7 +57,7 @@ Tensor VisionFeatureCache::features(const VisionTower& vision, const Tensor& pix
     }
     const Tensor f = vision.features(px.narrow(0, i, 1)).contiguous();  // [1, G², D]
     rows.push_back(f);
-    const size_t bytes = static_cast<size_t>(f.numel()) * sizeof(float);
+    const size_t bytes = f.nbytes();  // half of fp32's for a tower in bf16
     std::lock_guard<std::mutex> lock(mu_);
     if (used_ + bytes <= budget_ && entries_.emplace(key, f.reshape({f.size(1), f.size(2)})).second)
       used_ += bytes;

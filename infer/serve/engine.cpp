@@ -45,8 +45,7 @@ Engine::Engine(const LoadedModel& model, EngineOptions options)
     : m_(model), o_(std::move(options)) {
   MV_CHECK(o_.max_batch >= 1 && o_.max_queue >= 0 && o_.context >= 2,
            "serve: --max-batch must be ≥ 1, --max-queue ≥ 0 and --context ≥ 2");
-  cache_ = KVCache::allocate(m_.config.llm, o_.max_batch, o_.context,
-                             m_.model->llm.embed_tokens.device());
+  cache_ = KVCache::allocate_for(m_.model->llm, o_.max_batch, o_.context);
   step_ = make_decode_step(m_.model->llm, o_.max_batch, o_.context, o_.decode);
   for (int64_t s = o_.max_batch - 1; s >= 0; --s) free_slots_.push_back(s);
   thread_ = std::thread([this] { loop(); });

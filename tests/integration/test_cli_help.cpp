@@ -14,7 +14,7 @@ TEST(CliHelp, EveryProgramListsItsOptions) {
       {"infer --help", "--decode-dtype"},         {"eval -h", "--generate"},
       {"train_sft --help", "--grad_accum"},       {"train_pretrain --help", "--max_steps"},
       {"minivlm tokenize --help", "--tokenizer"}, {"minivlm forward --help", "--chat"},
-      {"minivlm bench-model --help", "--tiles"},
+      {"minivlm bench-model --help", "--tiles"},  {"eval -h", "--decode-dtype"},
   };
   for (const auto& [cmd, option] : cases) {
     const auto r = run(kBin + "/" + cmd);

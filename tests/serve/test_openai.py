@@ -443,6 +443,8 @@ def main():
     emu_client = client_of(emu)
 
     def cuda_emu_concurrent_equal_infer():
+        # The device computes in bf16 by default, and the startup line says so.
+        assert "on cuda-emu in bf16;" in emu.log and "bf16 KV cache" in emu.log, emu.log
         wants = [infer_greedy(a.bin, a.model, q, img, extra=("--device", "cuda-emu"))
                  for q, img in pairs[:3]]
         got = [None] * 3
