@@ -13,13 +13,16 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "dist/communicator.h"
 #include "cuda/cost_model.h"
 #include "device_test_util.h"
 #include "nn/config.h"
 #include "nn/decode_step.h"
 #include "nn/llm.h"
+#include "nn/vlm.h"
 #include "ops/ops.h"
 #include "optim/adamw.h"
+#include "train/step.h"
 
 namespace minivlm {
 namespace {
@@ -207,6 +210,99 @@ TEST(CostModel, ShapeOnlyRecordsTheSameLaunches) {
       EXPECT_FALSE(r.cost.tensor_core);
     }
   }
+}
+
+// The trainers' step (train/step.h) on a batch with one image per sample: the frozen CLIP tower
+// runs forward only, the projector gets its weight gradient only (its input needs none), the LLM
+// forward and both gradients over every token, and the LM head over the supervised rows alone.
+TEST(CostModel, VlmTrainingStepGemmsMatchHandCount) {
+  std::ifstream f(MINIVLM_SOURCE_DIR "/tests/fixtures/test-model.json");
+  ASSERT_TRUE(f);
+  const ModelConfig config = ModelConfig::from_json(nlohmann::json::parse(f), "test-model.json");
+  const LlmConfig& c = config.llm;
+  const VisionConfig& vc = config.vision;
+  const int64_t image_token = c.vocab_size - 1;
+  MiniMindVLM model(config, image_token);
+  model.init(3);
+  for (NamedTensor& p : model.params()) {
+    const bool llm = p.name.rfind("model.", 0) == 0 || p.name == "lm_head.weight";
+    p.tensor.set_requires_grad(llm || p.name.rfind("vision_proj.", 0) == 0);
+  }
+  AdamW optim(model.trainable_params(), AdamWConfig{});
+  optim.to(kEmu, DType::f32);
+  for (NamedTensor& p : model.params())
+    if (!p.tensor.requires_grad()) p.tensor.set_data(p.tensor.detach().to(kEmu));
+
+  // Rows of T tokens: one text token, the image's tokens, then text supervised to the end.
+  const int64_t B = 2, T = 24, G = vc.image_size / vc.patch_size,
+                r = config.projector.pixel_shuffle, n_img = (G / r) * (G / r), S = vc.image_size;
+  ASSERT_EQ(n_img, config.tokens_per_image());
+  std::vector<int64_t> ids(static_cast<size_t>(B * T)), mask(ids.size(), 0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      const bool image = t >= 1 && t <= n_img;
+      ids[b * T + t] = image ? image_token : (b * 31 + t * 7) % 5000;
+      mask[b * T + t] = t > n_img ? 1 : 0;
+    }
+  VlmBatch batch;
+  batch.ids = Tensor::from_vector(ids, {B, T});
+  batch.label_mask = Tensor::from_vector(mask, {B, T});
+  batch.pixels = Tensor::full({B, vc.num_channels, S, S}, 0.25);
+  batch.images_per_sample.assign(static_cast<size_t>(B), 1);
+  const int64_t M = B * (T - 1 - n_img);  // targets: positions n_img .. T−2 of each row
+  ASSERT_EQ(batch.supervised_tokens(), M);
+  const auto comm = make_single_communicator();
+  TrainStep step(model, optim, *comm, 1.0);
+  const MicroInput micro[] = {{&batch, M}};
+  cuda::CostRecording recording(/*execute=*/true);
+  const StepResult res = step.run(micro, 1e-4);
+  EXPECT_TRUE(std::isfinite(res.loss));
+  const std::vector<cuda::CostRecord> rec = recording.take();
+
+  const auto mnk = [](double m, double n, double k) { return 2 * m * n * k; };
+  const double N = static_cast<double>(B * T), H = static_cast<double>(c.hidden_size),
+               V = static_cast<double>(c.vocab_size), D = static_cast<double>(vc.hidden_size),
+               Iv = static_cast<double>(vc.intermediate_size),
+               rows_v = static_cast<double>(B * (G * G + 1));
+  double want = 0;
+  int64_t gemms = 0;
+  // The tower, forward: the patch embedding over B·G² patches of C·p² pixels, then per layer
+  // q, k, v, o and the MLP over the G² + 1 tokens (class token included) of each image.
+  want += mnk(static_cast<double>(B * G * G), D,
+              static_cast<double>(vc.num_channels * vc.patch_size * vc.patch_size));
+  ++gemms;
+  for (int64_t l = 0; l < vc.num_hidden_layers; ++l) {
+    want += 4 * mnk(rows_v, D, D) + 2 * mnk(rows_v, Iv, D);
+    gemms += 6;
+  }
+  // The projector over B·n_img shuffled tokens of D·r² features: forward and weight gradient.
+  want += 2 * mnk(static_cast<double>(B * n_img), H, D * static_cast<double>(r * r));
+  gemms += 2;
+  // The LLM over every token, three GEMMs per linear; the head over the M supervised rows.
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    for (const Linear& x : layer_linears(c)) {
+      want += 3 * mnk(N, static_cast<double>(x.out), static_cast<double>(x.in));
+      gemms += 3;
+    }
+  want += 3 * mnk(static_cast<double>(M), V, H);
+  gemms += 3;
+  const Totals g = totals(rec, "gemm");
+  EXPECT_EQ(g.launches, gemms);
+  EXPECT_DOUBLE_EQ(g.flops, want);
+
+  // Attention: the tower's, full over G² + 1 tokens, forward only; the LLM's causal over T.
+  const double vision_pairs =
+      static_cast<double>(B * vc.num_attention_heads * (G * G + 1) * (G * G + 1));
+  const double llm_pairs = static_cast<double>(B * c.num_attention_heads * T * (T + 1) / 2);
+  const double hd_v = D / static_cast<double>(vc.num_attention_heads);
+  EXPECT_EQ(totals(rec, "flash_attention_forward").launches,
+            vc.num_hidden_layers + c.num_hidden_layers);
+  EXPECT_DOUBLE_EQ(totals(rec, "flash_attention_forward").flops,
+                   static_cast<double>(vc.num_hidden_layers) * 4 * hd_v * vision_pairs +
+                       static_cast<double>(c.num_hidden_layers) * 4 * c.head_dim * llm_pairs);
+  EXPECT_EQ(totals(rec, "flash_attention_backward").launches, c.num_hidden_layers);
+  // The loss over the M supervised rows.
+  EXPECT_DOUBLE_EQ(totals(rec, "cross_entropy_forward_backward").bytes, 2 * M * V * 4 + 8.0 * M);
 }
 
 TEST(CostModel, DecodeStepCountsMatchHandCount) {
