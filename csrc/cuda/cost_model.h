@@ -7,7 +7,8 @@
 // shape-only mode nothing is launched: kernels and GEMMs are priced and skipped, the emulated
 // runtime's copies are skipped (device → host copies yield zeros), so device memory is allocated
 // but never touched and a step at realistic sizes runs in seconds. Values that reach the host are
-// then meaningless; only the sequence of launches is real.
+// then zeros; only the sequence of launches is real, and a path that depends on device values (MoE
+// routing) takes one fixed branch.
 #pragma once
 #include <atomic>
 #include <string>
