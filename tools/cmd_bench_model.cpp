@@ -124,14 +124,20 @@ void place_model(MiniMindVLM& model, AdamW* optim, Device device, DType dtype) {
   }
 }
 
-json bench_train(MiniMindVLM& model, int64_t B, int64_t T, int64_t tiles, Device device,
-                 DType dtype, int warmup, int reps, Rng& rng) {
+// SFT's trainables (LLM and projector; the tower frozen); returns their element count.
+int64_t mark_sft_trainables(MiniMindVLM& model) {
   int64_t trainable = 0;
   for (NamedTensor& p : model.params()) {
     const bool llm = p.name.rfind("model.", 0) == 0 || p.name == "lm_head.weight";
     p.tensor.set_requires_grad(llm || p.name.rfind("vision_proj.", 0) == 0);
     if (p.tensor.requires_grad()) trainable += p.tensor.numel();
   }
+  return trainable;
+}
+
+json bench_train(MiniMindVLM& model, int64_t B, int64_t T, int64_t tiles, Device device,
+                 DType dtype, int warmup, int reps, Rng& rng) {
+  const int64_t trainable = mark_sft_trainables(model);
   AdamW optim(model.trainable_params(), AdamWConfig{});
   place_model(model, &optim, device, dtype);
   const auto comm = make_single_communicator();
@@ -292,10 +298,7 @@ json prediction_json(const std::vector<cuda::CostRecord>& records, const std::st
 // --predict: warm-up steps unrecorded, then one recorded step (see the top of this file).
 json predict_train(MiniMindVLM& model, int64_t B, int64_t T, int64_t tiles, Device device,
                    DType dtype, int warmup, bool execute, const std::string& gpu, Rng& rng) {
-  for (NamedTensor& p : model.params()) {
-    const bool llm = p.name.rfind("model.", 0) == 0 || p.name == "lm_head.weight";
-    p.tensor.set_requires_grad(llm || p.name.rfind("vision_proj.", 0) == 0);
-  }
+  mark_sft_trainables(model);
   cuda::CostRecording recording(execute);
   AdamW optim(model.trainable_params(), AdamWConfig{});
   place_model(model, &optim, device, dtype);
@@ -382,6 +385,12 @@ MINIVLM_COMMAND("bench-model",
     MV_CHECK(dtype == DType::f32 || backend_for(device).computes(dtype), "bench-model: --dtype ",
              dtype_arg, ": the ", backend_for(device).name(), " back-end does not compute in it",
              " (the trainers refuse --dtype ", dtype_arg, " on --device ", device.str(), " too)");
+    if (a.has("predict")) {              // refused before the model is built
+      cuda::gpu_spec(a.get("predict"));  // names the valid ones
+      MV_CHECK(device.type == DeviceType::cuda_emu,
+               "bench-model: --predict needs --device cuda-emu",
+               " (the cost model records the emulator's launches), got ", device.str());
+    }
     const ModelConfig config = ModelConfig::from_file(a.get("config"));
     const int64_t image_token = config.llm.vocab_size - 1;
     MiniMindVLM model(config, image_token);
@@ -393,10 +402,6 @@ MINIVLM_COMMAND("bench-model",
     Rng rng(7);
     if (a.has("predict")) {
       const std::string gpu = a.get("predict");
-      cuda::gpu_spec(gpu);  // names the valid ones
-      MV_CHECK(device.type == DeviceType::cuda_emu,
-               "bench-model: --predict needs --device cuda-emu",
-               " (the cost model records the emulator's launches), got ", device.str());
       if (what == "train")
         out =
             predict_train(model, a.get_int("batch", 4), a.get_int("seq", 256),
