@@ -4,8 +4,9 @@
 # runtime tests run on every registered back-end, cuda among them there; the model tests run on
 # MINIVLM_TEST_DEVICE=cuda instead of cuda-emu) as pass/fail counts, cpu vs cuda losses of 5
 # training steps of a tiny model, bf16 training tokens/s and model FLOP utilisation and bf16 decode
-# tokens/s of minimind2-small-v and minimind3-v, and the same workloads in PyTorch eager bf16 on the
-# GPU where `python3` (or $MINIVLM_PYTHON) imports torch with CUDA. Sized for one H100/H200 in
+# tokens/s of minimind2-small-v and minimind3-v beside the GPU cost model's prediction for the same
+# workloads (bench-model --predict, docs/performance.md), and the same workloads in PyTorch eager
+# bf16 on the GPU where `python3` (or $MINIVLM_PYTHON) imports torch with CUDA. Sized for one H100/H200 in
 # under 8 minutes, the build included.
 #
 #   scripts/gpu_check.sh [--dry-run]    --dry-run: print the commands and the table's skeleton, run nothing

@@ -20,6 +20,14 @@
 // step's loss, the logits of a decode step), so a device's queue is drained inside each one.
 // Every line carries peak_rss_mb (the process's resident high-water mark), the thread count, the
 // device and the dtype.
+//
+// --predict h100|h200 (train or generate on --device cuda-emu): the GPU cost model
+// (cuda/cost_model.h, docs/performance.md). After --warmup unrecorded steps (default 1), one step
+// is recorded — a training step of --batch × --seq tokens, or one decode step of --batch rows
+// (default 1) against a cache of --prompt positions (no prefill) — and the line carries the
+// prediction: step seconds, tokens/s, MFU and every kernel's launches, bytes, FLOPs and predicted
+// seconds, largest first; a table goes to stderr. Shape-only by default (nothing launched or
+// copied: realistic sizes in seconds); --execute runs the recorded step for real.
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -37,6 +45,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "cuda/cost_model.h"
 #include "cpu/gemm.h"
 #include "dist/communicator.h"
 #include "nn/decode_step.h"
@@ -115,14 +124,20 @@ void place_model(MiniMindVLM& model, AdamW* optim, Device device, DType dtype) {
   }
 }
 
-json bench_train(MiniMindVLM& model, int64_t B, int64_t T, int64_t tiles, Device device,
-                 DType dtype, int warmup, int reps, Rng& rng) {
+// SFT's trainables (LLM and projector; the tower frozen); returns their element count.
+int64_t mark_sft_trainables(MiniMindVLM& model) {
   int64_t trainable = 0;
   for (NamedTensor& p : model.params()) {
     const bool llm = p.name.rfind("model.", 0) == 0 || p.name == "lm_head.weight";
     p.tensor.set_requires_grad(llm || p.name.rfind("vision_proj.", 0) == 0);
     if (p.tensor.requires_grad()) trainable += p.tensor.numel();
   }
+  return trainable;
+}
+
+json bench_train(MiniMindVLM& model, int64_t B, int64_t T, int64_t tiles, Device device,
+                 DType dtype, int warmup, int reps, Rng& rng) {
+  const int64_t trainable = mark_sft_trainables(model);
   AdamW optim(model.trainable_params(), AdamWConfig{});
   place_model(model, &optim, device, dtype);
   const auto comm = make_single_communicator();
@@ -240,6 +255,91 @@ json bench_read(int64_t mb, int reps) {
   return out;
 }
 
+// The cost model's prediction of the recorded launches, as JSON; a table on stderr.
+json prediction_json(const std::vector<cuda::CostRecord>& records, const std::string& gpu,
+                     int64_t tokens, const std::string& what) {
+  const cuda::GpuSpec& spec = cuda::gpu_spec(gpu);
+  const cuda::StepPrediction p = cuda::predict(records, spec);
+  json kernels = json::array();
+  std::fprintf(stderr,
+               "predicted %s step on %s: %.3f ms, %.0f tokens/s, MFU %.1f%%, %lld launches\n",
+               what.c_str(), gpu.c_str(), p.seconds * 1e3, tokens / p.seconds, 100 * p.mfu,
+               static_cast<long long>(p.launches));
+  std::fprintf(stderr, "  %-34s %8s %12s %12s %10s %6s %6s\n", "kernel", "launches", "MB", "GFLOP",
+               "ms", "share", "membw");
+  for (const cuda::KernelTime& k : p.kernels) {
+    kernels.push_back({{"name", k.name},
+                       {"launches", k.launches},
+                       {"bytes", k.bytes},
+                       {"flops", k.flops},
+                       {"model_flops", k.model_flops},
+                       {"seconds", k.seconds},
+                       {"memory_bound_seconds", k.memory_seconds}});
+    std::fprintf(stderr, "  %-34s %8lld %12.1f %12.2f %10.4f %5.1f%% %5.0f%%\n", k.name.c_str(),
+                 static_cast<long long>(k.launches), k.bytes / 1e6, k.flops / 1e9, k.seconds * 1e3,
+                 100 * k.seconds / p.seconds, 100 * k.memory_seconds / k.seconds);
+  }
+  return {{"gpu", spec.name},
+          {"hbm_bytes_per_s", spec.hbm_bytes_per_s},
+          {"tensor_flops", spec.tensor_flops},
+          {"simt_flops", spec.simt_flops},
+          {"launch_seconds", spec.launch_seconds},
+          {"step_seconds", p.seconds},
+          {"tokens", tokens},
+          {"tokens_per_s", static_cast<double>(tokens) / p.seconds},
+          {"mfu", p.mfu},
+          {"launches", p.launches},
+          {"bytes", p.bytes},
+          {"flops", p.flops},
+          {"model_flops", p.model_flops},
+          {"kernels", kernels}};
+}
+
+// --predict: warm-up steps unrecorded, then one recorded step (see the top of this file).
+json predict_train(MiniMindVLM& model, int64_t B, int64_t T, int64_t tiles, Device device,
+                   DType dtype, int warmup, bool execute, const std::string& gpu, Rng& rng) {
+  mark_sft_trainables(model);
+  cuda::CostRecording recording(execute);
+  AdamW optim(model.trainable_params(), AdamWConfig{});
+  place_model(model, &optim, device, dtype);
+  const auto comm = make_single_communicator();
+  TrainStep step(model, optim, *comm, 1.0);
+  const VlmBatch batch = train_batch(model.config(), model.image_token_id(), B, T, tiles, rng);
+  const MicroInput micro[] = {{&batch, batch.supervised_tokens()}};
+  for (int i = 0; i < warmup; ++i) step.run(micro, 1e-4);
+  recording.take();
+  const auto t0 = Clock::now();
+  const double loss = step.run(micro, 1e-4).loss;
+  const double secs = seconds_since(t0);
+  json out = {{"tokens", B * T},           {"batch", B},          {"seq", T},
+              {"tiles_per_sample", tiles}, {"executed", execute}, {"recorded_seconds", secs}};
+  if (execute) out["loss"] = loss;
+  out["predict"] = prediction_json(recording.take(), gpu, B * T, "train");
+  return out;
+}
+
+json predict_decode(MiniMindVLM& model, int64_t B, int64_t context, Device device, DType dtype,
+                    int warmup, bool execute, const std::string& gpu) {
+  NoGradGuard no_grad;
+  cuda::CostRecording recording(execute);
+  place_model(model, nullptr, device, dtype);
+  const LlmConfig& c = model.config().llm;
+  KVCache cache = KVCache::allocate(c, B, context + 1, device);
+  if (dtype != DType::f32)
+    for (std::vector<Tensor>* kv : {&cache.k, &cache.v})
+      for (Tensor& t : *kv) t = t.to(dtype);
+  const auto decoder = make_decode_step(model.llm, B, context + 1, {});
+  const std::vector<int64_t> ids(static_cast<size_t>(B), 1);
+  for (int i = 0; i <= warmup; ++i) {
+    if (i == warmup) recording.take();
+    cache.length = context;  // the step attends to `context` cached positions and its own
+    decoder->step(ids.data(), cache);
+  }
+  json out = {{"tokens", B}, {"batch", B}, {"context", context}, {"executed", execute}};
+  out["predict"] = prediction_json(recording.take(), gpu, B, "decode");
+  return out;
+}
+
 }  // namespace
 
 MINIVLM_COMMAND("bench-model",
@@ -260,7 +360,9 @@ MINIVLM_COMMAND("bench-model",
                {"vision-cache-mb", true},
                {"tiles", true},
                {"device", true},
-               {"dtype", true}},
+               {"dtype", true},
+               {"predict", true},
+               {"execute", false}},
               "bench-model");
   const std::string what = a.get("what");
   const int warmup = a.get_int("warmup", 1), reps = a.get_int("reps", 5);
@@ -283,6 +385,12 @@ MINIVLM_COMMAND("bench-model",
     MV_CHECK(dtype == DType::f32 || backend_for(device).computes(dtype), "bench-model: --dtype ",
              dtype_arg, ": the ", backend_for(device).name(), " back-end does not compute in it",
              " (the trainers refuse --dtype ", dtype_arg, " on --device ", device.str(), " too)");
+    if (a.has("predict")) {              // refused before the model is built
+      cuda::gpu_spec(a.get("predict"));  // names the valid ones
+      MV_CHECK(device.type == DeviceType::cuda_emu,
+               "bench-model: --predict needs --device cuda-emu",
+               " (the cost model records the emulator's launches), got ", device.str());
+    }
     const ModelConfig config = ModelConfig::from_file(a.get("config"));
     const int64_t image_token = config.llm.vocab_size - 1;
     MiniMindVLM model(config, image_token);
@@ -292,7 +400,16 @@ MINIVLM_COMMAND("bench-model",
       model.set_vision_cache(
           std::make_shared<VisionFeatureCache>(static_cast<size_t>(cache_mb) << 20));
     Rng rng(7);
-    if (what == "train")
+    if (a.has("predict")) {
+      const std::string gpu = a.get("predict");
+      if (what == "train")
+        out =
+            predict_train(model, a.get_int("batch", 4), a.get_int("seq", 256),
+                          a.get_int("tiles", 1), device, dtype, warmup, a.has("execute"), gpu, rng);
+      else
+        out = predict_decode(model, a.get_int("batch", 1), a.get_int("prompt", 256), device, dtype,
+                             warmup, a.has("execute"), gpu);
+    } else if (what == "train")
       out = bench_train(model, a.get_int("batch", 4), a.get_int("seq", 256), a.get_int("tiles", 1),
                         device, dtype, warmup, reps, rng);
     else

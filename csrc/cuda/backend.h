@@ -5,6 +5,7 @@
 // family, named as its front-end in ops/ (cuda/norm.cpp ↔ ops/norm.cpp).
 #pragma once
 #include "core/backend.h"
+#include "cuda/cost_model.h"
 #include "cuda/runtime.h"
 #include "kernels/kernels.h"
 
@@ -103,12 +104,22 @@ T* ptr(const Tensor& t) {
 
 }  // namespace minivlm::cuda
 
-// MV_KERNEL(device, launcher, args...): the kernels/ launcher of the device's build.
+// MV_KERNEL(device, launcher, args...): the kernels/ launcher of the device's build, priced by
+// kernels/cost.h's function of the same name when a CostRecording is active (cuda/cost_model.h;
+// not launched when it is shape-only).
 #if MINIVLM_HAVE_CUDA
-#define MV_KERNEL(device, fn, ...)                                                         \
-  ((device).type == ::minivlm::DeviceType::cuda ? ::minivlm::kernels::gpu::fn(__VA_ARGS__) \
-                                                : ::minivlm::kernels::emu::fn(__VA_ARGS__))
+#define MV_KERNEL(device, fn, ...)                                    \
+  ::minivlm::cuda::launch_kernel(                                     \
+      #fn, [&] { return ::minivlm::kernels::cost::fn(__VA_ARGS__); }, \
+      [&] {                                                           \
+        return (device).type == ::minivlm::DeviceType::cuda           \
+                   ? ::minivlm::kernels::gpu::fn(__VA_ARGS__)         \
+                   : ::minivlm::kernels::emu::fn(__VA_ARGS__);        \
+      })
 #else
 // Without the CUDA back-end the only CUDA device that exists is cuda-emu.
-#define MV_KERNEL(device, fn, ...) ((void)(device), ::minivlm::kernels::emu::fn(__VA_ARGS__))
+#define MV_KERNEL(device, fn, ...)                                    \
+  ::minivlm::cuda::launch_kernel(                                     \
+      #fn, [&] { return ::minivlm::kernels::cost::fn(__VA_ARGS__); }, \
+      [&] { return (void)(device), ::minivlm::kernels::emu::fn(__VA_ARGS__); })
 #endif

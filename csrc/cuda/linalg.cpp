@@ -1,5 +1,6 @@
 // The planned product (core/matmul_plan.h) on the runtime's GEMM: cuBLAS on `cuda`, the CPU GEMM on
 // `cuda-emu`. Operands whose last two dimensions are row-major or transposed views go as they are.
+// Each GEMM is priced for the cost model (cuda/cost_model.h) when a recording is active.
 #include "cuda/backend.h"
 
 namespace minivlm::cuda {
@@ -25,6 +26,11 @@ Tensor CudaBackend::matmul(const MatmulPlan& p) {
     g.ldb = p.b.ld;
     g.c = static_cast<char*>(out.raw_data()) + i * p.m * p.n * esize;
     g.ldc = p.n;
+    if (cost_mode() != CostMode::off) [[unlikely]] {
+      record_cost("gemm", kernels::cost::gemm(g.m, g.n, g.k, static_cast<std::size_t>(esize),
+                                              g.beta != 0.0f));
+      if (cost_mode() == CostMode::shape_only) continue;
+    }
     rt.gemm(g, stream_for(dev));
   }
   return out;

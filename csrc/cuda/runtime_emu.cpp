@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "cpu/gemm.h"
+#include "cuda/cost_model.h"
 #include "cuda/runtime.h"
 
 namespace minivlm::cuda {
@@ -42,9 +43,20 @@ class EmuRuntime final : public Runtime {
   }
   void free(void* p) override { std::free(p); }
 
-  void copy_h2d(void* d, const void* s, std::size_t n, cudaStream_t) override { move(d, s, n); }
-  void copy_d2h(void* d, const void* s, std::size_t n, cudaStream_t) override { move(d, s, n); }
-  void copy_d2d(void* d, const void* s, std::size_t n, cudaStream_t) override { move(d, s, n); }
+  // A shape-only cost recording (cuda/cost_model.h) leaves device memory untouched: copies to the
+  // device are skipped and copies from it yield zeros.
+  void copy_h2d(void* d, const void* s, std::size_t n, cudaStream_t) override {
+    if (cost_mode() != CostMode::shape_only) move(d, s, n);
+  }
+  void copy_d2h(void* d, const void* s, std::size_t n, cudaStream_t) override {
+    if (cost_mode() != CostMode::shape_only)
+      move(d, s, n);
+    else if (n != 0)
+      std::memset(d, 0, n);
+  }
+  void copy_d2d(void* d, const void* s, std::size_t n, cudaStream_t) override {
+    if (cost_mode() != CostMode::shape_only) move(d, s, n);
+  }
 
   cudaStream_t create_stream() override { return fake_stream(++streams_); }
   void destroy_stream(cudaStream_t) override {}

@@ -16,6 +16,10 @@ Run by scripts/gpu_check.sh after its CUDA build; standard library only. Parts, 
                  FLOP utilisation (scripts/bench/flops.py's FLOPs / step time / the GPU's dense
                  bf16 peak: H100 SXM and H200 989 TFLOP/s, H100 PCIe 756, A100 312)
   decode         the same models, batch 1, 256-token prompt, 128 greedy tokens, bf16 weights
+The predicted column is the GPU cost model's (`bench-model --predict h100|h200 --device cuda-emu`:
+a shape-only recording of one step, timed by roofline; docs/performance.md, "The GPU cost model")
+for the same workload on the GPU nvidia-smi names (H200, else H100): tokens/s and MFU of a training
+step, and decode tokens/s of one step at the mean context of the generation (prompt + new / 2).
 The PyTorch column runs scripts/bench/torch_model.py --device cuda --bf16 (eager, autocast bf16)
 on the same workloads where `--python` imports torch with CUDA; otherwise it reads "—".
 Each command has a time limit, and once --budget-s is spent the parts left are marked skipped.
@@ -42,6 +46,11 @@ MODELS = ["minimind2-small-v", "minimind3-v"]
 TRAIN_B, TRAIN_T, PROMPT, NEW = 16, 512, 256, 128
 LOSS_ARGS = ["--what", "train", "--config", "configs/tiny.json", "--batch", "4", "--seq", "128",
              "--warmup", "0", "--reps", "5"]
+
+
+def predict_gpu(name):
+    """The cost model's GPU for the one nvidia-smi names."""
+    return "h200" if "H200" in name.upper() else "h100"
 
 
 def peak_tflops(name):
@@ -124,7 +133,7 @@ def main():
     ap.add_argument("--dry-run", action="store_true")
     a = ap.parse_args()
     r = Runner(a)
-    rows = []  # (part, item, minivlm, PyTorch)
+    rows = []  # (part, item, minivlm, predicted, PyTorch)
 
     if a.dry_run:
         print("commands:")
@@ -134,12 +143,13 @@ def main():
         if rc == 0 and out.strip():
             gpu = out.strip().splitlines()[0]
     peak = peak_tflops(gpu)
+    pgpu = predict_gpu(gpu)
 
     # Kernel tests on the real GPU.
     env = dict(os.environ, MINIVLM_TEST_DEVICE=a.device)
     for t in TESTS:
         rc, out, err = r.run([os.path.join(a.tests, t), "--gtest_brief=1"], 150, env)
-        rows.append(("kernel tests", t, gtest_counts(rc, out, err), "n/a"))
+        rows.append(("kernel tests", t, gtest_counts(rc, out, err), "n/a", "n/a"))
 
     # cpu vs cuda losses of 5 steps.
     base = r.json([a.bin, "bench-model", *LOSS_ARGS, "--device", "cpu"], 60)
@@ -152,7 +162,7 @@ def main():
                     f"{' '.join(f'{x:.4f}' for x in base['losses'])}; max rel diff {diff:.1e}")
         else:
             cell = res if not isinstance(res, dict) else base
-        rows.append(("losses", item, cell, "n/a"))
+        rows.append(("losses", item, cell, "n/a", "n/a"))
 
     # PyTorch with CUDA?
     torch_ok = False
@@ -174,6 +184,17 @@ def main():
         mv_t = r.json([a.bin, "bench-model", *tr, "--device", a.device, "--dtype", "bf16"], 120)
         pt_t = r.json([*torch_py, *tr, "--device", "cuda", "--bf16"], 120) if (torch_ok or a.dry_run) else "—"
         f_train = flops.train_flops(cfg, TRAIN_B, TRAIN_T)
+        pred = ["--device", "cuda-emu", "--dtype", "bf16", "--predict", pgpu, "--warmup", "0"]
+        pr_t = r.json([a.bin, "bench-model", "--what", "train", "--config", cfg_path, "--batch", str(TRAIN_B),
+                       "--seq", str(TRAIN_T), *pred], 120)
+        pr_g = r.json([a.bin, "bench-model", "--what", "generate", "--config", cfg_path, "--batch", "1",
+                       "--prompt", str(PROMPT + NEW // 2), *pred], 60)
+
+        def ptps(res):
+            return f"{res['predict']['tokens_per_s']:.0f}" if isinstance(res, dict) else res
+
+        def pmfu(res):
+            return f"{100 * res['predict']['mfu']:.1f}% ({pgpu})" if isinstance(res, dict) else "—"
 
         def tps(res):
             return f"{res['tokens'] / statistics.median(res['seconds']):.0f}" if isinstance(res, dict) else res
@@ -187,25 +208,25 @@ def main():
             return f"{100 * tf / peak:.1f}% ({tf:.1f} TFLOP/s)"
 
         label = f"{m} B={TRAIN_B} T={TRAIN_T}"
-        rows.append(("train bf16", f"{label}: tokens/s", tps(mv_t), tps(pt_t)))
-        rows.append(("train bf16", f"{label}: MFU of {peak or '?'} TFLOP/s", mfu(mv_t), mfu(pt_t)))
+        rows.append(("train bf16", f"{label}: tokens/s", tps(mv_t), ptps(pr_t), tps(pt_t)))
+        rows.append(("train bf16", f"{label}: MFU of {peak or '?'} TFLOP/s", mfu(mv_t), pmfu(pr_t), mfu(pt_t)))
         mv_g = r.json([a.bin, "bench-model", *gen, "--device", a.device, "--dtype", "bf16"], 90)
         pt_g = r.json([*torch_py, *gen, "--device", "cuda", "--bf16"], 90) if (torch_ok or a.dry_run) else "—"
 
         def dec(res):
             return f"{NEW / statistics.median(res['decode_seconds']):.0f}" if isinstance(res, dict) else res
 
-        rows.append(("decode bf16", f"{m} B=1, {PROMPT}+{NEW}: tokens/s", dec(mv_g), dec(pt_g)))
+        rows.append(("decode bf16", f"{m} B=1, {PROMPT}+{NEW}: tokens/s", dec(mv_g), ptps(pr_g), dec(pt_g)))
 
     print(f"\nGPU day one — {gpu}; dense bf16 peak {peak or 'unknown'} TFLOP/s; PyTorch: {torch_note}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}, {time.monotonic() - r.t0:.0f} s\n")
-    w = [max(len(h), *(len(str(x[i])) for x in rows)) for i, h in enumerate(["part", "item", "minivlm", "PyTorch eager"])]
-    hdr = ["part", "item", "minivlm", "PyTorch eager"]
+    hdr = ["part", "item", "minivlm", f"predicted ({pgpu})", "PyTorch eager"]
+    w = [max(len(h), *(len(str(x[i])) for x in rows)) for i, h in enumerate(hdr)]
     print("| " + " | ".join(f"{h:{w[i]}}" for i, h in enumerate(hdr)) + " |")
     print("|" + "|".join("-" * (x + 2) for x in w) + "|")
     for row in rows:
         print("| " + " | ".join(f"{str(c):{w[i]}}" for i, c in enumerate(row)) + " |")
-    failed = any(p == "kernel tests" and re.search(r"[1-9]\d* failed|no summary", str(c)) for p, _, c, _ in rows)
+    failed = any(p == "kernel tests" and re.search(r"[1-9]\d* failed|no summary", str(c)) for p, _, c, _, _ in rows)
     return 1 if failed else 0
 
 

@@ -105,5 +105,47 @@ TEST(BenchModel, GenerateRunsOnTheEmulatedDevice) {
   }
 }
 
+// --predict: one recorded step priced for a GPU. Shape-only and executed recordings of the same
+// step give the same prediction; the kernels add up to the step and come largest first.
+TEST(BenchModel, PredictPricesOneStepShapeOnlyOrExecuted) {
+  for (const std::string what : {"train --batch 2 --seq 80", "generate --batch 3 --prompt 40"}) {
+    json pred[2];
+    for (int execute = 0; execute < 2; ++execute) {
+      const auto r = run(kBin + "/minivlm bench-model --what " + what + " --config " + kTiny +
+                         " --device cuda-emu --dtype bf16 --predict h200 --warmup 0" +
+                         (execute ? " --execute" : ""));
+      ASSERT_EQ(r.exit_code, 0) << what << "\n" << r.output;
+      EXPECT_NE(r.output.find("predicted"), std::string::npos) << r.output;
+      const json j = last_json_line(r.output);
+      EXPECT_EQ(j["executed"], execute == 1);
+      pred[execute] = j["predict"];
+    }
+    const json& p = pred[0];
+    EXPECT_EQ(p["gpu"], "h200");
+    EXPECT_EQ(p["hbm_bytes_per_s"], 4.8e12);
+    EXPECT_GT(p["step_seconds"].get<double>(), 0);
+    EXPECT_GT(p["mfu"].get<double>(), 0);
+    EXPECT_LT(p["mfu"].get<double>(), 1);
+    double sum = 0, prev = 1e300;
+    int64_t launches = 0;
+    for (const json& k : p["kernels"]) {
+      sum += k["seconds"].get<double>();
+      launches += k["launches"].get<int64_t>();
+      EXPECT_LE(k["seconds"].get<double>(), prev) << k["name"];
+      prev = k["seconds"].get<double>();
+    }
+    EXPECT_NEAR(sum, p["step_seconds"].get<double>(), 1e-9 * sum) << what;
+    EXPECT_EQ(launches, p["launches"].get<int64_t>());
+    for (const char* key : {"launches", "bytes", "flops", "model_flops", "step_seconds"})
+      EXPECT_EQ(pred[0][key], pred[1][key]) << what << ": " << key;
+  }
+  const auto gpu = run(train_cmd("--device cuda-emu --predict a100"));
+  EXPECT_NE(gpu.exit_code, 0);
+  EXPECT_NE(gpu.output.find("valid: h100, h200"), std::string::npos) << gpu.output;
+  const auto cpu = run(train_cmd("--device cpu --predict h100"));
+  EXPECT_NE(cpu.exit_code, 0);
+  EXPECT_NE(cpu.output.find("--predict needs --device cuda-emu"), std::string::npos) << cpu.output;
+}
+
 }  // namespace
 }  // namespace minivlm
