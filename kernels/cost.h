@@ -84,11 +84,11 @@ MINIVLM_ACTIVATION_COST(silu)
 #undef MINIVLM_ACTIVATION_COST
 
 // ---- adamw.h: master (read, write), params (write; read too without master), grads (read),
-// m, v (read, write)
-template <typename T>
-KernelCost adamw_update(float* master, T*, const T*, float*, float*, std::size_t n, double, double,
+// m, v (read, write); the gradients in the parameters' dtype or f32 (a bf16 parameter's)
+template <typename T, typename G>
+KernelCost adamw_update(float* master, T*, const G*, float*, float*, std::size_t n, double, double,
                         double, double, double, long, const float*, cudaStream_t, int = 256) {
-  const double per = (master ? 8 + sz<T>() : 2 * sz<T>()) + sz<T>() + 16;
+  const double per = (master ? 8 + sz<T>() : 2 * sz<T>()) + sz<G>() + 16;
   return simt(per * d(n), kSimtAdamW * d(n));
 }
 
