@@ -7,41 +7,44 @@
 // FlashAttention-2's backward in three kernels; the seven products run on tensor cores:
 //   K0  the SIMT flash_rowdot_kernel: D = rowsum(dO ∘ O) into scratch [B, Hq, Tq].
 //   K1  dK, dV, grid (⌈Tk/64⌉, Hkv, B), 4 warps; warp w owns keys j0 + 16w .. j0 + 16w + 15.
-//       K_j, V_j stay in shared memory; for every query head of the group and every 64-row query
-//       tile that sees a key of the tile: Sᵀ = K_j Q_iᵀ and dPᵀ = V_j dO_iᵀ (16 keys × 64 queries
-//       per warp, keys as the M dimension), Pᵀ = exp(scale·Sᵀ − lse), dSᵀ = Pᵀ ∘ (dPᵀ − D), then
-//       dV += Pᵀ dO_i and dK += dSᵀ Q_i. Computing Sᵀ rather than S puts Pᵀ and dSᵀ in the
-//       accumulator layout that, rounded to bf16 pairs, is the A fragment of the next product
-//       (FA2's register trick), so nothing is transposed through shared memory. dK (times scale)
-//       and dV (16 × d fp32 per warp) stay in registers and are written once.
-//   K2  dQ, grid (⌈Tq/64⌉, Hq, B), 4 warps; warp w owns query rows i0 + 16w .. + 15. For every key
-//       tile the rows see: S = Q_i K_jᵀ, dP = dO_i V_jᵀ, P, dS as in K1, dQ += dS K_j; dQ
+//       K_j, V_j (64 keys) stay in shared memory; for every query head of the group and every
+//       32-row query tile that sees a key of the tile: Sᵀ = K_j Q_iᵀ and dPᵀ = V_j dO_iᵀ (16 keys
+//       × 32 queries per warp, keys as the M dimension), Pᵀ = exp(scale·Sᵀ − lse),
+//       dSᵀ = Pᵀ ∘ (dPᵀ − D), then dV += Pᵀ dO_i and dK += dSᵀ Q_i. Computing Sᵀ rather than S
+//       puts Pᵀ and dSᵀ in the accumulator layout that, rounded to bf16 pairs, is the A fragment
+//       of the next product (FA2's register trick), so nothing is transposed through shared
+//       memory. dK (times scale at the end) and dV, 16 × d fp32 per warp each, stay in registers
+//       and are written once. The query tile is 32 rows, not 64, for registers: dK and dV take
+//       d per thread, and 64-row Sᵀ, dPᵀ (64 more) spilled at d = 128.
+//   K2  dQ, grid (⌈Tq/64⌉, Hq, B), 4 warps; warp w owns query rows i0 + 16w .. + 15. For every
+//       64-key tile the rows see: S = Q_i K_jᵀ, dP = dO_i V_jᵀ, P, dS as in K1, dQ += dS K_j; dQ
 //       (times scale) in registers, written once. S and dP are computed twice (K1, K2) instead of
 //       adding dQ with atomics.
 // P and dS are rounded to bf16 as the A operands of the second products, as FA2 does; the scores,
 // softmax, dS and all accumulators are fp32.
 //
-// Shared memory: bf16 tiles of 64 rows, stored as 32-bit words (pairs of dims: the fragments' unit)
-// with the head dim zero-padded to dp = ⌈d/16⌉·16 (the k16 steps over d) and a row stride of
-// dp/2 + 4 words: stride ≡ 4 (mod 8) words, so the 8 row groups × 4 word columns of a fragment load
-// hit 32 different banks; the column loads of Pᵀ·dO, dSᵀ·Q and dS·K (two rows 2t, 2t + 1 per
-// register, one half each) read 16 different words per warp, also conflict-free. Four tiles (K1:
-// K, V, Q, dO; K2: Q, dO, K, V): 4·64·(dp + 8)·2 B, d = 128: 69.6 KB (K1 adds 768 B of lse, D and
-// sample starts), above the 48 KB default: opted in. Global rows are read as 16-byte vectors when
-// the pointer allows (rows are multiples of 16 bytes: d is a multiple of 8).
+// Shared memory: bf16 tiles stored as 32-bit words (pairs of dims: the fragments' unit) with the
+// head dim zero-padded to dp = ⌈d/16⌉·16 (whole k16 steps over d; d = 72 → 80) and a row stride
+// of dp/2 + 4 words: stride ≡ 4 (mod 8) words, so the 8 row groups × 4 word columns of a fragment
+// load hit 32 different banks; the column loads of Pᵀ·dO, dSᵀ·Q and dS·K (rows 2t, 2t + 1 per
+// register, one half each) read 16 different words per warp, also conflict-free (ldmatrix.trans
+// would do this in one instruction; the portable layer has no ldmatrix). K1: K, V (64 rows), Q, dO
+// (32 rows), lse, D, sample starts: 2·96·(dp + 8)·2 + 384 B, d = 128: 52.6 KB. K2: Q, dO, K, V
+// (64 rows): 4·64·(dp + 8)·2 B, d = 128: 69.6 KB. Both above the 48 KB default: opted in. Global
+// rows are read as 16-byte vectors when the pointer allows (a row is a multiple of 16 bytes).
 //
-// Registers (ptxas, sm_90; sm_80 the same to within a few): K1 d = 128: 230 registers, no spill
-// (dK, dV: 128 accumulators; Sᵀ, dPᵀ: 64); K2 d = 128: 168 (dQ: 64; S, dP: 64). One block of
-// 128 threads per SM quarter-set: 2 blocks/SM for K1 at d = 128 (registers), 3 for K2 (shared).
+// Registers (ptxas, sm_90 / sm_80), no spills: K1 d = 128: 236 / 232 (dK, dV: 128 accumulators;
+// Sᵀ, dPᵀ: 32), d = 64: 144 / 150; K2 d = 128: 224 / 237 (dQ: 64; S, dP: 64), d = 64: 165 / 168.
+// At d = 128 two 128-thread blocks per SM fit by registers (K1 and K2).
 //
-// Cost. S = visible scores = B·Hq·Tq·Tk (≈ half with causal; diagonal 64 × 64 tiles whole).
+// Cost. S = visible scores = B·Hq·Tq·Tk (≈ half with causal; diagonal tiles are computed whole).
 // 14·d·S tensor FLOPs (K1: Sᵀ, dPᵀ, dV, dK = 8·d·S; K2: S, dP, dQ = 6·d·S) + ~10·S fp32 (exp,
-// masks, dS). DRAM as the SIMT kernels but with 64-row tiles: K1 reads Q, dO once per 64-key tile
-// (from L2), K2 reads K, V once per 64-query tile. minimind2-small (B = 4, T = 512, Hq = 8,
-// d = 64, causal): S = 4.19 M, 3.76 GFLOP → 3.8 µs at the H100 SXM's 989 TFLOP/s bf16 dense peak;
-// DRAM ≈ 18 MB → 5.3 µs at 3.35 TB/s: memory- and latency-bound at this size (64 blocks of K1
-// for 132 SMs). FA2's backward reaches ~30–40 % of the tensor peak at long sequences; these
-// kernels have no software pipelining (no cp.async double buffering, no ldmatrix), expect less.
+// masks, dS). DRAM as the SIMT kernels: K1 re-reads Q, dO per 64-key tile and K2 K, V per 64-row
+// query tile, from L2. minimind2-small (B = 4, T = 512, Hq = 8, Hkv = 2, d = 64, causal):
+// S = 4.19 M, 3.76 GFLOP → 3.8 µs at the H100 SXM's 989 TFLOP/s dense bf16 peak (the SIMT backward:
+// 56 µs at the 67 TFLOP/s fp32 peak); DRAM ≈ 18 MB → 5.3 µs at 3.35 TB/s, so at this size memory
+// and latency bound (K1 has 64 blocks for 132 SMs). The kernels load a tile, then compute on it
+// (no cp.async double buffering): expect a fraction of the tensor peak even at long sequences.
 #pragma once
 
 #include <cmath>
