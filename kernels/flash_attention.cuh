@@ -23,6 +23,8 @@
 //             (4·32·(d+1) + 2·32·33 + 96)·4 B (d = 128: 74.9 KB).
 //             K2 grid (⌈Tq/32⌉, Hq, B): recomputes S, P, dP, dS per KV tile; dQ = scale·Σ dS K_j.
 //             Shared: (4·32·(d+1) + 32·33)·4 B (d = 128: 70.3 KB).
+//             bf16 storage runs K1 and K2 on tensor cores instead (64-row tiles, P and dS rounded
+//             to bf16 as operands): kernels/flash_attention_bwd_tc.cuh.
 //   decode    Tq = 1 (one query row per (b, h) against a cache of L keys): grid (⌈L/128⌉, Hq, B),
 //             128 threads, one key per thread: scores, block max / sum, then thread t < d sums
 //             P·V over the chunk for dim t. One chunk writes out and lse directly; more chunks
