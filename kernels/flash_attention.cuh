@@ -23,6 +23,8 @@
 //             (4·32·(d+1) + 2·32·33 + 96)·4 B (d = 128: 74.9 KB).
 //             K2 grid (⌈Tq/32⌉, Hq, B): recomputes S, P, dP, dS per KV tile; dQ = scale·Σ dS K_j.
 //             Shared: (4·32·(d+1) + 32·33)·4 B (d = 128: 70.3 KB).
+//             bf16 storage runs K1 and K2 on tensor cores instead (64-row tiles, P and dS rounded
+//             to bf16 as operands): kernels/flash_attention_bwd_tc.cuh.
 //   decode    Tq = 1 (one query row per (b, h) against a cache of L keys): grid (⌈L/128⌉, Hq, B),
 //             128 threads, one key per thread: scores, block max / sum, then thread t < d sums
 //             P·V over the chunk for dim t. One chunk writes out and lse directly; more chunks
@@ -496,6 +498,13 @@ inline dim3 query_tiles(const AttentionShape& s) {
   return dim3(static_cast<unsigned>(ceil_div(s.Tq, kFlashTile)), s.Hq, s.B);
 }
 
+}  // namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND
+
+// The bf16 backward on tensor cores (uses the helpers above).
+#include "kernels/flash_attention_bwd_tc.cuh"
+
+namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
+
 template <typename T>
 void flash_attention_forward(T* out, float* lse, const T* q, const T* k, const T* v,
                              const AttentionShape& s, cudaStream_t stream) {
@@ -518,30 +527,34 @@ void flash_attention_backward(T* dq, T* dk, T* dv, float* scratch, const T* dout
                               const AttentionShape& s, cudaStream_t stream) {
   require_attention("flash_attention_backward", s);
   if (s.B == 0) return;
-  const float scale = attention_scale(s.d);
-  with_head_dim_capacity(s.d, [&](auto cap) {
-    constexpr int kMaxD = decltype(cap)::value;
-    if (s.Tq > 0) {
-      simt::launch(flash_rowdot_kernel<T>, query_tiles(s), kFlashThreads, 0, stream, scratch, dout,
-                   out, s);
-      const auto dq_kernel = s.seq_start != nullptr ? flash_dq_kernel<T, kMaxD, true>
-                                                    : flash_dq_kernel<T, kMaxD, false>;
-      const std::size_t smem = (4 * tile_floats(s.d) + kScoreTileFloats) * sizeof(float);
-      allow_dynamic_smem(dq_kernel, smem);
-      simt::launch(dq_kernel, query_tiles(s), kFlashThreads, smem, stream, dq, dout, q, k, v, lse,
-                   static_cast<const float*>(scratch), s, scale);
-    }
-    if (s.Tk > 0) {
-      const auto kv_kernel = s.seq_start != nullptr ? flash_dkdv_kernel<T, kMaxD, true>
-                                                    : flash_dkdv_kernel<T, kMaxD, false>;
-      const std::size_t smem =
-          (4 * tile_floats(s.d) + 2 * kScoreTileFloats + 3 * kFlashTile) * sizeof(float);
-      allow_dynamic_smem(kv_kernel, smem);
-      const dim3 grid(static_cast<unsigned>(ceil_div(s.Tk, kFlashTile)), s.Hkv, s.B);
-      simt::launch(kv_kernel, grid, kFlashThreads, smem, stream, dk, dv, dout, q, k, v, lse,
-                   static_cast<const float*>(scratch), s, scale);
-    }
-  });
+  if constexpr (std::is_same_v<T, bf16>) {
+    flash_attention_backward_tc(dq, dk, dv, scratch, dout, q, k, v, out, lse, s, stream);
+  } else {
+    const float scale = attention_scale(s.d);
+    with_head_dim_capacity(s.d, [&](auto cap) {
+      constexpr int kMaxD = decltype(cap)::value;
+      if (s.Tq > 0) {
+        simt::launch(flash_rowdot_kernel<T>, query_tiles(s), kFlashThreads, 0, stream, scratch,
+                     dout, out, s);
+        const auto dq_kernel = s.seq_start != nullptr ? flash_dq_kernel<T, kMaxD, true>
+                                                      : flash_dq_kernel<T, kMaxD, false>;
+        const std::size_t smem = (4 * tile_floats(s.d) + kScoreTileFloats) * sizeof(float);
+        allow_dynamic_smem(dq_kernel, smem);
+        simt::launch(dq_kernel, query_tiles(s), kFlashThreads, smem, stream, dq, dout, q, k, v, lse,
+                     static_cast<const float*>(scratch), s, scale);
+      }
+      if (s.Tk > 0) {
+        const auto kv_kernel = s.seq_start != nullptr ? flash_dkdv_kernel<T, kMaxD, true>
+                                                      : flash_dkdv_kernel<T, kMaxD, false>;
+        const std::size_t smem =
+            (4 * tile_floats(s.d) + 2 * kScoreTileFloats + 3 * kFlashTile) * sizeof(float);
+        allow_dynamic_smem(kv_kernel, smem);
+        const dim3 grid(static_cast<unsigned>(ceil_div(s.Tk, kFlashTile)), s.Hkv, s.B);
+        simt::launch(kv_kernel, grid, kFlashThreads, smem, stream, dk, dv, dout, q, k, v, lse,
+                     static_cast<const float*>(scratch), s, scale);
+      }
+    });
+  }
 }
 
 template <typename T>
