@@ -71,11 +71,11 @@
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
 
-inline constexpr int kTcRows = 64;        // Br: query rows per forward block
-inline constexpr int kTcKeys = 64;        // Bc: keys per forward tile
-inline constexpr int kTcWarps = 4;        // warps per block (forward and decode)
+inline constexpr int kTcRows = 64;  // Br: query rows per forward block
+inline constexpr int kTcKeys = 64;  // Bc: keys per forward tile
+inline constexpr int kTcWarps = 4;  // warps per block (forward and decode)
 inline constexpr int kTcThreads = 32 * kTcWarps;
-inline constexpr int kTcPad = 8;          // bf16 of padding per shared row
+inline constexpr int kTcPad = 8;  // bf16 of padding per shared row
 inline constexpr int kTcDecodeWarpKeys = kFlashDecodeChunk / kTcWarps;  // keys per decode warp
 inline constexpr float kLog2e = 1.4426950408889634f;
 inline constexpr float kLn2 = 0.6931471805599453f;
@@ -162,7 +162,8 @@ __device__ __forceinline__ void tc_load_rows(bf16* dst, int ld, const bf16* src,
   for (int idx = tid; idx < rows * chunks; idx += threads) {
     const int r = idx / chunks, c = idx % chunks, row = row0 + r;
     std::uint32_t w[4] = {0, 0, 0, 0};
-    if (row < len && 8 * c < d) load8(w, src + row_offset(b, len, heads, head, row, d) + 8 * c, vec);
+    if (row < len && 8 * c < d)
+      load8(w, src + row_offset(b, len, heads, head, row, d) + 8 * c, vec);
     sts128(dst + r * ld + 8 * c, w);
   }
 }
@@ -192,8 +193,9 @@ __device__ __forceinline__ void tc_load_transposed(bf16* dst, int ld, const bf16
 // S (16 × 8·kTiles, the warp's rows against keys [key0, key0 + 8·kTiles) of K, row stride ld)
 // = A · Kᵀ over the k16 steps of the head dim that d reaches.
 template <int kSteps, int kTiles>
-__device__ __forceinline__ void tc_scores(float (&sc)[kTiles][4], const std::uint32_t (&qa)[kSteps][4],
-                                          const bf16* Ks, int ld, int d, int g, int t) {
+__device__ __forceinline__ void tc_scores(float (&sc)[kTiles][4],
+                                          const std::uint32_t (&qa)[kSteps][4], const bf16* Ks,
+                                          int ld, int d, int g, int t) {
   MINIVLM_UNROLL
   for (int n = 0; n < kTiles; ++n) {
     MINIVLM_UNROLL
@@ -487,9 +489,9 @@ inline void flash_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k
                              const AttentionShape& s, cudaStream_t stream) {
   const bool vec = aligned16(out) && aligned16(q) && aligned16(k) && aligned16(v);
   const int ld = (s.d + 15) / 16 * 16 + kTcPad;
-  const std::size_t smem =
-      (static_cast<std::size_t>(kTcRows) * ld + static_cast<std::size_t>(s.d) * (kTcKeys + kTcPad)) *
-      sizeof(bf16);
+  const std::size_t smem = (static_cast<std::size_t>(kTcRows) * ld +
+                            static_cast<std::size_t>(s.d) * (kTcKeys + kTcPad)) *
+                           sizeof(bf16);
   const float scale_log2 = attention_scale(s.d) * kLog2e;
   const dim3 grid(static_cast<unsigned>(ceil_div(s.Tq, kTcRows)), s.Hq, s.B);
   with_head_dim_capacity(s.d, [&](auto cap) {
@@ -503,7 +505,7 @@ inline void flash_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k
 
 // s.Tk > 0; more than one chunk of kFlashDecodeChunk keys leaves partials for the combine.
 inline void flash_decode_tc(bf16* out, float* lse, float* scratch, const bf16* q, const bf16* k,
-                           const bf16* v, const AttentionShape& s, cudaStream_t stream) {
+                            const bf16* v, const AttentionShape& s, cudaStream_t stream) {
   const bool vec = aligned16(k) && aligned16(v);
   const int ld = (s.d + 15) / 16 * 16 + kTcPad;
   const std::size_t kv = static_cast<std::size_t>(kTcWarps) *
