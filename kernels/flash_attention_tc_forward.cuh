@@ -31,7 +31,7 @@
 //            rescale by 1). O / l goes out through shared memory (16-byte stores), lse =
 //            m·ln 2 + ln l in fp32 (−inf and a zero row for a row that sees no key). Shared:
 //            2·(64·(dp + 8) + 72·d) B (Q, then K_j and O, share the first buffer): d = 64:
-//            18.4 KB, d = 128: 35.8 KB.
+//            18 KiB, d = 72: 21.1 KiB, d = 128: 35 KiB.
 //   decode   Tq = 1 against a cache of L keys, GQA: the g = Hq/Hkv query heads of a kv head are
 //            the M rows of the mma (padded to 16; groups above 16 loop over row blocks, each
 //            reloading the chunk). Grid (⌈L/128⌉, Hkv, B), 128 threads; warp w takes keys
@@ -40,12 +40,14 @@
 //            forward, then the 4 warps' (m, l, O) meet in shared memory (over the K, V buffers)
 //            and are merged in warp order. One chunk writes out and lse, more write (m, l,
 //            acc[d]) partials to scratch in flash_decode_scratch_floats's layout for the SIMT
-//            combine kernel. Shared: 2·4·(32·(dp + 8) + 40·d) B: d = 64: 38.9 KB, d = 128:
-//            74.0 KB (opted in above 48 KB).
+//            combine kernel. Shared: 2·4·(32·(dp + 8) + 40·d) B: d = 64: 38 KiB, d = 128:
+//            74 KiB (opted in above 48 KiB).
 //
-// Registers (ptxas, sm_90, no spills; sm_80 the same within a few): forward kMaxD = 32/64/96/128:
-// 56/90/127/166 (unpacked) and 56/90/127/168 (packed); decode 56/88/123/159. (See
-// scripts/check_kernel_resources.sh.)
+// Registers per thread (ptxas, no spills; kMaxD = 32 / 64 / 96 / 128, the capacity that holds
+// d): forward sm_90 113 / 143 / 167 / 184 (packed 106 / 128 / 168 / 196), sm_80 120 / 142 / 166
+// / 179 (packed 120 / 139 / 168 / 190); decode sm_90 54 / 64 / 88 / 96, sm_80 48 / 64 / 91 /
+// 120. Mostly the O accumulators (d/2 per lane), S (32), Q's fragments (d/4) and B fragments
+// loaded ahead of their mma (scripts/check_kernel_resources.sh prints the table).
 //
 // Cost at the H100 SXM's 989 TFLOP/s dense bf16 tensor peak (3.35 TB/s HBM). S = visible scores
 // (B·Hq·Tq·Tk, ≈ half causal; diagonal tiles are computed whole).
@@ -203,7 +205,7 @@ __device__ __forceinline__ void tc_scores(float (&sc)[kTiles][4],
   }
   MINIVLM_UNROLL
   for (int kk = 0; kk < kSteps; ++kk) {
-    if (16 * kk >= d) break;
+    if (16 * kk >= d) continue;
     MINIVLM_UNROLL
     for (int n = 0; n < kTiles; ++n) {
       const bf16* kb = Ks + (8 * n + g) * ld + 16 * kk + 2 * t;
@@ -226,7 +228,7 @@ __device__ __forceinline__ void tc_pv(float (&acc)[kDimTiles][4], const float (&
                                  pack_bf16x2(p[2 * j + 1][2], p[2 * j + 1][3])};
     MINIVLM_UNROLL
     for (int n = 0; n < kDimTiles; ++n) {
-      if (8 * n >= d) break;
+      if (8 * n >= d) continue;
       const bf16* vb = Vts + (8 * n + g) * ld + 16 * j + 2 * t;
       const std::uint32_t bb[2] = {lds32(vb), lds32(vb + 8)};
       simt::mma_m16n8k16_bf16(acc[n], pa, bb, acc[n]);
