@@ -56,12 +56,13 @@
 //            DRAM as the SIMT kernel: 2·2·B·d·(Hq·Tq + Hkv·Tk) + 4·B·Hq·Tq; K, V re-read per query
 //            tile and per query head of the group from L2.
 //            Minimind2-small (Hq = 8, d = 64, Hkv = 2), B = 4, T = 512, causal: 1.07 GFLOP →
-//            1.1 µs at the tensor peak; the 4.2 M exp2 take ~2 µs on 132 SMs × 16/clock; the
-//            grid is 8·8·4 = 256 blocks of 1 to 8 key tiles, so launch and the longest block's
-//            8 sequential tiles dominate: expect a few µs, against ~65 µs for the SIMT kernel.
-//            For long rows (T = 4096, d = 128, Hq = 16, B = 1, causal) 2.2 TFLOP → ~2.2 ms at the
-//            peak; this kernel has no load/compute overlap (no cp.async, one buffer) and loads
-//            B fragments with 32-bit shared loads (no ldmatrix), so expect ~35-50% of it.
+//            1.1 µs at the tensor peak; the ~4.7 M exp2 (whole diagonal tiles) take ~1.2 µs at
+//            16/clock on 132 SMs; the grid is 8·8·4 = 256 blocks of 1 to 8 key tiles, so launch
+//            and the longest block's 8 sequential tiles dominate: expect a few µs, against ~65 µs
+//            for the SIMT kernel. Long rows (T = 4096, d = 128, Hq = 16, B = 1, causal): 69 GFLOP
+//            → 70 µs at the peak; this kernel has no load/compute overlap (no cp.async, one
+//            buffer) and loads B fragments with 32-bit shared loads (no ldmatrix), so expect a
+//            fraction of it (FlashAttention-2 itself reaches ~50-70%).
 //   decode   4·d·B·Hq·L FLOPs (negligible); DRAM 2·2·B·Hkv·L·d (each K, V byte read once per
 //            kv head, the group's query heads share it) + 2·4·B·Hq·⌈L/128⌉·(d + 2) through
 //            scratch when split. Memory-bound: L = 4096, Hkv = 2, d = 64, B = 1: 2.1 MB → 0.6 µs.
