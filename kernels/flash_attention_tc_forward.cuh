@@ -62,7 +62,8 @@
 //            for the SIMT kernel. Long rows (T = 4096, d = 128, Hq = 16, B = 1, causal): 69 GFLOP
 //            → 70 µs at the peak; this kernel has no load/compute overlap (no cp.async, one
 //            buffer) and loads B fragments with 32-bit shared loads (no ldmatrix), so expect a
-//            fraction of it (FlashAttention-2 itself reaches ~50-70%).
+//            fraction of it (FlashAttention-2 reaches 50-70% of an A100's peak, ~35% of an
+//            H100's).
 //   decode   4·d·B·Hq·L FLOPs (negligible); DRAM 2·2·B·Hkv·L·d (each K, V byte read once per
 //            kv head, the group's query heads share it) + 2·4·B·Hq·⌈L/128⌉·(d + 2) through
 //            scratch when split. Memory-bound: L = 4096, Hkv = 2, d = 64, B = 1: 2.1 MB → 0.6 µs.
