@@ -500,7 +500,8 @@ inline dim3 query_tiles(const AttentionShape& s) {
 
 }  // namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND
 
-// The bf16 backward on tensor cores (uses the helpers above).
+// bf16 storage: the tensor-core forward, decode and backward (they use the helpers above).
+#include "kernels/flash_attention_tc_forward.cuh"
 #include "kernels/flash_attention_bwd_tc.cuh"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
@@ -510,15 +511,19 @@ void flash_attention_forward(T* out, float* lse, const T* q, const T* k, const T
                              const AttentionShape& s, cudaStream_t stream) {
   require_attention("flash_attention_forward", s);
   if (s.B == 0 || s.Tq == 0) return;
-  with_head_dim_capacity(s.d, [&](auto cap) {
-    const auto kernel = s.seq_start != nullptr
-                            ? flash_forward_kernel<T, decltype(cap)::value, true>
-                            : flash_forward_kernel<T, decltype(cap)::value, false>;
-    const std::size_t smem = (3 * tile_floats(s.d) + kScoreTileFloats) * sizeof(float);
-    allow_dynamic_smem(kernel, smem);
-    simt::launch(kernel, query_tiles(s), kFlashThreads, smem, stream, out, lse, q, k, v, s,
-                 attention_scale(s.d));
-  });
+  if constexpr (std::is_same_v<T, bf16>) {
+    flash_forward_tc(out, lse, q, k, v, s, stream);
+  } else {
+    with_head_dim_capacity(s.d, [&](auto cap) {
+      const auto kernel = s.seq_start != nullptr
+                              ? flash_forward_kernel<T, decltype(cap)::value, true>
+                              : flash_forward_kernel<T, decltype(cap)::value, false>;
+      const std::size_t smem = (3 * tile_floats(s.d) + kScoreTileFloats) * sizeof(float);
+      allow_dynamic_smem(kernel, smem);
+      simt::launch(kernel, query_tiles(s), kFlashThreads, smem, stream, out, lse, q, k, v, s,
+                   attention_scale(s.d));
+    });
+  }
 }
 
 template <typename T>
@@ -569,9 +574,12 @@ void flash_attention_decode(T* out, float* lse, float* scratch, const T* q, cons
     return;
   }
   const int chunks = static_cast<int>(ceil_div(s.Tk, kDecodeThreads));
-  const float scale = attention_scale(s.d);
-  simt::launch(flash_decode_kernel<T>, dim3(chunks, s.Hq, s.B), kDecodeThreads, 0, stream, out, lse,
-               scratch, q, k, v, s, scale);
+  if constexpr (std::is_same_v<T, bf16>) {
+    flash_decode_tc(out, lse, scratch, q, k, v, s, stream);
+  } else {
+    simt::launch(flash_decode_kernel<T>, dim3(chunks, s.Hq, s.B), kDecodeThreads, 0, stream, out,
+                 lse, scratch, q, k, v, s, attention_scale(s.d));
+  }
   if (chunks > 1) {
     simt::launch(flash_decode_combine_kernel<T>, dim3(s.Hq, s.B), kDecodeThreads, 0, stream, out,
                  lse, static_cast<const float*>(scratch), chunks, s);
