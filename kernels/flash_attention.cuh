@@ -24,7 +24,7 @@
 //             K2 grid (⌈Tq/32⌉, Hq, B): recomputes S, P, dP, dS per KV tile; dQ = scale·Σ dS K_j.
 //             Shared: (4·32·(d+1) + 32·33)·4 B (d = 128: 70.3 KB).
 //             bf16 storage runs K1 and K2 on tensor cores instead (64-row tiles, P and dS rounded
-//             to bf16 as operands): kernels/flash_attention_bwd_tc.cuh.
+//             to bf16 as operands): kernels/flash_attention_tc_backward.cuh.
 //   decode    Tq = 1 (one query row per (b, h) against a cache of L keys): grid (⌈L/128⌉, Hq, B),
 //             128 threads, one key per thread: scores, block max / sum, then thread t < d sums
 //             P·V over the chunk for dim t. One chunk writes out and lse directly; more chunks
@@ -500,9 +500,10 @@ inline dim3 query_tiles(const AttentionShape& s) {
 
 }  // namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND
 
-// bf16 storage: the tensor-core forward, decode and backward (they use the helpers above).
+// bf16 storage: the tensor-core forward and decode (namespace tc_forward) and backward
+// (tc_backward); they use the helpers above.
 #include "kernels/flash_attention_tc_forward.cuh"
-#include "kernels/flash_attention_bwd_tc.cuh"
+#include "kernels/flash_attention_tc_backward.cuh"
 
 namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
 
@@ -512,7 +513,7 @@ void flash_attention_forward(T* out, float* lse, const T* q, const T* k, const T
   require_attention("flash_attention_forward", s);
   if (s.B == 0 || s.Tq == 0) return;
   if constexpr (std::is_same_v<T, bf16>) {
-    flash_forward_tc(out, lse, q, k, v, s, stream);
+    tc_forward::flash_forward_tc(out, lse, q, k, v, s, stream);
   } else {
     with_head_dim_capacity(s.d, [&](auto cap) {
       const auto kernel = s.seq_start != nullptr
@@ -533,7 +534,7 @@ void flash_attention_backward(T* dq, T* dk, T* dv, float* scratch, const T* dout
   require_attention("flash_attention_backward", s);
   if (s.B == 0) return;
   if constexpr (std::is_same_v<T, bf16>) {
-    flash_attention_backward_tc(dq, dk, dv, scratch, dout, q, k, v, out, lse, s, stream);
+    tc_backward::flash_attention_backward_tc(dq, dk, dv, scratch, dout, q, k, v, out, lse, s, stream);
   } else {
     const float scale = attention_scale(s.d);
     with_head_dim_capacity(s.d, [&](auto cap) {
@@ -575,7 +576,7 @@ void flash_attention_decode(T* out, float* lse, float* scratch, const T* q, cons
   }
   const int chunks = static_cast<int>(ceil_div(s.Tk, kDecodeThreads));
   if constexpr (std::is_same_v<T, bf16>) {
-    flash_decode_tc(out, lse, scratch, q, k, v, s, stream);
+    tc_forward::flash_decode_tc(out, lse, scratch, q, k, v, s, stream);
   } else {
     simt::launch(flash_decode_kernel<T>, dim3(chunks, s.Hq, s.B), kDecodeThreads, 0, stream, out,
                  lse, scratch, q, k, v, s, attention_scale(s.d));

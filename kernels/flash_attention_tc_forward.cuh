@@ -73,7 +73,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
+namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND::tc_forward {
 
 inline constexpr int kTcRows = 64;  // Br: query rows per forward block
 inline constexpr int kTcKeys = 64;  // Bc: keys per forward tile
@@ -528,4 +528,4 @@ inline void flash_decode_tc(bf16* out, float* lse, float* scratch, const bf16* q
   });
 }
 
-}  // namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND
+}  // namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND::tc_forward

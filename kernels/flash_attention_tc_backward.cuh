@@ -55,7 +55,7 @@
 #include "kernels/common.cuh"
 #include "kernels/flash_attention.h"
 
-namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND {
+namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND::tc_backward {
 
 inline constexpr int kTcTile = 64;                // K1's key tile, K2's query and key tiles
 inline constexpr int kTcQueryTile = 32;           // K1's query tile (registers: see above)
@@ -387,4 +387,4 @@ inline void flash_attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, float* scr
   });
 }
 
-}  // namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND
+}  // namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND::tc_backward
