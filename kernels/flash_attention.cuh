@@ -498,6 +498,39 @@ inline dim3 query_tiles(const AttentionShape& s) {
   return dim3(static_cast<unsigned>(ceil_div(s.Tq, kFlashTile)), s.Hq, s.B);
 }
 
+// 8 consecutive bf16 of global memory as 4 pairs (the tensor-core kernels' operand loads), and
+// back; one 16-byte access when `vec` (p 16-byte aligned).
+__device__ __forceinline__ void load_bf16x8(std::uint32_t (&w)[4], const bf16* p, bool vec) {
+#ifdef __CUDACC__
+  if (vec) {
+    const uint4 x = *reinterpret_cast<const uint4*>(p);
+    w[0] = x.x;
+    w[1] = x.y;
+    w[2] = x.z;
+    w[3] = x.w;
+    return;
+  }
+#else
+  (void)vec;
+#endif
+  MINIVLM_UNROLL
+  for (int e = 0; e < 4; ++e) w[e] = pack_bf16x2(p[2 * e], p[2 * e + 1]);
+}
+__device__ __forceinline__ void store_bf16x8(bf16* p, const std::uint32_t (&w)[4], bool vec) {
+#ifdef __CUDACC__
+  if (vec) {
+    *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+    return;
+  }
+#else
+  (void)vec;
+#endif
+  MINIVLM_UNROLL
+  for (int e = 0; e < 8; ++e) {
+    p[e] = __ushort_as_bfloat16(static_cast<unsigned short>(w[e / 2] >> (16 * (e % 2))));
+  }
+}
+
 }  // namespace minivlm::kernels::MINIVLM_KERNEL_BACKEND
 
 // bf16 storage: the tensor-core forward and decode (namespace tc_forward) and backward
@@ -534,7 +567,8 @@ void flash_attention_backward(T* dq, T* dk, T* dv, float* scratch, const T* dout
   require_attention("flash_attention_backward", s);
   if (s.B == 0) return;
   if constexpr (std::is_same_v<T, bf16>) {
-    tc_backward::flash_attention_backward_tc(dq, dk, dv, scratch, dout, q, k, v, out, lse, s, stream);
+    tc_backward::flash_attention_backward_tc(dq, dk, dv, scratch, dout, q, k, v, out, lse, s,
+                                             stream);
   } else {
     const float scale = attention_scale(s.d);
     with_head_dim_capacity(s.d, [&](auto cap) {

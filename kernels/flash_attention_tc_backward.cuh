@@ -69,18 +69,7 @@ __host__ __device__ constexpr int tc_row_words(int d) { return tc_padded_dim(d) 
 
 // Eight bf16 (16 bytes) of global memory as four pairs.
 __device__ __forceinline__ void tc_load8(std::uint32_t (&w)[4], const bf16* p) {
-#ifdef __CUDACC__
-  if ((reinterpret_cast<std::uintptr_t>(p) & 15) == 0) {
-    const uint4 x = *reinterpret_cast<const uint4*>(p);
-    w[0] = x.x;
-    w[1] = x.y;
-    w[2] = x.z;
-    w[3] = x.w;
-    return;
-  }
-#endif
-  MINIVLM_UNROLL
-  for (int i = 0; i < 4; ++i) w[i] = pack_bf16x2(p[2 * i], p[2 * i + 1]);
+  load_bf16x8(w, p, (reinterpret_cast<std::uintptr_t>(p) & 15) == 0);
 }
 
 // dst[r·ldw + c] = dims (2c, 2c + 1) of row row0 + r of head `head`, for r < rows; rows at or

@@ -124,38 +124,6 @@ __device__ __forceinline__ void lds128(std::uint32_t (&w)[4], const bf16* p) {
 #endif
 }
 
-// 8 consecutive bf16 of global memory as 4 pairs; one 16-byte load when `vec` (p 16-byte aligned).
-__device__ __forceinline__ void load8(std::uint32_t (&w)[4], const bf16* p, bool vec) {
-#ifdef __CUDACC__
-  if (vec) {
-    const uint4 x = *reinterpret_cast<const uint4*>(p);
-    w[0] = x.x;
-    w[1] = x.y;
-    w[2] = x.z;
-    w[3] = x.w;
-    return;
-  }
-#else
-  (void)vec;
-#endif
-  MINIVLM_UNROLL
-  for (int e = 0; e < 4; ++e) w[e] = pack_bf16x2(p[2 * e], p[2 * e + 1]);
-}
-__device__ __forceinline__ void store8(bf16* p, const std::uint32_t (&w)[4], bool vec) {
-#ifdef __CUDACC__
-  if (vec) {
-    *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
-    return;
-  }
-#else
-  (void)vec;
-#endif
-  MINIVLM_UNROLL
-  for (int e = 0; e < 8; ++e) {
-    p[e] = __ushort_as_bfloat16(static_cast<unsigned short>(w[e / 2] >> (16 * (e % 2))));
-  }
-}
-
 // dst[r·ld + c] = src[row0 + r][c] of head `head` for r < rows, c < dp = ⌈d/16⌉·16; zero for
 // rows at or past len and dims at or past d. Thread `tid` of `threads` takes 16-byte chunks, a
 // row's chunks on consecutive threads (coalesced).
@@ -167,7 +135,7 @@ __device__ __forceinline__ void tc_load_rows(bf16* dst, int ld, const bf16* src,
     const int r = idx / chunks, c = idx % chunks, row = row0 + r;
     std::uint32_t w[4] = {0, 0, 0, 0};
     if (row < len && 8 * c < d)
-      load8(w, src + row_offset(b, len, heads, head, row, d) + 8 * c, vec);
+      load_bf16x8(w, src + row_offset(b, len, heads, head, row, d) + 8 * c, vec);
     sts128(dst + r * ld + 8 * c, w);
   }
 }
@@ -183,8 +151,9 @@ __device__ __forceinline__ void tc_load_transposed(bf16* dst, int ld, const bf16
   for (int idx = tid; idx < pairs * chunks; idx += threads) {
     const int p = idx % pairs, c = idx / pairs, row = row0 + 2 * p;
     std::uint32_t lo[4] = {0, 0, 0, 0}, hi[4] = {0, 0, 0, 0};
-    if (row < len) load8(lo, src + row_offset(b, len, heads, head, row, d) + 8 * c, vec);
-    if (row + 1 < len) load8(hi, src + row_offset(b, len, heads, head, row + 1, d) + 8 * c, vec);
+    if (row < len) load_bf16x8(lo, src + row_offset(b, len, heads, head, row, d) + 8 * c, vec);
+    if (row + 1 < len)
+      load_bf16x8(hi, src + row_offset(b, len, heads, head, row + 1, d) + 8 * c, vec);
     MINIVLM_UNROLL
     for (int e = 0; e < 8; ++e) {
       const int sh = 16 * (e % 2);
@@ -374,7 +343,7 @@ __global__ void __launch_bounds__(kTcThreads)
     if (w0 + r >= s.Tq) break;
     std::uint32_t w[4];
     lds128(w, QKs + (16 * warp + r) * ld + 8 * c);
-    store8(out + row_offset(b, s.Tq, s.Hq, h, w0 + r, d) + 8 * c, w, vec);
+    store_bf16x8(out + row_offset(b, s.Tq, s.Hq, h, w0 + r, d) + 8 * c, w, vec);
   }
 }
 
