@@ -132,7 +132,9 @@ float margin(const std::vector<float>& v) {
 // at every step the fp32 top-2 margin is at least twice the largest bf16 − fp32 difference of any
 // logit of that step — so the choice cannot flip, and the test says so when it could — with the
 // reply changing token at least once. (Other seeds of these untrained models give steps whose top
-// two logits are near-tied, where bf16 may legitimately choose the other one.)
+// two logits are near-tied, where bf16 may legitimately choose the other one, and, in minimind3-v,
+// steps where a token's top-2 expert choice is near-tied, so bf16 routes it to another expert and
+// that step's logits move by 10-20%: about one seed in four at 12 steps.)
 struct Case {
   const char* family;
   float scale;
@@ -222,7 +224,7 @@ TEST_P(DeviceBf16, GreedyTokensAndLossMatchFp32) {
 
 INSTANTIATE_TEST_SUITE_P(Families, DeviceBf16,
                          ::testing::Values(Case{"minimind_v", 4.0f, 11, 12},
-                                           Case{"minimind_3v", 4.0f, 11, 12},
+                                           Case{"minimind_3v", 4.0f, 68, 12},
                                            Case{"smolvlm_tiny", 5.0f, 9, 9}),
                          [](const ::testing::TestParamInfo<Case>& i) {
                            return std::string(i.param.family);
