@@ -175,10 +175,7 @@ json bench_generate(MiniMindVLM& model, int64_t prompt, int64_t new_tokens,
   std::vector<double> prefill, decode;
   int threads_used = 0;
   for (int i = 0; i < warmup + reps; ++i) {
-    KVCache cache = KVCache::allocate(c, 1, prompt + new_tokens, device);
-    if (dtype != DType::f32)  // the cache holds keys and values in the model's dtype
-      for (std::vector<Tensor>* kv : {&cache.k, &cache.v})
-        for (Tensor& t : *kv) t = t.to(dtype);
+    KVCache cache = KVCache::allocate_for(model.llm, 1, prompt + new_tokens);
     const auto t0 = Clock::now();
     const Tensor h = model.llm.forward_hidden(model.llm.embed(ids), 0, &cache);
     const std::vector<float> first =
@@ -323,11 +320,7 @@ json predict_decode(MiniMindVLM& model, int64_t B, int64_t context, Device devic
   NoGradGuard no_grad;
   cuda::CostRecording recording(execute);
   place_model(model, nullptr, device, dtype);
-  const LlmConfig& c = model.config().llm;
-  KVCache cache = KVCache::allocate(c, B, context + 1, device);
-  if (dtype != DType::f32)
-    for (std::vector<Tensor>* kv : {&cache.k, &cache.v})
-      for (Tensor& t : *kv) t = t.to(dtype);
+  KVCache cache = KVCache::allocate_for(model.llm, B, context + 1);
   const auto decoder = make_decode_step(model.llm, B, context + 1, {});
   const std::vector<int64_t> ids(static_cast<size_t>(B), 1);
   for (int i = 0; i <= warmup; ++i) {

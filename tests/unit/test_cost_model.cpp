@@ -95,6 +95,15 @@ std::vector<Linear> layer_linears(const LlmConfig& c) {
   return {{H, q}, {H, kv}, {H, kv}, {q, H}, {H, I}, {H, I}, {I, H}};
 }
 
+// Every layer's linears, then the tied LM head.
+std::vector<Linear> lm_linears(const LlmConfig& c) {
+  std::vector<Linear> all;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    for (const Linear& x : layer_linears(c)) all.push_back(x);
+  all.push_back({c.hidden_size, c.vocab_size});
+  return all;
+}
+
 TEST(CostModel, TrainingStepCountsMatchHandCount) {
   const LlmConfig c = test_config();
   const int64_t B = 2, T = 24, N = B * T, L = c.num_hidden_layers, H = c.hidden_size,
@@ -106,10 +115,7 @@ TEST(CostModel, TrainingStepCountsMatchHandCount) {
   // GEMMs: every linear of every layer plus the tied LM head, forward and both gradients.
   double gemm_flops = 0, gemm_bytes = 0;
   int64_t gemms = 0;
-  std::vector<Linear> linears;
-  for (int64_t l = 0; l < L; ++l)
-    for (const Linear& x : layer_linears(c)) linears.push_back(x);
-  linears.push_back({H, V});
+  const std::vector<Linear> linears = lm_linears(c);
   for (const Linear& x : linears) {
     const double m = static_cast<double>(N), in = static_cast<double>(x.in),
                  out = static_cast<double>(x.out);
@@ -307,9 +313,8 @@ TEST(CostModel, VlmTrainingStepGemmsMatchHandCount) {
 
 TEST(CostModel, DecodeStepCountsMatchHandCount) {
   const LlmConfig c = test_config();
-  const int64_t B = 3, context = 200, L = c.num_hidden_layers, H = c.hidden_size, V = c.vocab_size,
-                d = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads,
-                Tk = context + 1;
+  const int64_t B = 3, context = 200, L = c.num_hidden_layers, d = c.head_dim,
+                Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, Tk = context + 1;
   const double e = 4;
   MiniMindLM lm(c);
   Rng rng(9);
@@ -329,10 +334,7 @@ TEST(CostModel, DecodeStepCountsMatchHandCount) {
   // GEMMs: B rows through every linear and the LM head.
   double flops = 0, bytes = 0;
   int64_t gemms = 0;
-  std::vector<Linear> linears;
-  for (int64_t l = 0; l < L; ++l)
-    for (const Linear& x : layer_linears(c)) linears.push_back(x);
-  linears.push_back({H, V});
+  const std::vector<Linear> linears = lm_linears(c);
   for (const Linear& x : linears) {
     const double m = static_cast<double>(B), in = static_cast<double>(x.in),
                  out = static_cast<double>(x.out);
